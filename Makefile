@@ -1,0 +1,18 @@
+# Two commands set up a fresh machine: `make serve` and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+
+.PHONY: serve test bench
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+serve: $(VENV)/.installed  ## run the receiver on SQLite (./mps-callback.db), port 8787
+	$(VENV)/bin/mps-callback serve
+
+test: $(VENV)/.installed  ## the whole suite: SQLite always, MariaDB and PostgreSQL where reachable (always on CI)
+	$(PY) -m pytest

@@ -1,0 +1,3 @@
+"""mps-callback: the receiver for Tencent Cloud MPS task notifications."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from mps_callback.cli import app
+
+app()

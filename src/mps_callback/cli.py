@@ -1,0 +1,83 @@
+"""The ``mps-callback`` command line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import orjson
+import typer
+
+from mps_callback.config import Settings
+
+app = typer.Typer(help="Receiver for Tencent Cloud MPS task notifications.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+log = logging.getLogger("mps_callback")
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="default MPS_HOST")] = None,
+    port: Annotated[Optional[int], typer.Option(help="default MPS_PORT")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="default MPS_WORKERS")] = None,
+) -> None:
+    """Migrate the database, then take notifications until SIGTERM (in-flight requests finish)."""
+    import uvicorn
+
+    from mps_callback.logs import configure_logging, logging_config
+    from mps_callback.store.migrate import upgrade
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    upgrade(settings.database_url.get_secret_value())
+    log.info("database migrated; starting", extra={"host": host or settings.host, "port": port or settings.port})
+    uvicorn.run(
+        "mps_callback.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        access_log=False,
+        log_config=logging_config(settings.log_level),
+        timeout_graceful_shutdown=30,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (serve does this on start)."""
+    from mps_callback.logs import configure_logging
+    from mps_callback.store.migrate import upgrade
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    upgrade(settings.database_url.get_secret_value())
+    typer.echo("database is at the latest revision")
+
+
+@app.command()
+def send(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a notification JSON file")],
+    url: Annotated[str, typer.Option(help="the receiver's callback URL")] = "http://127.0.0.1:8787/v1/mps/callback",
+    key: Annotated[
+        Optional[str], typer.Option(help="NotifyKey to sign with; default the first of MPS_NOTIFY_KEYS, none: unsigned")
+    ] = None,
+) -> None:
+    """Sign FILE with a fresh Timestamp (now + 600 s) and POST it, as MPS would; print the answer."""
+    from mps_callback.send import post, stamp
+
+    notification = orjson.loads(file.read_bytes())
+    if not isinstance(notification, dict):
+        raise typer.BadParameter("the file must hold a JSON object", param_hint="FILE")
+    if key is None:
+        configured = Settings().notify_key_values
+        key = configured[0] if configured else None
+    response = post(url, stamp(notification, key))
+    typer.echo(f"{response.status_code} {response.text}")
+    if response.status_code >= 300:
+        raise typer.Exit(1)

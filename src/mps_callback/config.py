@@ -1,0 +1,42 @@
+"""Settings, read from the environment (prefix ``MPS_``) and an optional ``.env`` file.
+
+Secrets are ``SecretStr`` so that printing or logging the settings never shows them.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MPS_", env_file=".env", extra="ignore")
+
+    database_url: SecretStr = SecretStr("sqlite:///./mps-callback.db")
+    notify_keys: Annotated[list[SecretStr], NoDecode] = []
+    max_skew_seconds: int = 60
+    url_token: SecretStr = SecretStr("")
+    api_token: SecretStr = SecretStr("")
+    host: str = "0.0.0.0"
+    port: int = 8787
+    workers: int = 1
+    spool_dir: str = "./spool"
+    max_body_bytes: int = 16 * MIB
+    log_level: str = "INFO"
+
+    @field_validator("notify_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        """MPS_NOTIFY_KEYS is comma-separated, so that a key can be rotated by listing both."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @cached_property
+    def notify_key_values(self) -> tuple[str, ...]:
+        return tuple(key.get_secret_value() for key in self.notify_keys)

@@ -1,0 +1,1 @@
+"""Intake: the front doors. Every door hands the same bytes to ``Intake.accept``."""

@@ -1,0 +1,63 @@
+"""One notification on its way into the journal, and the receipt it gets back."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from mps_callback.intake.envelope import Envelope
+from mps_callback.verify.shape import Shape
+
+#: Fields that change on every retry of the same notification, so they are not part of its identity.
+VOLATILE_FIELDS = ("Timestamp", "Sign")
+
+
+def dedupe_key(body: dict[str, Any]) -> str:
+    """SHA-256 of the canonical body (sorted keys) without Timestamp and Sign.
+
+    MPS may deliver one notification several times (retries, CMQ redelivery) with a fresh
+    Timestamp and Sign each time; everything else is the same, so this key is too.
+    """
+    canonical = {key: value for key, value in body.items() if key not in VOLATILE_FIELDS}
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass(slots=True)
+class JournalEntry:
+    received_at: datetime
+    shape: Shape
+    body: dict[str, Any]
+    signature: str
+    channel: str
+    envelope: Envelope
+    delivery: dict[str, Any]
+    dedupe_key: str
+
+    def row(self, batch_id: str) -> dict[str, Any]:
+        return {
+            "received_at": self.received_at,
+            "kind": self.shape.kind,
+            "event_type": self.shape.event_type,
+            "notification_type": self.shape.notification_type,
+            "task_id": self.shape.task_id,
+            "session_id": self.shape.session_id,
+            "session_context": self.shape.session_context,
+            "body": self.body,
+            "signature": self.signature,
+            "channel": self.channel,
+            "wrapper": self.envelope.wrapper,
+            "message_id": self.envelope.message_id,
+            "delivery": self.delivery,
+            "dedupe_key": self.dedupe_key,
+            "batch_id": batch_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    notification_id: int
+    duplicate: bool

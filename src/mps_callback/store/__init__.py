@@ -1,0 +1,1 @@
+"""Store: the database tables, the engine and the migrations."""

@@ -1,0 +1,60 @@
+"""Build the async engine from ``MPS_DATABASE_URL``.
+
+Users write the URLs they know (``sqlite:///x.db``, ``mysql://...``, ``postgresql://...``);
+the async driver for each is chosen here so nobody has to know driver names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "mysql": "mysql+asyncmy",
+    "mariadb": "mariadb+asyncmy",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+def async_url(url: str | URL) -> URL:
+    """The URL with its async driver; an explicit ``+driver`` is respected."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    if "+" not in parsed.drivername:
+        parsed = parsed.set(drivername=ASYNC_DRIVERS.get(parsed.drivername, parsed.drivername))
+    if parsed.get_backend_name() in ("mysql", "mariadb") and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed
+
+
+def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
+    """An engine with JSON through orjson and, on SQLite, WAL with durable commits."""
+    target = async_url(url)
+    options.setdefault("pool_pre_ping", True)
+    if target.get_backend_name() == "sqlite":
+        options.setdefault("connect_args", {"timeout": 30})
+    elif "poolclass" not in options:
+        options.setdefault("pool_size", 10)
+        options.setdefault("max_overflow", 10)
+        options.setdefault("pool_recycle", 3600)
+    engine = create_async_engine(target, json_serializer=_dumps, json_deserializer=orjson.loads, **options)
+    if target.get_backend_name() == "sqlite":
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers run beside the writer; synchronous=FULL makes a commit survive power loss."""
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000", "foreign_keys=ON"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()

@@ -1,0 +1,31 @@
+"""Alembic environment: runs migrations over the same async engine the service uses."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
+
+from mps_callback.store.engine import create_engine
+from mps_callback.store.tables import metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _main() -> None:
+    engine = create_engine(context.config.attributes["database_url"], poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+asyncio.run(_main())

@@ -1,0 +1,256 @@
+"""The real service (uvicorn subprocess) on each backend: what MPS and attackers see."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from mps_callback.send import stamp
+from mps_callback.store.tables import notifications
+from mps_callback.verify.signature import sign
+from tests.conftest import FIXTURES, Service, fixture_files, load_fixture, query, start_service
+from tests.fixtures.make_fixtures import SECRET_ID, SECRET_KEY
+from tests.journal.test_group_commit import install_refusal_trigger
+
+KEYS = "old-key,new-key"
+ALL_FIXTURES = [p.relative_to(FIXTURES) for p in fixture_files("vod") + fixture_files("live") + fixture_files("examples")]
+
+
+@pytest.fixture(scope="module")
+def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    running = start_service(module_database_url, tmp_path_factory.mktemp("service"), notify_keys=KEYS)
+    yield running
+    running.stop()
+
+
+def row_count(service: Service) -> int:
+    return query(service.database_url, "SELECT COUNT(*) FROM notifications")[0][0]
+
+
+def stored(service: Service, notification_id: int) -> sa.Row:
+    return query(service.database_url, sa.select(notifications).where(notifications.c.id == notification_id))[0]
+
+
+@pytest.mark.parametrize("relative", ALL_FIXTURES, ids=str)
+def test_each_signed_notification_is_stored_once(service: Service, relative: Path):
+    body = load_fixture(relative)
+    first = service.post(stamp(body, "new-key"))
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert answer["code"] == 0 and answer["message"] == "ok"
+    retry = service.post(stamp(body, "old-key", now=time.time() + 5))  # MPS retrying: fresh Timestamp and Sign
+    assert retry.status_code == 200
+    assert retry.json() == {**answer, "duplicate": True}
+    row = stored(service, answer["notification_id"])
+    assert row.signature == "verified" and row.channel == "http" and row.wrapper == "none"
+    assert row.kind == ("live" if "NotificationType" in body else "vod")
+    assert row.event_type == body.get("EventType") and row.notification_type == body.get("NotificationType")
+    assert row.session_context == body.get("SessionContext") or body.get("SessionContext") in (None, "")
+    same = query(service.database_url, sa.select(sa.func.count()).where(notifications.c.dedupe_key == row.dedupe_key))
+    assert same[0][0] == 1
+    assert row.body["Sign"] == "[redacted]" and "Timestamp" in row.body
+
+
+def test_the_legacy_path_takes_notifications_too(service: Service):
+    body = stamp({"NotificationType": "ProcessEof", "TaskId": "legacy-path-1"}, "new-key")
+    response = service.post(body, path="/pyapi/mps/callback")
+    assert response.status_code == 200 and not response.json()["duplicate"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (lambda b: {k: v for k, v in b.items() if k not in ("Sign", "Timestamp")}, "unsigned"),
+        (lambda b: {**b, "Sign": sign(b["Timestamp"], "guessed-key")}, "does not match"),
+        (lambda b: {**b, "Timestamp": b["Timestamp"] - 10}, "does not match"),  # Sign replayed on another Timestamp
+        (lambda b: {**b, "Timestamp": 1_000_000_000, "Sign": sign(1_000_000_000, "new-key")}, "expired"),
+        (lambda b: {**b, "Timestamp": 99_999_999_999, "Sign": sign(99_999_999_999, "new-key")}, "future"),
+    ],
+    ids=["unsigned", "forged", "replayed-timestamp", "expired", "far-future"],
+)
+def test_signature_failures_are_401_and_not_stored(service: Service, mutate, reason: str):
+    before = row_count(service)
+    body = mutate(stamp({"NotificationType": "ProcessEof", "TaskId": f"sig-{reason}"}, "new-key"))
+    response = service.post(body)
+    assert response.status_code == 401
+    assert reason in response.json()["message"]
+    assert row_count(service) == before
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+BAD_BODIES = {
+    "not-json": (b"hello", 400, "not valid JSON"),
+    "empty": (b"", 400, "empty body"),
+    "array": (b"[1, 2]", 400, "JSON object"),
+    "scalar": (b"42", 400, "JSON object"),
+    "truncated": (b'{"EventType": "WorkflowTask", "WorkflowTaskEvent": {"TaskId": "t', 400, "not valid JSON"),
+    "invalid-utf8": (b'{"EventType": "WorkflowTask", "X": "\xc3\x28"}', 400, "not valid JSON"),
+    "deep-10000": (b'{"EventType": "WorkflowTask", "X": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", 400, "JSON"),
+    "deep-40-signed": (orjson.dumps(stamp({"EventType": "WorkflowTask", "X": _nested(40)}, "new-key")), 400, "nested"),
+    "neither-shape": (b'{"hello": "world"}', 400, "EventType"),
+    "timestamp-not-integer": (b'{"NotificationType": "ProcessEof", "Timestamp": "soon", "Sign": "' + b"a" * 32 + b'"}', 400, "Timestamp"),
+    "sign-not-hex": (b'{"NotificationType": "ProcessEof", "Timestamp": 1800000000, "Sign": "zz"}', 400, "Sign"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_BODIES)
+def test_bad_input_is_4xx_with_a_reason_and_not_stored(service: Service, name: str):
+    raw, status, reason = BAD_BODIES[name]
+    before = row_count(service)
+    response = service.post(raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == status
+    assert reason in response.json()["message"]
+    assert row_count(service) == before
+    assert service.get("/healthz").status_code == 200
+
+
+def test_a_20_mib_body_is_413(service: Service):
+    before = row_count(service)
+    raw = b'{"EventType": "WorkflowTask", "Pad": "' + b"x" * (20 * 1024 * 1024) + b'"}'
+    response = service.post(raw)
+    assert response.status_code == 413 and "larger than" in response.json()["message"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the cap must hold while streaming
+        for start in range(0, len(raw), 1 << 20):
+            yield raw[start : start + (1 << 20)]
+
+    import httpx
+
+    streamed = httpx.post(service.base_url + "/v1/mps/callback", content=chunks(), timeout=30)
+    assert streamed.status_code == 413
+    assert row_count(service) == before
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/octet-stream", None])
+def test_any_content_type_is_accepted(service: Service, content_type: str | None):
+    body = stamp({"NotificationType": "ProcessEof", "TaskId": f"ct-{content_type}"}, "new-key")
+    headers = {"Content-Type": content_type} if content_type else {}
+    assert service.post(body, headers=headers).status_code == 200
+
+
+def test_cmq_push_is_unwrapped_and_its_message_id_kept(service: Service):
+    inner = stamp(load_fixture("examples/doc-live-AiReviewResult.json") | {"TaskId": "cmq-task-1"}, "new-key")
+    envelope = {"TopicOwner": 1250000000, "topicName": "mps", "subscriptionName": "sub", "msgId": "msg-42",
+                "msgBody": orjson.dumps(inner).decode(), "publishTime": 1700000000000}
+    response = service.post(envelope, headers={"Content-Type": "text/plain", "x-cmq-message-id": "msg-42",
+                                               "x-cmq-request-id": "req-7"})
+    assert response.status_code == 200
+    row = stored(service, response.json()["notification_id"])
+    assert (row.wrapper, row.message_id, row.task_id) == ("cmq", "msg-42", "cmq-task-1")
+    assert row.body["AiReviewResultInfo"] == inner["AiReviewResultInfo"]
+    assert row.delivery["envelope"]["topicName"] == "mps"
+    assert row.delivery["headers"]["x-cmq-request-id"] == "req-7"
+
+
+def test_credentials_in_headers_are_not_stored(service: Service):
+    body = stamp({"NotificationType": "ProcessEof", "TaskId": "headers-1"}, "new-key")
+    response = service.post(body, headers={"Authorization": "Bearer hdr-secret-1", "Cookie": "s=hdr-secret-2",
+                                           "X-Api-Key": "hdr-secret-3", "User-Agent": "mps-test"})
+    row = stored(service, response.json()["notification_id"])
+    headers = row.delivery["headers"]
+    assert headers["user-agent"] == "mps-test"
+    assert not {"authorization", "cookie", "x-api-key"} & set(headers)
+    assert row.delivery["remote_addr"] == "127.0.0.1"
+
+
+def test_batch_task_without_task_id_is_kept(service: Service):
+    response = service.post(stamp(load_fixture("vod/BatchTask.json") | {"SessionId": "batch-x"}, "new-key"))
+    assert response.status_code == 200
+    assert stored(service, response.json()["notification_id"]).task_id is None
+
+
+def test_a_write_the_database_refuses_is_503_never_200(service: Service):
+    install_refusal_trigger(service.database_url, "refuse-me")
+    before = row_count(service)
+    response = service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "refuse-me"}, "new-key"))
+    assert response.status_code == 503
+    assert response.json()["code"] == 503
+    assert row_count(service) == before
+    other = service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "after-refusal"}, "new-key"))
+    assert other.status_code == 200
+
+
+def test_readiness_and_liveness(service: Service):
+    assert service.get("/healthz").json() == {"status": "ok"}
+    assert service.get("/readyz").json() == {"status": "ready", "database": "ok"}
+
+
+def test_one_json_log_line_per_notification(service: Service):
+    response = service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "logged-task-1"}, "new-key"))
+    assert response.status_code == 200
+    time.sleep(0.2)
+    lines = [orjson.loads(line) for line in service.logs().splitlines() if "logged-task-1" in line]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["outcome"] == "accepted" and line["type"] == "ProcessEof" and line["status"] == 200
+    assert line["duration_ms"] > 0 and line["notification_id"] == response.json()["notification_id"]
+
+
+def test_zz_no_secret_reaches_the_database_or_the_logs(service: Service):
+    """Runs last in the module: everything above has been sent, fixtures with S3 keys included."""
+    service.post(stamp(load_fixture("vod/WorkflowTask-MediaProcess-TranscodeTask.json") | {"SessionId": "zz"}, "new-key"))
+    dumped = " ".join(str(tuple(row)) for row in query(service.database_url, sa.select(notifications)))
+    assert SECRET_ID not in dumped and SECRET_KEY not in dumped
+    assert "[redacted]" in dumped
+    everything = dumped + service.logs()
+    for secret in ("old-key", "new-key", SECRET_ID, SECRET_KEY, "hdr-secret-1", "hdr-secret-2", "hdr-secret-3"):
+        assert secret not in everything, secret
+
+
+# ------------------------------------------------------------------ other configurations (SQLite)
+
+
+def test_without_keys_unsigned_notifications_are_taken_with_a_loud_warning(tmp_path: Path):
+    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
+    try:
+        response = service.post(load_fixture("examples/doc-live-ProcessEof.json"))
+        assert response.status_code == 200
+        assert stored(service, response.json()["notification_id"]).signature == "unsigned"
+        signed = service.post(stamp(load_fixture("examples/doc-live-AiReviewResult.json"), "whatever"))
+        assert stored(service, signed.json()["notification_id"]).signature == "unverified"
+    finally:
+        service.stop()
+    assert "WITHOUT signature checks" in service.logs()
+
+
+def test_url_token_is_a_second_factor(tmp_path: Path):
+    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, notify_keys="k", url_token="url-secret-9")
+    try:
+        body = stamp(load_fixture("examples/doc-live-ProcessEof.json"), "k")
+        assert service.post(body).status_code == 401
+        assert service.post(body, path="/v1/mps/callback?token=wrong").status_code == 401
+        assert service.post(body, path="/v1/mps/callback?token=url-secret-9").status_code == 200
+    finally:
+        service.stop()
+    assert "url-secret-9" not in service.logs()
+    assert "url-secret-9" not in str(query(service.database_url, sa.select(notifications)))
+
+
+def test_sigterm_finishes_the_request_in_flight(tmp_path: Path):
+    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
+    body = orjson.dumps({"NotificationType": "ProcessEof", "TaskId": "in-flight-1"})
+    port = int(service.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"POST /v1/mps/callback HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:10])
+        time.sleep(0.3)
+        service.process.terminate()  # SIGTERM while the body is still arriving
+        time.sleep(0.3)
+        sock.sendall(body[10:])
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    # uvicorn re-raises SIGTERM once its graceful shutdown is done, so the exit status says "terminated".
+    assert service.process.wait(timeout=20) in (0, -15)
+    assert "Application shutdown complete" in service.logs()
+    assert query(service.database_url, "SELECT task_id FROM notifications")[0][0] == "in-flight-1"
