@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from mps_callback.config import Settings
 from mps_callback.intake import http as intake_http
 from mps_callback.intake.accept import Intake
 from mps_callback.journal.group_commit import GroupCommitJournal
+from mps_callback.project.projector import Projector
 from mps_callback.store.engine import create_engine
 
 log = logging.getLogger("mps_callback")
@@ -24,8 +26,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url.get_secret_value())
-        journal = GroupCommitJournal(engine)
+        journaled = asyncio.Event()
+        journal = GroupCommitJournal(engine, on_commit=journaled.set)
         journal.start()
+        projector = asyncio.create_task(Projector(engine, settings.cdn_domains).run_forever(journaled))
         app.state.settings = settings
         app.state.engine = engine
         app.state.intake = Intake(settings, journal)
@@ -34,6 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await journal.close()
+            projector.cancel()
+            await asyncio.gather(projector, return_exceptions=True)
             await engine.dispose()
 
     app = FastAPI(title="mps-callback", version=__version__, lifespan=lifespan)

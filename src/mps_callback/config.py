@@ -19,6 +19,7 @@ class Settings(BaseSettings):
 
     database_url: SecretStr = SecretStr("sqlite:///./mps-callback.db")
     notify_keys: Annotated[list[SecretStr], NoDecode] = []
+    cdn_domains: Annotated[dict[str, str], NoDecode] = {}
     max_skew_seconds: int = 60
     url_token: SecretStr = SecretStr("")
     api_token: SecretStr = SecretStr("")
@@ -35,6 +36,15 @@ class Settings(BaseSettings):
         """MPS_NOTIFY_KEYS is comma-separated, so that a key can be rotated by listing both."""
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cdn_domains", mode="before")
+    @classmethod
+    def _split_domains(cls, value: object) -> object:
+        """MPS_CDN_DOMAINS: ``bucket=https://cdn.example.com,other-bucket=https://...``."""
+        if isinstance(value, str):
+            pairs = (part.split("=", 1) for part in value.split(",") if "=" in part)
+            return {bucket.strip(): domain.strip() for bucket, domain in pairs}
         return value
 
     @cached_property

@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from collections.abc import Callable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mps_callback.errors import JournalUnavailable
 from mps_callback.journal.entry import JournalEntry, Receipt
 from mps_callback.store.tables import notifications
+from mps_callback.store.upsert import insert_skipping_duplicates
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,11 @@ MAX_BATCH = 500
 
 
 class GroupCommitJournal:
-    def __init__(self, engine: AsyncEngine, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, engine: AsyncEngine, max_batch: int = MAX_BATCH, on_commit: Callable[[], None] | None = None
+    ) -> None:
         self._engine = engine
+        self._on_commit = on_commit
         self._max_batch = max_batch
         self._pending: list[tuple[JournalEntry, asyncio.Future[Receipt]]] = []
         self._wakeup = asyncio.Event()
@@ -80,6 +83,8 @@ class GroupCommitJournal:
         for (_, future), receipt in zip(batch, receipts):
             if not future.done():
                 future.set_result(receipt)
+        if self._on_commit is not None:
+            self._on_commit()
 
 
 async def write_batch(engine: AsyncEngine, entries: list[JournalEntry]) -> list[Receipt]:
@@ -94,7 +99,7 @@ async def write_batch(engine: AsyncEngine, entries: list[JournalEntry]) -> list[
         first_of_key.setdefault(entry.dedupe_key, index)
     rows = [entries[index].row(batch_id) for index in first_of_key.values()]
     async with engine.begin() as connection:
-        await connection.execute(_insert_skipping_duplicates(connection), rows)
+        await connection.execute(insert_skipping_duplicates(connection.dialect.name, notifications, "dedupe_key"), rows)
         stored = await _find(connection, list(first_of_key))
     receipts = []
     for index, entry in enumerate(entries):
@@ -102,19 +107,6 @@ async def write_batch(engine: AsyncEngine, entries: list[JournalEntry]) -> list[
         is_first = first_of_key[entry.dedupe_key] == index
         receipts.append(Receipt(notification_id, duplicate=not (is_first and written_by == batch_id)))
     return receipts
-
-
-def _insert_skipping_duplicates(connection: AsyncConnection) -> Any:
-    backend = connection.dialect.name
-    if backend == "postgresql":
-        return postgresql.insert(notifications).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    if backend == "sqlite":
-        return sqlite.insert(notifications).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    if backend in ("mysql", "mariadb"):
-        # Not INSERT IGNORE: that would also turn real errors (a value too long) into warnings.
-        statement = mysql.insert(notifications)
-        return statement.on_duplicate_key_update(dedupe_key=notifications.c.dedupe_key)
-    raise NotImplementedError(f"unsupported database backend {backend}")
 
 
 async def _find(connection: AsyncConnection, keys: list[str]) -> dict[str, tuple[int, str]]:

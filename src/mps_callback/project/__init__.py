@@ -1,0 +1,1 @@
+"""Project: turn journal rows into tasks, subtasks, outputs and segments."""

@@ -1,0 +1,15 @@
+"""AI content review: porn, terrorism, political and prohibited content, in images, speech and text."""
+
+from mps_callback.project.family import Family
+
+GROUP = "AiReview"
+
+_REVIEW = Family(segments={"SegmentSet": "review"})
+
+FAMILIES = {
+    key: _REVIEW
+    for key in (
+        "PornTask", "TerrorismTask", "PoliticalTask", "PornAsrTask", "PornOcrTask", "PoliticalAsrTask",
+        "PoliticalOcrTask", "TerrorismOcrTask", "ProhibitedAsrTask", "ProhibitedOcrTask",
+    )
+}

@@ -1,0 +1,15 @@
+"""Quality control: scores, quality findings with their time ranges, container diagnosis, LLM detection."""
+
+from mps_callback.project.family import Family
+
+GROUP = "QualityControl"
+
+QUALITY = Family(
+    segments={
+        "QualityControlItems": "quality",
+        "ContainerDiagnoseResultSet": "diagnosis",
+        "IssueSet": "llm_issue",
+    }
+)
+
+FAMILIES = {"AiQualityControlTaskResult": QUALITY, "QualityControlTask": QUALITY}

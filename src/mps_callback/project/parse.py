@@ -1,0 +1,333 @@
+"""One notification -> what it says about its task (``TaskProjection``), touching no database.
+
+Each MPS container has its reader, chosen by a table: EventType -> reader for file tasks,
+one reader for every live NotificationType. Inside a container the result sets are read
+generically: a list of items holding ``...Task`` objects, or a single task result object;
+an unknown EventType is read like a WorkflowTask event, so new MPS results still project.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mps_callback.journal.entry import dedupe_key
+from mps_callback.project.extractors import family_for
+from mps_callback.project.family import Family
+from mps_callback.project.model import SubtaskProjection, TaskProjection
+from mps_callback.project.storage import Storage, input_location, input_storage, output_storage
+from mps_callback.project.walk import find_outputs, find_segments
+from mps_callback.verify.shape import EVENT_CONTAINERS, event_task, recognise
+
+#: The group each WorkflowTask result set belongs to.
+RESULT_SET_GROUPS = {
+    "MediaProcessResultSet": "MediaProcess",
+    "AiContentReviewResultSet": "AiReview",
+    "AiAnalysisResultSet": "AiAnalysis",
+    "AiRecognitionResultSet": "AiRecognition",
+    "SmartSubtitlesTaskResult": "SmartSubtitles",
+    "AiQualityControlTaskResult": "QualityControl",
+    "SmartEraseTaskResult": "Task",
+    "AiDubbingTaskResult": "Task",
+}
+
+#: The group of each ScheduleTask activity (ActivityResItem key).
+ACTIVITY_GROUPS = {
+    "TranscodeTask": "MediaProcess",
+    "AnimatedGraphicTask": "MediaProcess",
+    "SnapshotByTimeOffsetTask": "MediaProcess",
+    "SampleSnapshotTask": "MediaProcess",
+    "ImageSpriteTask": "MediaProcess",
+    "AdaptiveDynamicStreamingTask": "MediaProcess",
+    "RecognitionTask": "AiRecognition",
+    "ReviewTask": "AiReview",
+    "AnalysisTask": "AiAnalysis",
+    "QualityControlTask": "QualityControl",
+    "SmartSubtitlesTask": "SmartSubtitles",
+}
+
+#: Task-level fields of an event: everything else in it is a result.
+EVENT_FIELDS = frozenset({"TaskId", "Status", "ErrCode", "Message", "InputInfo", "MetaData", "ErrCodeExt"})
+ENVELOPE_FIELDS = frozenset({"EventType", "NotificationType", "TaskId", "SessionId", "SessionContext", "Timestamp", "Sign"})
+LIVE_INFOS = ("ProcessEofInfo", "AiReviewResultInfo", "AiRecognitionResultInfo", "AiAnalysisResultInfo",
+              "AiQualityControlResultInfo", "LiveRecordResultInfo", "AiSmartSubtitleResultInfo")
+
+
+class Reader:
+    """Reads one notification; holds what every subtask needs (default storage, CDN domains, key counts)."""
+
+    def __init__(self, body: dict[str, Any], cdn_domains: Mapping[str, str]) -> None:
+        self.body = body
+        self.cdn_domains = cdn_domains
+        self.default_storage: Storage | None = None
+        self._occurrences: Counter[str] = Counter()
+
+    def subtask(
+        self,
+        node: dict[str, Any],
+        *,
+        scope: str,
+        group: str,
+        family: str,
+        type: str | None = None,
+        mode: str = "snapshot",
+        output: Any = ...,
+        status: dict[str, Any] | None = None,
+        spec: Family | None = None,
+    ) -> SubtaskProjection:
+        """A subtask from an MPS task result ``node`` (Status, ErrCode, Input, Output, ...)."""
+        state = status if status is not None else node
+        task_input = node.get("Input") if isinstance(node.get("Input"), dict) else None
+        definition = _int(task_input.get("Definition")) if task_input else None
+        result = node.get("Output") if output is ... else output
+        spec = spec or family_for(group, family)
+        storage = output_storage((task_input or {}).get("OutputStorage")) or self.default_storage
+        base = f"{scope}{group}/{family}/{definition if definition is not None else '-'}"
+        self._occurrences[base] += 1
+        walk_result = result if not _is_result_list(result) else None
+        return SubtaskProjection(
+            key=f"{base}/{self._occurrences[base]}" if mode == "snapshot" else f"{scope}{group}/{family}/{type or '-'}",
+            group=group,
+            family=family,
+            type=type,
+            mode=mode,
+            status=_text(state.get("Status")),
+            err_code=_int(state.get("ErrCode")),
+            err_code_ext=_text(state.get("ErrCodeExt")),
+            message=_text(state.get("Message")),
+            progress=_int(state.get("Progress")),
+            definition=definition,
+            begin_process_time=_text(state.get("BeginProcessTime")),
+            finish_time=_text(state.get("FinishTime")),
+            input=task_input,
+            output=walk_result if mode == "snapshot" else None,
+            outputs=find_outputs(walk_result, spec, storage, self.cdn_domains),
+            segments=find_segments(walk_result, spec, family),
+        )
+
+    def result_items(self, items: list[Any], *, scope: str, group: str) -> list[SubtaskProjection]:
+        """Items of a result set: each holds its ``...Task`` objects beside its ``Type``."""
+        subtasks = []
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            tasks = {key: value for key, value in item.items() if isinstance(value, dict) and key.endswith("Task")}
+            for key, node in tasks.items():
+                subtasks.append(self.subtask(node, scope=scope, group=group, family=key, type=_text(item.get("Type"))))
+            if not tasks and any(value not in (None, [], "") for key, value in item.items() if key != "Type"):
+                family = _text(item.get("Type")) or group
+                subtasks.append(self.subtask(item, scope=scope, group=group, family=family, output=item))
+        return subtasks
+
+    def event_results(self, event: dict[str, Any], scope: str = "") -> tuple[list[SubtaskProjection], dict[str, Any]]:
+        """The subtasks of a WorkflowTask-like event, and its fields nobody knows yet."""
+        subtasks: list[SubtaskProjection] = []
+        unknown: dict[str, Any] = {}
+        for name, value in event.items():
+            if name in EVENT_FIELDS:
+                continue
+            group = RESULT_SET_GROUPS.get(name, name)
+            if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+                subtasks.extend(self.result_items(value, scope=scope, group=group))
+            elif isinstance(value, dict) and ("Status" in value or "Output" in value):
+                subtasks.append(self.subtask(value, scope=scope, group=group, family=name))
+            elif value not in (None, [], "", {}):
+                unknown[name] = value
+        return subtasks, unknown
+
+
+# ------------------------------------------------------------------ file tasks (EventType)
+
+
+def _workflow(reader: Reader, event: dict[str, Any], projection: TaskProjection) -> None:
+    subtasks, unknown = reader.event_results(event)
+    projection.subtasks.extend(subtasks)
+    if unknown:
+        projection.extra["event"] = unknown
+
+
+def _schedule(reader: Reader, event: dict[str, Any], projection: TaskProjection) -> None:
+    activities = event.get("ActivityResultSet")
+    for index, activity in enumerate(activities if isinstance(activities, list) else []):
+        items = activity.get("ActivityResItem") if isinstance(activity, dict) else None
+        for key, node in (items or {}).items():
+            if not isinstance(node, dict):
+                continue
+            scope = f"Activity[{index}]/"
+            group = ACTIVITY_GROUPS.get(key, "Task")
+            projection.subtasks.append(
+                reader.subtask(node, scope=scope, group=group, family=key, type=_text(activity.get("ActivityType")))
+            )
+            if _is_result_list(node.get("Output")):
+                projection.subtasks.extend(reader.result_items(node["Output"], scope=scope, group=group))
+    rest = {k: v for k, v in event.items() if k != "ActivityResultSet"}
+    _workflow(reader, rest, projection)
+
+
+def _edit_media(reader: Reader, event: dict[str, Any], projection: TaskProjection) -> None:
+    projection.input = event.get("Input")
+    projection.subtasks.append(
+        reader.subtask(event, scope="", group="Task", family="EditMediaTask", status=_whole_task_state(event))
+    )
+
+
+def _batch(reader: Reader, event: dict[str, Any], projection: TaskProjection) -> None:
+    inputs = event.get("InputInfos")
+    projection.input = inputs
+    if isinstance(inputs, list) and inputs:
+        reader.default_storage = input_storage(inputs[0])
+        projection.input_location = input_location(inputs[0])
+    projection.metadata = event.get("Metadatas")
+    result = event.get("SmartSubtitlesTaskResult")
+    outputs = result.get("Outputs") if isinstance(result, dict) else None
+    for index, item in enumerate(outputs if isinstance(outputs, list) else []):
+        if not isinstance(item, dict):
+            continue
+        for key, node in item.items():
+            if isinstance(node, dict) and key.endswith("Task"):
+                sub = reader.subtask(
+                    result, scope=f"Outputs[{index}]/", group="SmartSubtitles", family=key, output=node, status=item
+                )
+                projection.subtasks.append(sub)
+    statuses = [sub.status for sub in projection.subtasks]
+    projection.status = "FINISH" if statuses and all(s in ("SUCCESS", "FAIL") for s in statuses) else "PROCESSING"
+
+
+def _whole_task_state(event: dict[str, Any]) -> dict[str, Any]:
+    """A task that is its own only subtask: FINISH with an ErrCode is a failure, without one a success."""
+    err_code = _int(event.get("ErrCode"))
+    if event.get("Status") != "FINISH":
+        status = "PROCESSING"
+    else:
+        status = "FAIL" if err_code else "SUCCESS"
+    return {"Status": status, "ErrCode": err_code, "Message": event.get("Message")}
+
+
+def _blind_watermark(reader: Reader, event: dict[str, Any], projection: TaskProjection) -> None:
+    state = _whole_task_state(event)
+    output = {key: event.get(key) for key in ("Type", "IsDetected", "Result")}
+    sub = reader.subtask({"Input": event.get("ExtractBlindWatermarkConfig")}, scope="", group="Task",
+                         family="ExtractBlindWatermark", output=output, status=state)
+    projection.subtasks.append(sub)
+
+
+EVENT_READERS: dict[str, Callable[[Reader, dict[str, Any], TaskProjection], None]] = {
+    "WorkflowTask": _workflow,
+    "ScheduleTask": _schedule,
+    "EditMediaTask": _edit_media,
+    "BatchTask": _batch,
+    "ExtractBlindWatermark": _blind_watermark,
+}
+
+
+# ------------------------------------------------------------------ live streams (NotificationType)
+
+
+def _live(reader: Reader, notification_type: str, projection: TaskProjection) -> None:
+    info = reader.body.get(f"{notification_type}Info")
+    if notification_type == "ProcessEof":
+        projection.status = "FINISH"
+        info = info if isinstance(info, dict) else {}
+        projection.err_code = _int(info.get("ErrCode"))
+        projection.message = _text(info.get("Message"))
+        state = {"Status": "FAIL" if projection.err_code else "SUCCESS", **info}
+        projection.subtasks.append(
+            reader.subtask({}, scope="", group=notification_type, family=notification_type, output=info, status=state,
+                           spec=family_for("Live", notification_type))
+        )
+        return
+    if not isinstance(info, dict):
+        return
+    spec = family_for("Live", notification_type)
+    results = info.get("ResultSet")
+    if isinstance(results, list) and any(isinstance(item, dict) and "Type" in item for item in results):
+        for item in results:
+            if isinstance(item, dict):
+                family = _text(item.get("Type")) or notification_type
+                projection.subtasks.append(
+                    reader.subtask({}, scope="", group=notification_type, family=family, type=_text(item.get("Type")),
+                                   mode="append", output=item, status={}, spec=spec)
+                )
+        return
+    projection.subtasks.append(
+        reader.subtask({}, scope="", group=notification_type, family=notification_type, mode="append", output=info,
+                       status={}, spec=spec)
+    )
+
+
+# ------------------------------------------------------------------ the entry point
+
+
+def parse(body: dict[str, Any], cdn_domains: Mapping[str, str] | None = None) -> TaskProjection:
+    """What ``body`` (a redacted notification) says about its task."""
+    shape = recognise(body)
+    reader = Reader(body, cdn_domains or {})
+    projection = TaskProjection(
+        task_id=shape.task_id or _synthetic_task_id(body, shape.type, shape.session_id),
+        kind=shape.kind,
+        event_type=shape.event_type,
+        notification_type=shape.notification_type,
+        status="PROCESSING",
+        session_id=shape.session_id,
+        session_context=shape.session_context,
+    )
+    if shape.kind == "live":
+        _live(reader, shape.type, projection)
+        known = ENVELOPE_FIELDS | set(LIVE_INFOS)
+    else:
+        container = EVENT_CONTAINERS.get(shape.type)
+        event = event_task(body, shape.type)
+        projection.status = _text(event.get("Status")) or projection.status
+        projection.err_code = _int(event.get("ErrCode"))
+        projection.message = _text(event.get("Message"))
+        projection.input = event.get("InputInfo")
+        projection.metadata = event.get("MetaData")
+        if projection.input is not None:
+            reader.default_storage = input_storage(projection.input)
+            projection.input_location = input_location(projection.input)
+        EVENT_READERS.get(shape.type, _workflow)(reader, event, projection)
+        known = ENVELOPE_FIELDS | set(EVENT_CONTAINERS.values()) | {container or ""} | _containers_of(body, event)
+    unknown = {key: value for key, value in body.items() if key not in known and value not in (None, "", [], {})}
+    if unknown:
+        projection.extra["body"] = unknown
+    projection.video_name = _basename(projection.input_location)
+    return projection
+
+
+def _containers_of(body: dict[str, Any], event: dict[str, Any]) -> set[str]:
+    return {key for key, value in body.items() if value is event}
+
+
+def _synthetic_task_id(body: dict[str, Any], type_name: str, session_id: str | None) -> str:
+    """BatchTask notifications carry no TaskId: group them by SessionId, else keep each on its own."""
+    if session_id:
+        return f"{type_name}-session-{session_id}"[:255]
+    return f"{type_name}-{dedupe_key(body)[:32]}"
+
+
+def _basename(location: str | None) -> str | None:
+    if not location:
+        return None
+    name = location.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return name or None
+
+
+def _is_result_list(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value) and any(
+        isinstance(v, dict) and k.endswith("Task") for item in value for k, v in item.items()
+    )
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value != "" else None
