@@ -7,9 +7,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from mps_callback import __version__, ops
+from mps_callback.api import notifications as notification_routes
+from mps_callback.api import subtitles as subtitle_routes
+from mps_callback.api import tasks as task_routes
+from mps_callback.api.auth import require_api_token
 from mps_callback.config import Settings
 from mps_callback.intake import http as intake_http
 from mps_callback.intake.accept import Intake
@@ -44,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="mps-callback", version=__version__, lifespan=lifespan)
     app.include_router(intake_http.router)
+    for router in (task_routes.router, subtitle_routes.router, notification_routes.router):
+        app.include_router(router, dependencies=[Depends(require_api_token)])
     app.include_router(ops.router)
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -58,6 +59,75 @@ def db_upgrade() -> None:
     configure_logging(settings.log_level)
     upgrade(settings.database_url.get_secret_value())
     typer.echo("database is at the latest revision")
+
+
+@app.command()
+def parse(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a notification JSON file")]) -> None:
+    """Print what mps-callback extracts from FILE (task, subtasks, outputs, segments), touching no database."""
+    from mps_callback.errors import Refused
+    from mps_callback.intake.envelope import decode, unwrap
+    from mps_callback.project.parse import parse as parse_notification
+    from mps_callback.verify.redact import redact
+
+    try:
+        notification, _ = unwrap(decode(file.read_bytes()))
+        redact(notification)
+        projection = parse_notification(notification, Settings().cdn_domains)
+    except Refused as refused:
+        typer.echo(f"not an MPS notification: {refused.reason}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(orjson.dumps(projection, option=orjson.OPT_INDENT_2).decode())
+
+
+@app.command()
+def worker() -> None:
+    """Project journal rows as they arrive, beside (or instead of) the projector inside serve."""
+    import asyncio
+
+    from mps_callback.logs import configure_logging
+    from mps_callback.project.projector import Projector
+    from mps_callback.store.engine import create_engine
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url.get_secret_value())
+        try:
+            await Projector(engine, settings.cdn_domains).run_forever(asyncio.Event())
+        finally:
+            await engine.dispose()
+
+    log.info("projection worker started")
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def reproject() -> None:
+    """Rebuild every projection from the journal (after an upgrade, or a CDN domain change)."""
+    import asyncio
+
+    from mps_callback.logs import configure_logging
+    from mps_callback.project.projector import Projector, reset_projections
+    from mps_callback.store.engine import create_engine
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url.get_secret_value())
+        try:
+            total = await reset_projections(engine)
+            with typer.progressbar(length=total, label="reprojecting", file=sys.stderr) as bar:
+                return await Projector(engine, settings.cdn_domains).drain(bar.update)
+        finally:
+            await engine.dispose()
+
+    done = asyncio.run(run())
+    typer.echo(f"reprojected {done} notifications")
 
 
 @app.command()

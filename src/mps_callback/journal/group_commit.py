@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mps_callback.errors import JournalUnavailable
 from mps_callback.journal.entry import JournalEntry, Receipt
+from mps_callback.store.engine import for_writing
 from mps_callback.store.tables import notifications
 from mps_callback.store.upsert import insert_skipping_duplicates
 
@@ -29,7 +30,7 @@ class GroupCommitJournal:
     def __init__(
         self, engine: AsyncEngine, max_batch: int = MAX_BATCH, on_commit: Callable[[], None] | None = None
     ) -> None:
-        self._engine = engine
+        self._engine = for_writing(engine)
         self._on_commit = on_commit
         self._max_batch = max_batch
         self._pending: list[tuple[JournalEntry, asyncio.Future[Receipt]]] = []

@@ -151,7 +151,9 @@ def _schedule(reader: Reader, event: dict[str, Any], projection: TaskProjection)
     activities = event.get("ActivityResultSet")
     for index, activity in enumerate(activities if isinstance(activities, list) else []):
         items = activity.get("ActivityResItem") if isinstance(activity, dict) else None
-        for key, node in (items or {}).items():
+        if not isinstance(items, dict):
+            continue
+        for key, node in items.items():
             if not isinstance(node, dict):
                 continue
             scope = f"Activity[{index}]/"

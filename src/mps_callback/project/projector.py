@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from mps_callback.project.model import SubtaskProjection, TaskProjection
 from mps_callback.project.parse import parse
 from mps_callback.project.rank import session_key, subtask_key, task_key
+from mps_callback.store.engine import for_writing
 from mps_callback.store.tables import notifications, outputs, segments, subtasks, tasks
 from mps_callback.store.upsert import insert_skipping_duplicates
 
@@ -59,7 +60,7 @@ class TaskMerge:
 
 class Projector:
     def __init__(self, engine: AsyncEngine, cdn_domains: Mapping[str, str] | None = None, batch_size: int = BATCH_SIZE):
-        self._engine = engine
+        self._engine = for_writing(engine)
         self._cdn = dict(cdn_domains or {})
         self._batch_size = batch_size
 
@@ -335,7 +336,7 @@ def _int(value: Any, limit: int) -> int | None:
 
 async def reset_projections(engine: AsyncEngine) -> int:
     """Forget every projection and mark the whole journal pending; return its size."""
-    async with engine.begin() as connection:
+    async with for_writing(engine).begin() as connection:
         for table in (segments, outputs, subtasks, tasks):
             await connection.execute(table.delete())
         await connection.execute(

@@ -45,7 +45,18 @@ def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
     engine = create_async_engine(target, json_serializer=_dumps, json_deserializer=orjson.loads, **options)
     if target.get_backend_name() == "sqlite":
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
+
+
+def for_writing(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for read-then-write transactions (journal, projector).
+
+    On SQLite they begin with ``BEGIN IMMEDIATE``: the write lock is taken before the
+    first read, so two writers never act on the same stale read. Other databases lock
+    rows instead (``FOR UPDATE``) and ignore the option.
+    """
+    return engine.execution_options(sqlite_immediate=True)
 
 
 def _dumps(value: Any) -> str:
@@ -53,8 +64,19 @@ def _dumps(value: Any) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers run beside the writer; synchronous=FULL makes a commit survive power loss."""
+    """WAL lets readers run beside the writer; synchronous=FULL makes a commit survive power loss.
+
+    ``isolation_level = None`` stops the sqlite3 module from opening transactions itself
+    (lazily, at the first write: a claim read before it would run outside the transaction);
+    ``_sqlite_begin`` opens them instead, as SQLAlchemy's documentation recommends.
+    """
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000", "foreign_keys=ON"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def _sqlite_begin(connection: sa.Connection) -> None:
+    immediate = connection.get_execution_options().get("sqlite_immediate", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

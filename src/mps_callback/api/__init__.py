@@ -1,0 +1,1 @@
+"""Query API: read the projections (tasks, subtasks, outputs, segments) and the journal."""

@@ -1,0 +1,117 @@
+"""Response shapes of the query API (they are also its OpenAPI documentation)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class TaskSummary(BaseModel):
+    task_id: str
+    kind: str
+    event_type: str | None
+    status: str
+    failed: bool
+    err_code: int | None
+    message: str | None
+    video_name: str | None
+    input_location: str | None
+    session_id: str | None
+    session_context: str | None
+    first_received_at: datetime
+    last_received_at: datetime
+    finished_at: datetime | None
+    notification_count: int
+
+
+class TaskPage(BaseModel):
+    items: list[TaskSummary]
+    next_cursor: str | None
+
+
+class Subtask(BaseModel):
+    id: str
+    key: str
+    group: str
+    family: str
+    type: str | None
+    mode: str
+    status: str | None
+    err_code: int | None
+    err_code_ext: str | None
+    message: str | None
+    progress: int | None
+    definition: int | None
+    begin_process_time: str | None
+    finish_time: str | None
+    input: Any
+    output: Any
+
+
+class Output(BaseModel):
+    subtask_id: str
+    subtask: str
+    field: str
+    kind: str
+    storage: str
+    bucket: str | None
+    region: str | None
+    path: str | None
+    url: str | None
+    file_id: str | None
+    role: str | None
+
+
+class TaskDetail(TaskSummary):
+    input: Any
+    media_metadata: Any
+    extra: Any
+    subtasks: list[Subtask]
+    outputs: list[Output]
+    segment_counts: dict[str, int]
+
+
+class Segment(BaseModel):
+    id: int
+    subtask_id: str
+    kind: str
+    start: float | None
+    end: float | None
+    text: str | None
+    translation: str | None
+    title: str | None
+    summary: str | None
+    label: str | None
+    confidence: float | None
+    keywords: Any
+    url: str | None
+    extra: Any
+
+
+class SegmentPage(BaseModel):
+    items: list[Segment]
+    next_offset: int | None
+
+
+class NotificationSummary(BaseModel):
+    id: int
+    received_at: datetime
+    kind: str
+    event_type: str | None
+    notification_type: str | None
+    task_id: str | None
+    signature: str
+    channel: str
+    wrapper: str
+    message_id: str | None
+    projected_at: datetime | None
+    projection_error: str | None
+
+
+class NotificationDetail(NotificationSummary):
+    session_id: str | None
+    session_context: str | None
+    body: Any
+    delivery: Any

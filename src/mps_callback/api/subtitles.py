@@ -1,0 +1,69 @@
+"""``/v1/tasks/{task_id}/subtitles``: a subtitle file rebuilt from the task's subtitle segments."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+
+from mps_callback.api.subtitle_files import Line, render
+from mps_callback.store.tables import segments, subtasks, tasks
+
+router = APIRouter(prefix="/v1", tags=["query"])
+
+MEDIA_TYPES = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip; charset=utf-8", "txt": "text/plain; charset=utf-8"}
+
+#: Which subtask's lines to use when a task has several: smart subtitles first, then recognition.
+FAMILY_PREFERENCE = ("AsrFullTextTask", "TransTextTask", "OcrFullTextTask")
+
+
+@router.get(
+    "/tasks/{task_id}/subtitles",
+    summary="Subtitle file (WebVTT, SRT or text) rebuilt from segments",
+    responses={200: {"content": {media: {} for media in MEDIA_TYPES.values()}}, 404: {"description": "no subtitles"}},
+)
+async def get_subtitles(
+    request: Request,
+    task_id: str,
+    format: Literal["vtt", "srt", "txt"] = "vtt",
+    lang: Literal["source", "translation"] = Query("source", description="the recognised text, or its translation"),
+    subtask: str | None = Query(None, description="the subtask id to take lines from; default: the fullest"),
+) -> Response:
+    query = (
+        sa.select(segments.c.subtask_id, segments.c.start_s, segments.c.end_s, segments.c.text, segments.c.translation,
+                  segments.c.extra, subtasks.c.family)
+        .join(subtasks, subtasks.c.id == segments.c.subtask_id)
+        .where(segments.c.task_id == task_id, segments.c.kind == "subtitle")
+    )
+    if subtask is not None:
+        query = query.where(segments.c.subtask_id == subtask)
+    async with request.app.state.engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+        if not rows:
+            known = (await connection.execute(sa.select(tasks.c.task_id).where(tasks.c.task_id == task_id))).first()
+            reason = f"task {task_id} has no subtitle segments" if known else f"no task {task_id}"
+            raise HTTPException(404, reason)
+    by_subtask: dict[str, list[Line]] = defaultdict(list)
+    families: dict[str, str] = {}
+    for row in rows:
+        text = row.translation if lang == "translation" else row.text
+        steady = (row.extra or {}).get("SteadyState", True) is not False  # live: skip lines still being revised
+        if text and row.start_s is not None and steady:
+            by_subtask[row.subtask_id].append(Line(row.start_s, row.end_s, text))
+            families[row.subtask_id] = row.family
+    if not by_subtask:
+        raise HTTPException(404, f"task {task_id} has no {lang} subtitle text")
+    chosen = max(by_subtask, key=lambda sid: (len(by_subtask[sid]), -_preference(families[sid]), sid))
+    body = render(by_subtask[chosen], format)
+    headers = {"Content-Disposition": f'inline; filename="{_safe(task_id)}.{lang}.{format}"'}
+    return Response(body, media_type=MEDIA_TYPES[format], headers=headers)
+
+
+def _preference(family: str) -> int:
+    return FAMILY_PREFERENCE.index(family) if family in FAMILY_PREFERENCE else len(FAMILY_PREFERENCE)
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:120]
