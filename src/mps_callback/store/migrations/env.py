@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -16,6 +17,10 @@ def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
+
+
+# MariaDB notes that it keeps no name for a primary key; PostgreSQL does, so the names stay.
+warnings.filterwarnings("ignore", message=r"Name '.*' ignored for PRIMARY key")
 
 
 async def _main() -> None:

@@ -1,0 +1,146 @@
+"""The query API on the real service, on every backend."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from mps_callback.send import stamp
+from tests.conftest import Service, load_fixture, start_service
+from tests.project.helpers import live_series, processing_version
+
+TOKEN = {"Authorization": "Bearer api-secret-1"}
+TRANSCODE = load_fixture("examples/doc-vod-WorkflowTask-transcode.json")
+TRANSCODE_ID = TRANSCODE["WorkflowTaskEvent"]["TaskId"]
+SUBTITLES = load_fixture("vod/WorkflowTask-SmartSubtitles-TransTextTask.json")
+SUBTITLES_ID = SUBTITLES["WorkflowTaskEvent"]["TaskId"]
+DELOGO = load_fixture("vod/WorkflowTask-AiAnalysis-DeLogoTask.json")
+LIVE_ID = "2400002-procedure-live-api-1"
+
+
+@pytest.fixture(scope="module")
+def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    running = start_service(module_database_url, tmp_path_factory.mktemp("api"), notify_keys="k", api_token="api-secret-1")
+    bodies = [processing_version(TRANSCODE), TRANSCODE, SUBTITLES, DELOGO] + live_series(LIVE_ID)
+    for body in bodies:
+        assert running.post(stamp(body, "k")).status_code == 200
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the projector inside serve catches up
+        page = running.get("/v1/tasks?limit=100", headers=TOKEN).json()
+        if len(page["items"]) == 4 and all(t["notification_count"] for t in page["items"]):
+            live = running.get(f"/v1/tasks/{LIVE_ID}", headers=TOKEN).json()
+            if live.get("status") == "FINISH":
+                break
+        time.sleep(0.2)
+    yield running
+    running.stop()
+
+
+@pytest.mark.parametrize("path", ["/v1/tasks", f"/v1/tasks/{TRANSCODE_ID}", f"/v1/tasks/{TRANSCODE_ID}/notifications",
+                                  f"/v1/tasks/{SUBTITLES_ID}/subtitles", f"/v1/tasks/{SUBTITLES_ID}/segments", "/v1/notifications/1"])
+def test_query_routes_need_the_bearer_token(service: Service, path: str):
+    assert service.get(path).status_code == 401
+    assert service.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert service.get(path, headers=TOKEN).status_code == 200
+
+
+def test_task_detail_has_subtasks_outputs_and_counts(service: Service):
+    task = service.get(f"/v1/tasks/{TRANSCODE_ID}", headers=TOKEN).json()
+    assert (task["kind"], task["event_type"], task["status"], task["failed"]) == ("vod", "WorkflowTask", "FINISH", True)
+    assert task["notification_count"] == 2 and task["video_name"] == "dianping2.mp4"
+    families = {s["family"]: s for s in task["subtasks"]}
+    assert set(families) == {"TranscodeTask", "AnimatedGraphicTask", "SnapshotByTimeOffsetTask", "ImageSpriteTask"}
+    assert (families["AnimatedGraphicTask"]["status"], families["AnimatedGraphicTask"]["err_code"]) == ("FAIL", 30010)
+    assert families["TranscodeTask"]["output"]["Path"] == "/dasda/dianping2_transcode_10.mp4"
+    transcode = next(o for o in task["outputs"] if o["subtask"] == "TranscodeTask")
+    assert transcode["url"] == "https://gztest-125****654.cos.ap-guangzhou.myqcloud.com/dasda/dianping2_transcode_10.mp4"
+    assert (transcode["kind"], transcode["storage"], transcode["role"]) == ("video", "cos", "main")
+    assert task["segment_counts"] == {"snapshot": 1}
+
+
+def test_live_task_detail(service: Service):
+    task = service.get(f"/v1/tasks/{LIVE_ID}", headers=TOKEN).json()
+    assert (task["kind"], task["status"], task["failed"], task["session_context"]) == ("live", "FINISH", False, "user-7")
+    assert task["segment_counts"] == {"subtitle": 4, "review": 1}
+    assert {s["family"] for s in task["subtasks"]} == {"AiSmartSubtitleResult", "ImagePorn", "ProcessEof"}
+
+
+def test_filters(service: Service):
+    def ids(query: str) -> set[str]:
+        return {t["task_id"] for t in service.get(f"/v1/tasks?{query}", headers=TOKEN).json()["items"]}
+
+    delogo_id = DELOGO["WorkflowTaskEvent"]["TaskId"]
+    assert ids("status=failed") == {TRANSCODE_ID}
+    assert ids("status=FINISH") == {TRANSCODE_ID, SUBTITLES_ID, delogo_id, LIVE_ID}
+    assert ids("kind=live") == {LIVE_ID}
+    assert ids("event_type=WorkflowTask") == {TRANSCODE_ID, SUBTITLES_ID, delogo_id}
+    assert ids("q=user-7") == {LIVE_ID}
+    assert ids("q=dianping") == {TRANSCODE_ID}
+    assert ids("q=100%25") == set()  # LIKE wildcards are literal
+    assert ids("since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z") == ids("")
+    assert ids("until=2000-01-01T00:00:00Z") == set()
+
+
+def test_cursor_pagination_is_stable_and_complete(service: Service):
+    seen, cursor = [], None
+    while True:
+        query = "/v1/tasks?limit=1" + (f"&cursor={cursor}" if cursor else "")
+        page = service.get(query, headers=TOKEN).json()
+        seen += [t["task_id"] for t in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    everything = [t["task_id"] for t in service.get("/v1/tasks?limit=100", headers=TOKEN).json()["items"]]
+    assert seen == everything and len(seen) == 4
+    assert service.get("/v1/tasks?cursor=garbage", headers=TOKEN).status_code == 400
+
+
+def test_notification_history_oldest_first_and_raw_body_redacted(service: Service):
+    history = service.get(f"/v1/tasks/{TRANSCODE_ID}/notifications", headers=TOKEN).json()
+    assert len(history) == 2 and history[0]["id"] < history[1]["id"]
+    assert all(n["signature"] == "verified" and n["projected_at"] for n in history)
+    detail = service.get(f"/v1/notifications/{history[0]['id']}", headers=TOKEN).json()
+    assert detail["body"]["WorkflowTaskEvent"]["Status"] == "PROCESSING"
+    assert detail["body"]["Sign"] == "[redacted]"
+    assert service.get("/v1/notifications/999999999", headers=TOKEN).status_code == 404
+
+
+VTT_CUE = re.compile(r"^\d+\n\d{2}:\d{2}:\d{2}\.\d{3} --> \d{2}:\d{2}:\d{2}\.\d{3}\n.+$")
+SRT_CUE = re.compile(r"^\d+\n\d{2}:\d{2}:\d{2},\d{3} --> \d{2}:\d{2}:\d{2},\d{3}\n.+$")
+
+
+def test_subtitles_as_webvtt_srt_and_text(service: Service):
+    vtt = service.get(f"/v1/tasks/{SUBTITLES_ID}/subtitles", headers=TOKEN)
+    assert vtt.headers["content-type"].startswith("text/vtt")
+    header, *cues = vtt.text.strip().split("\n\n")
+    assert header == "WEBVTT" and len(cues) == 2 and all(VTT_CUE.match(cue) for cue in cues)
+    assert cues[0] == "1\n00:00:01.000 --> 00:00:04.500\nsubtitle line 0 of SegmentSet"
+    srt = service.get(f"/v1/tasks/{SUBTITLES_ID}/subtitles?format=srt&lang=translation", headers=TOKEN).text
+    cues = srt.strip().split("\n\n")
+    assert all(SRT_CUE.match(cue) for cue in cues) and cues[1].endswith("translated line 1")
+    text = service.get(f"/v1/tasks/{LIVE_ID}/subtitles?format=txt", headers=TOKEN).text
+    assert text == "line 0\nline 1\nline 2\nline 3\n"
+
+
+def test_subtitles_404_says_why(service: Service):
+    missing = service.get(f"/v1/tasks/{TRANSCODE_ID}/subtitles", headers=TOKEN)
+    assert missing.status_code == 404 and "no subtitle segments" in missing.json()["detail"]
+    unknown = service.get("/v1/tasks/nope/subtitles", headers=TOKEN)
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "no task nope"
+    assert service.get("/v1/tasks/nope", headers=TOKEN).status_code == 404
+
+
+def test_segments_by_kind_in_time_order(service: Service):
+    page = service.get(f"/v1/tasks/{LIVE_ID}/segments?kind=subtitle&limit=3", headers=TOKEN).json()
+    assert [s["text"] for s in page["items"]] == ["line 0", "line 1", "line 2"] and page["next_offset"] == 3
+    rest = service.get(f"/v1/tasks/{LIVE_ID}/segments?kind=subtitle&limit=3&offset=3", headers=TOKEN).json()
+    assert [s["text"] for s in rest["items"]] == ["line 3"] and rest["next_offset"] is None
+
+
+def test_openapi_documents_the_routes(service: Service):
+    spec = service.get("/openapi.json").json()
+    assert {"/v1/tasks", "/v1/tasks/{task_id}", "/v1/tasks/{task_id}/subtitles", "/v1/mps/callback"} <= set(spec["paths"])
+    assert service.get("/docs").status_code == 200
