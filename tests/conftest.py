@@ -168,6 +168,7 @@ def start_service(database_url: str, directory: Path, **settings: str) -> Servic
     env.update({"MPS_DATABASE_URL": database_url, "MPS_HOST": "127.0.0.1", "MPS_PORT": str(port),
                 "MPS_SPOOL_DIR": str(directory / "spool")})
     env.update({f"MPS_{name.upper()}": value for name, value in settings.items()})
+    (directory / "spool").mkdir(exist_ok=True)
     log_path = directory / f"service-{port}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(

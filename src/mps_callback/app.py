@@ -1,15 +1,15 @@
-"""Build the FastAPI application from the layers: intake, journal, store, operations."""
+"""Build the FastAPI application from the layers: intake, journal, projector, query API, operations."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from mps_callback import __version__, ops
+from mps_callback import __version__, metrics, ops
 from mps_callback.api import notifications as notification_routes
 from mps_callback.api import subtitles as subtitle_routes
 from mps_callback.api import tasks as task_routes
@@ -17,9 +17,13 @@ from mps_callback.api.auth import require_api_token
 from mps_callback.config import Settings
 from mps_callback.intake import http as intake_http
 from mps_callback.intake.accept import Intake
+from mps_callback.journal.drain import drain_spool
 from mps_callback.journal.group_commit import GroupCommitJournal
-from mps_callback.project.projector import Projector
+from mps_callback.journal.spool import Spool
+from mps_callback.project.projector import Projector, projection_lag
+from mps_callback.retention import purge
 from mps_callback.store.engine import create_engine
+from mps_callback.verify.confirm import TaskConfirmer
 
 log = logging.getLogger("mps_callback")
 
@@ -30,20 +34,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url.get_secret_value())
+        spool = Spool(settings.spool_dir)
         journaled = asyncio.Event()
-        journal = GroupCommitJournal(engine, on_commit=journaled.set)
+        journal = GroupCommitJournal(engine, spool, settings.journal_budget_seconds, on_commit=journaled.set)
         journal.start()
-        projector = asyncio.create_task(Projector(engine, settings.cdn_domains).run_forever(journaled))
         app.state.settings = settings
         app.state.engine = engine
-        app.state.intake = Intake(settings, journal)
+        app.state.spool = spool
+        app.state.intake = Intake(settings, journal, TaskConfirmer.from_settings(settings))
         warn_if_unsigned(settings)
+
+        async def drain() -> None:
+            if spool.files():
+                await drain_spool(spool, engine)
+            metrics.SPOOL_DEPTH.set(spool.depth())
+
+        async def lag() -> None:
+            metrics.PROJECTION_LAG_SECONDS.set(await projection_lag(engine))
+
+        background = [
+            asyncio.create_task(Projector(engine, settings.cdn_domains).run_forever(journaled)),
+            asyncio.create_task(every(1.0, drain)),
+            asyncio.create_task(every(5.0, lag)),
+        ]
+        if settings.retention_days > 0:
+            background.append(asyncio.create_task(every(3600.0, lambda: purge(engine, settings.retention_days))))
         try:
             yield
         finally:
             await journal.close()
-            projector.cancel()
-            await asyncio.gather(projector, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await engine.dispose()
 
     app = FastAPI(title="mps-callback", version=__version__, lifespan=lifespan)
@@ -52,6 +74,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, dependencies=[Depends(require_api_token)])
     app.include_router(ops.router)
     return app
+
+
+async def every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+    """Run ``job`` now and then every ``seconds``; a failure is logged and the loop goes on."""
+    while True:
+        try:
+            await job()
+        except Exception as error:
+            log.warning("background job failed", extra={"job": getattr(job, "__name__", "job"),
+                                                         "error": f"{type(error).__name__}: {str(error)[:200]}"})
+        await asyncio.sleep(seconds)
 
 
 def warn_if_unsigned(settings: Settings) -> None:

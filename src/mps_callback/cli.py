@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,6 +18,8 @@ from mps_callback.config import Settings
 app = typer.Typer(help="Receiver for Tencent Cloud MPS task notifications.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+spool_app = typer.Typer(help="The local spool used while the database is down.", no_args_is_help=True)
+app.add_typer(spool_app, name="spool")
 
 log = logging.getLogger("mps_callback")
 
@@ -34,6 +39,8 @@ def serve(
     settings = Settings()
     configure_logging(settings.log_level)
     upgrade(settings.database_url.get_secret_value())
+    if (workers or settings.workers) > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mps-callback-metrics-")
     log.info("database migrated; starting", extra={"host": host or settings.host, "port": port or settings.port})
     uvicorn.run(
         "mps_callback.app:create_app",
@@ -82,8 +89,6 @@ def parse(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help
 @app.command()
 def worker() -> None:
     """Project journal rows as they arrive, beside (or instead of) the projector inside serve."""
-    import asyncio
-
     from mps_callback.logs import configure_logging
     from mps_callback.project.projector import Projector
     from mps_callback.store.engine import create_engine
@@ -108,8 +113,6 @@ def worker() -> None:
 @app.command()
 def reproject() -> None:
     """Rebuild every projection from the journal (after an upgrade, or a CDN domain change)."""
-    import asyncio
-
     from mps_callback.logs import configure_logging
     from mps_callback.project.projector import Projector, reset_projections
     from mps_callback.store.engine import create_engine
@@ -128,6 +131,56 @@ def reproject() -> None:
 
     done = asyncio.run(run())
     typer.echo(f"reprojected {done} notifications")
+
+
+@spool_app.command("drain")
+def spool_drain() -> None:
+    """Move spooled notifications into the database now (serve does this every second)."""
+    from mps_callback.journal.drain import drain_spool
+    from mps_callback.journal.spool import Spool
+    from mps_callback.logs import configure_logging
+    from mps_callback.store.engine import create_engine
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    spool = Spool(settings.spool_dir)
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url.get_secret_value())
+        try:
+            return await drain_spool(spool, engine)
+        finally:
+            await engine.dispose()
+
+    moved = asyncio.run(run())
+    left = spool.depth()
+    typer.echo(f"drained {moved} notifications; {left} left in the spool")
+    if left:
+        raise typer.Exit(1)
+
+
+@app.command()
+def purge(days: Annotated[Optional[int], typer.Option(help="default MPS_RETENTION_DAYS")] = None) -> None:
+    """Delete notifications and tasks older than the retention period."""
+    from mps_callback.logs import configure_logging
+    from mps_callback.retention import purge as purge_older
+    from mps_callback.store.engine import create_engine
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    keep = days if days is not None else settings.retention_days
+    if keep <= 0:
+        raise typer.BadParameter("set --days or MPS_RETENTION_DAYS to a positive number", param_hint="--days")
+
+    async def run() -> dict[str, int]:
+        engine = create_engine(settings.database_url.get_secret_value())
+        try:
+            return await purge_older(engine, keep)
+        finally:
+            await engine.dispose()
+
+    removed = asyncio.run(run())
+    typer.echo(f"removed {removed['notifications']} notifications and {removed['tasks']} tasks older than {keep} days")
 
 
 @app.command()

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     workers: int = 1
     spool_dir: str = "./spool"
     max_body_bytes: int = 16 * MIB
+    body_timeout_seconds: float = 30.0
+    journal_budget_seconds: float = 2.0
+    retention_days: int = 0
+    verify_with_api: bool = False
+    api_endpoint: str = "https://mps.tencentcloudapi.com"
+    api_region: str = "ap-guangzhou"
     log_level: str = "INFO"
 
     @field_validator("notify_keys", mode="before")

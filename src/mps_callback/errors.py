@@ -12,9 +12,10 @@ class Refused(Exception):
     contain a secret (a key, a token, the body itself).
     """
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, code: str, reason: str) -> None:
         super().__init__(reason)
         self.status = status
+        self.code = code  # a fixed word for metrics and dashboards: unsigned, expired, not_json, ...
         self.reason = reason
         self.shape: Any = None  # the notification's Shape, when it was recognised before the refusal
 

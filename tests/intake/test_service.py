@@ -171,20 +171,41 @@ def test_batch_task_without_task_id_is_kept(service: Service):
     assert stored(service, response.json()["notification_id"]).task_id is None
 
 
-def test_a_write_the_database_refuses_is_503_never_200(service: Service):
+def test_a_write_the_database_refuses_is_spooled_then_quarantined_not_lost(service: Service):
     install_refusal_trigger(service.database_url, "refuse-me")
     before = row_count(service)
     response = service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "refuse-me"}, "new-key"))
-    assert response.status_code == 503
-    assert response.json()["code"] == 503
+    assert response.status_code == 200
+    assert response.json() == {"code": 0, "message": "ok", "notification_id": None, "duplicate": False, "spooled": True}
     assert row_count(service) == before
+    quarantine = service.log_path.parent / "spool" / "quarantine"
+    deadline = time.monotonic() + 10
+    while not (quarantine.is_dir() and any(quarantine.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [kept] = list(quarantine.iterdir())
+    assert b"refuse-me" in kept.read_bytes()
+    assert "spool records quarantined" in service.logs()
     other = service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "after-refusal"}, "new-key"))
-    assert other.status_code == 200
+    assert other.status_code == 200 and other.json()["notification_id"]
+
+
+def test_when_database_and_spool_both_refuse_the_answer_is_503(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the spool directory should be")
+    service = start_service(url, tmp_path, spool_dir=str(blocker / "spool"))
+    try:
+        install_refusal_trigger(url, "refuse-me")
+        response = service.post({"NotificationType": "ProcessEof", "TaskId": "refuse-me"})
+        assert response.status_code == 503 and response.json()["code"] == 503
+        assert query(url, "SELECT COUNT(*) FROM notifications")[0][0] == 0
+    finally:
+        service.stop()
 
 
 def test_readiness_and_liveness(service: Service):
     assert service.get("/healthz").json() == {"status": "ok"}
-    assert service.get("/readyz").json() == {"status": "ready", "database": "ok"}
+    assert service.get("/readyz").json() == {"status": "ready", "database": "ok", "spool_depth": 0}
 
 
 def test_one_json_log_line_per_notification(service: Service):

@@ -1,6 +1,7 @@
 """The journal on every backend: group commit, dedupe under concurrency, failures isolated."""
 
 import asyncio
+import tempfile
 from datetime import datetime, timezone
 
 import pytest
@@ -8,8 +9,9 @@ import sqlalchemy as sa
 
 from mps_callback.errors import JournalUnavailable
 from mps_callback.intake.envelope import Envelope
-from mps_callback.journal.entry import JournalEntry, dedupe_key
+from mps_callback.journal.entry import SPOOLED, JournalEntry, dedupe_key
 from mps_callback.journal.group_commit import GroupCommitJournal
+from mps_callback.journal.spool import Spool
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import notifications
 from mps_callback.verify.shape import recognise
@@ -30,9 +32,9 @@ def entry(task_id: str, **extra: object) -> JournalEntry:
     )
 
 
-async def append_all(url: str, entries: list[JournalEntry]) -> list:
+async def append_all(url: str, entries: list[JournalEntry], spool: Spool | None = None) -> list:
     engine = create_engine(url)
-    journal = GroupCommitJournal(engine)
+    journal = GroupCommitJournal(engine, spool or Spool(tempfile.mkdtemp()))
     journal.start()
     try:
         return await asyncio.gather(*(journal.append(e) for e in entries), return_exceptions=True)
@@ -78,13 +80,25 @@ def test_copies_from_separate_journals_are_stored_once(database_url: str):
     assert query(database_url, "SELECT COUNT(*) FROM notifications")[0][0] == 1
 
 
-def test_a_row_the_database_refuses_fails_alone(database_url: str):
+def test_a_row_the_database_refuses_is_spooled_alone(database_url: str, tmp_path):
     install_refusal_trigger(database_url, "refuse-me")
-    results = asyncio.run(append_all(database_url, [entry("fine-1"), entry("refuse-me"), entry("fine-2")]))
-    assert isinstance(results[1], JournalUnavailable)
-    assert not results[0].duplicate and not results[2].duplicate
+    spool = Spool(tmp_path / "spool")
+    results = asyncio.run(append_all(database_url, [entry("fine-1"), entry("refuse-me"), entry("fine-2")], spool))
+    assert results[1] == SPOOLED
+    assert not results[0].duplicate and not results[2].duplicate and results[0].notification_id
     stored = {r.task_id for r in query(database_url, sa.select(notifications.c.task_id))}
     assert stored == {"fine-1", "fine-2"}
+    [spooled] = spool.files()
+    rows, damaged = spool.read(spooled)
+    assert damaged == [] and [row["task_id"] for row in rows] == ["refuse-me"]
+
+
+def test_when_the_spool_cannot_take_it_either_the_request_fails(database_url: str, tmp_path):
+    install_refusal_trigger(database_url, "refuse-me")
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the spool directory should be")
+    results = asyncio.run(append_all(database_url, [entry("refuse-me")], Spool(blocker / "spool")))
+    assert isinstance(results[0], JournalUnavailable)
 
 
 def install_refusal_trigger(url: str, task_id: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import tempfile
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 from mps_callback.config import Settings
 from mps_callback.intake.accept import Delivery, Intake
 from mps_callback.journal.group_commit import GroupCommitJournal
+from mps_callback.journal.spool import Spool
 from mps_callback.project.projector import Projector
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import outputs, segments, subtasks, tasks
@@ -21,7 +23,7 @@ import orjson
 async def ingest_and_project(url: str, bodies: list[dict[str, Any]], project: bool = True, batch_size: int = 200) -> None:
     """Journal ``bodies`` one after another (as MPS would send them), then project."""
     engine = create_engine(url)
-    journal = GroupCommitJournal(engine)
+    journal = GroupCommitJournal(engine, Spool(tempfile.mkdtemp()))
     journal.start()
     try:
         intake = Intake(Settings(notify_keys=""), journal)

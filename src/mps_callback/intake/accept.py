@@ -35,11 +35,16 @@ class Accepted:
     shape: Shape
 
 
+class Confirmer(Protocol):
+    async def confirm(self, task_id: str | None) -> str: ...
+
+
 class Intake:
-    def __init__(self, settings: Settings, journal: Journal) -> None:
+    def __init__(self, settings: Settings, journal: Journal, confirmer: Confirmer | None = None) -> None:
         self._keys = settings.notify_key_values
         self._max_skew = settings.max_skew_seconds
         self._journal = journal
+        self._confirmer = confirmer
 
     async def accept(self, raw: bytes, delivery: Delivery) -> Accepted:
         """Keep ``raw`` durably or raise ``Refused`` / ``JournalUnavailable``.
@@ -52,6 +57,8 @@ class Intake:
         try:
             signature = check_signature(notification, self._keys, self._max_skew, time.time())
             redact(notification)
+            if self._confirmer is not None:
+                signature = await self._confirmer.confirm(shape.task_id)
         except Refused as refused:
             refused.shape = shape
             raise

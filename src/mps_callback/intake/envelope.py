@@ -28,13 +28,13 @@ class Envelope:
 def decode(raw: bytes) -> dict[str, Any]:
     """Parse a body as one JSON object, refusing anything else with a reason."""
     if not raw.strip():
-        raise Refused(400, "empty body")
+        raise Refused(400, "empty", "empty body")
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
-        raise Refused(400, f"body is not valid JSON: {_short(error)}") from None
+        raise Refused(400, "not_json", f"body is not valid JSON: {_short(error)}") from None
     if not isinstance(document, dict):
-        raise Refused(400, f"body must be a JSON object, not {_json_kind(document)}")
+        raise Refused(400, "not_object", f"body must be a JSON object, not {_json_kind(document)}")
     return document
 
 

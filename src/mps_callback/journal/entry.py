@@ -37,7 +37,8 @@ class JournalEntry:
     delivery: dict[str, Any]
     dedupe_key: str
 
-    def row(self, batch_id: str) -> dict[str, Any]:
+    def row(self) -> dict[str, Any]:
+        """The journal row, without the id of the batch that will write it."""
         return {
             "received_at": self.received_at,
             "kind": self.shape.kind,
@@ -53,11 +54,23 @@ class JournalEntry:
             "message_id": self.envelope.message_id,
             "delivery": self.delivery,
             "dedupe_key": self.dedupe_key,
-            "batch_id": batch_id,
         }
+
+
+    def spool_row(self) -> dict[str, Any]:
+        """The journal row as the spool keeps it (JSON, times as ISO 8601)."""
+        row = self.row()
+        row["received_at"] = self.received_at.isoformat()
+        return row
 
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    notification_id: int
+    """What the client is told: the journal row, or that the notification waits in the spool."""
+
+    notification_id: int | None
     duplicate: bool
+    spooled: bool = False
+
+
+SPOOLED = Receipt(notification_id=None, duplicate=False, spooled=True)

@@ -3,37 +3,54 @@
 A commit costs an fsync (milliseconds on a real disk); a row costs microseconds. One
 writer task per process takes everything waiting, writes it in one transaction, and
 wakes each request with its row id, so a burst of N notifications costs ~1 fsync, not N.
+
+When the database does not take a batch within the budget (retrying transient errors
+with back-off), the batch goes to the local spool instead; a request whose batch has not
+finished within the budget spools itself. Only when the spool fails too does a request
+get ``JournalUnavailable`` (503, so MPS retries).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import time
 from collections.abc import Callable
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
+from mps_callback import metrics
 from mps_callback.errors import JournalUnavailable
-from mps_callback.journal.entry import JournalEntry, Receipt
+from mps_callback.journal.entry import SPOOLED, JournalEntry, Receipt
+from mps_callback.journal.spool import Spool
+from mps_callback.journal.write import write_batch
 from mps_callback.store.engine import for_writing
-from mps_callback.store.tables import notifications
-from mps_callback.store.upsert import insert_skipping_duplicates
+from mps_callback.store.errors import is_transient
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
+DEFAULT_BUDGET_SECONDS = 2.0
+
+Pending = tuple[JournalEntry, "asyncio.Future[Receipt]"]
 
 
 class GroupCommitJournal:
     def __init__(
-        self, engine: AsyncEngine, max_batch: int = MAX_BATCH, on_commit: Callable[[], None] | None = None
+        self,
+        engine: AsyncEngine,
+        spool: Spool,
+        budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+        max_batch: int = MAX_BATCH,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._engine = for_writing(engine)
-        self._on_commit = on_commit
+        self._spool = spool
+        self._budget = budget_seconds
         self._max_batch = max_batch
-        self._pending: list[tuple[JournalEntry, asyncio.Future[Receipt]]] = []
+        self._on_commit = on_commit
+        self._pending: list[Pending] = []
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
@@ -42,18 +59,23 @@ class GroupCommitJournal:
 
     async def close(self) -> None:
         """Flush what is waiting, then stop: the last requests of a shutdown still get their commit."""
-        while self._pending:
+        deadline = time.monotonic() + self._budget + 5
+        while self._pending and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
         if self._writer is not None:
             self._writer.cancel()
             await asyncio.gather(self._writer, return_exceptions=True)
 
     async def append(self, entry: JournalEntry) -> Receipt:
-        """Wait until ``entry`` is committed (or found already there) and return its receipt."""
+        """Wait until ``entry`` is committed or spooled (at most about the budget) and return its receipt."""
         future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         self._pending.append((entry, future))
         self._wakeup.set()
-        return await future
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), self._budget + 0.5)
+        except TimeoutError:
+            log.warning("journal slower than its budget; spooling", extra={"task_id": entry.shape.task_id})
+            return await self._spool_entries([entry])  # the writer may still commit it: the dedupe key absorbs that
 
     async def _run(self) -> None:
         while True:
@@ -64,54 +86,63 @@ class GroupCommitJournal:
                 del self._pending[: self._max_batch]
                 await self._commit(batch)
 
-    async def _commit(self, batch: list[tuple[JournalEntry, asyncio.Future[Receipt]]]) -> None:
-        """Write ``batch``; if it fails, write its entries one by one so one bad row fails alone."""
+    async def _commit(self, batch: list[Pending]) -> None:
+        entries = [entry for entry, _ in batch]
+        started = time.perf_counter()
         try:
-            receipts = await write_batch(self._engine, [entry for entry, _ in batch])
-        except Exception as error:  # any failure: none of the batch is known durable
-            if len(batch) > 1:
+            receipts = await self._write_within_budget(entries)
+        except Exception as error:
+            if len(batch) > 1 and not is_transient(error):  # one refused row: find it, keep the rest
                 for single in batch:
                     await self._commit([single])
                 return
-            entry, future = batch[0]
-            log.error(
-                "journal write failed",
-                extra={"task_id": entry.shape.task_id, "error": type(error).__name__, "detail": str(error)[:300]},
-            )
-            if not future.done():
-                future.set_exception(JournalUnavailable(type(error).__name__))
+            log.error("journal write failed; spooling", extra={"error": f"{type(error).__name__}: {str(error)[:300]}",
+                                                                "batch": len(batch)})
+            await self._resolve_with_spool(batch)
             return
+        metrics.JOURNAL_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        metrics.JOURNAL_BATCH_SIZE.observe(len(batch))
         for (_, future), receipt in zip(batch, receipts):
             if not future.done():
                 future.set_result(receipt)
         if self._on_commit is not None:
             self._on_commit()
 
+    async def _write_within_budget(self, entries: list[JournalEntry]) -> list[Receipt]:
+        deadline = time.monotonic() + self._budget
+        retrying = AsyncRetrying(
+            stop=stop_after_delay(self._budget),
+            wait=wait_exponential(multiplier=0.05, max=0.5),
+            retry=retry_if_exception(is_transient),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                remaining = max(deadline - time.monotonic(), 0.05)
+                receipts = await asyncio.wait_for(write_batch(self._engine, entries), remaining)
+        return receipts
 
-async def write_batch(engine: AsyncEngine, entries: list[JournalEntry]) -> list[Receipt]:
-    """Insert ``entries`` in one transaction, each dedupe key once; return a receipt per entry.
+    async def _resolve_with_spool(self, batch: list[Pending]) -> None:
+        waiting = [(entry, future) for entry, future in batch if not future.done()]
+        if not waiting:
+            return
+        try:
+            receipt = await self._spool_entries([entry for entry, _ in waiting])
+        except JournalUnavailable as error:
+            for _, future in waiting:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for _, future in waiting:
+            if not future.done():
+                future.set_result(receipt)
 
-    Rows are tagged with this batch's id, so after the insert a row found with another
-    batch's id was already there (or written concurrently by another process): a duplicate.
-    """
-    batch_id = uuid.uuid4().hex
-    first_of_key: dict[str, int] = {}
-    for index, entry in enumerate(entries):
-        first_of_key.setdefault(entry.dedupe_key, index)
-    rows = [entries[index].row(batch_id) for index in first_of_key.values()]
-    async with engine.begin() as connection:
-        await connection.execute(insert_skipping_duplicates(connection.dialect.name, notifications, "dedupe_key"), rows)
-        stored = await _find(connection, list(first_of_key))
-    receipts = []
-    for index, entry in enumerate(entries):
-        notification_id, written_by = stored[entry.dedupe_key]
-        is_first = first_of_key[entry.dedupe_key] == index
-        receipts.append(Receipt(notification_id, duplicate=not (is_first and written_by == batch_id)))
-    return receipts
-
-
-async def _find(connection: AsyncConnection, keys: list[str]) -> dict[str, tuple[int, str]]:
-    query = sa.select(notifications.c.dedupe_key, notifications.c.id, notifications.c.batch_id).where(
-        notifications.c.dedupe_key.in_(keys)
-    )
-    return {row.dedupe_key: (row.id, row.batch_id) for row in await connection.execute(query)}
+    async def _spool_entries(self, entries: list[JournalEntry]) -> Receipt:
+        try:
+            await asyncio.to_thread(self._spool.write, [entry.spool_row() for entry in entries])
+        except OSError as error:
+            log.error("spool write failed: the notification is refused with 503",
+                      extra={"error": f"{type(error).__name__}: {error.strerror or error}", "records": len(entries)})
+            raise JournalUnavailable("database and spool both unavailable") from None
+        metrics.SPOOLED.inc(len(entries))
+        return SPOOLED

@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from mps_callback import metrics
 from mps_callback.project.model import SubtaskProjection, TaskProjection
 from mps_callback.project.parse import parse
 from mps_callback.project.rank import session_key, subtask_key, task_key
@@ -137,6 +138,7 @@ class Projector:
         return len(ids)
 
     async def _mark_failed(self, notification_id: int, error: Exception) -> None:
+        metrics.PROJECTION_FAILURES.inc()
         log.error("notification failed to project", extra={"notification_id": notification_id,
                                                            "error": f"{type(error).__name__}: {str(error)[:300]}"})
         async with self._engine.begin() as connection:
@@ -175,6 +177,7 @@ class Projector:
             .where(notifications.c.id.in_([item.id for item in claimed]))
             .values(projected_at=datetime.now(timezone.utc), projection_error=None, next_attempt_at=None)
         )
+        metrics.PROJECTED.inc(len(claimed))
 
     async def _load(
         self, connection: AsyncConnection, task_ids: list[str], by_task: dict[str, list[Claimed]]
@@ -332,6 +335,19 @@ def _clip(value: Any, length: int) -> str | None:
 
 def _int(value: Any, limit: int) -> int | None:
     return value if isinstance(value, int) and -limit - 1 <= value <= limit else None
+
+
+async def projection_lag(engine: AsyncEngine) -> float:
+    """Seconds since the oldest notification still waiting to be projected arrived (0 when none)."""
+    async with engine.connect() as connection:
+        oldest = (await connection.execute(
+            sa.select(sa.func.min(notifications.c.received_at)).where(notifications.c.projected_at.is_(None))
+        )).scalar_one()
+    if oldest is None:
+        return 0.0
+    if oldest.tzinfo is None:  # min() bypasses the column type on some drivers
+        oldest = oldest.replace(tzinfo=timezone.utc)
+    return max((datetime.now(timezone.utc) - oldest).total_seconds(), 0.0)
 
 
 async def reset_projections(engine: AsyncEngine) -> int:

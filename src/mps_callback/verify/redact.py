@@ -47,7 +47,7 @@ def redact(body: Any) -> int:
     while stack:
         node, depth = stack.pop()
         if depth > MAX_NESTING:
-            raise Refused(400, f"JSON nested deeper than {MAX_NESTING} levels")
+            raise Refused(400, "too_deep", f"JSON nested deeper than {MAX_NESTING} levels")
         if isinstance(node, dict):
             for name, value in node.items():
                 if value is not None and value != "" and is_secret_name(name):

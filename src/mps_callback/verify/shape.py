@@ -56,10 +56,12 @@ def recognise(body: dict[str, Any]) -> Shape:
         notification_type = None
         task_id = _text(event_task(body, event_type).get("TaskId"), "TaskId")
     else:
-        raise Refused(400, "not an MPS notification: no EventType (file task) or NotificationType (live task) string")
+        raise Refused(
+            400, "not_mps", "not an MPS notification: no EventType (file task) or NotificationType (live task) string"
+        )
     type_name = event_type or notification_type
     if len(type_name) > MAX_TYPE_LENGTH:
-        raise Refused(400, f"EventType/NotificationType longer than {MAX_TYPE_LENGTH} characters")
+        raise Refused(400, "too_long", f"EventType/NotificationType longer than {MAX_TYPE_LENGTH} characters")
     return Shape(
         kind=kind,
         event_type=event_type,
@@ -94,5 +96,5 @@ def _text(value: object, field: str) -> str | None:
     if not isinstance(value, str) or value == "":
         return None
     if len(value) > MAX_ID_LENGTH:
-        raise Refused(400, f"{field} longer than {MAX_ID_LENGTH} characters")
+        raise Refused(400, "too_long", f"{field} longer than {MAX_ID_LENGTH} characters")
     return value

@@ -42,13 +42,13 @@ def check_signature(
     if not keys:
         return "unsigned" if signature is None else "unverified"
     if timestamp is None or signature is None:
-        raise Refused(401, "unsigned: Sign and Timestamp are required (a NotifyKey is configured)")
+        raise Refused(401, "unsigned", "unsigned: Sign and Timestamp are required (a NotifyKey is configured)")
     if not _matches_any(timestamp, signature, keys):
-        raise Refused(401, "Sign does not match any configured NotifyKey")
+        raise Refused(401, "bad_sign", "Sign does not match any configured NotifyKey")
     if now > timestamp + max_skew_seconds:
-        raise Refused(401, f"expired: Timestamp {timestamp} is {int(now - timestamp)} s in the past")
+        raise Refused(401, "expired", f"expired: Timestamp {timestamp} is {int(now - timestamp)} s in the past")
     if timestamp > now + MAX_AHEAD_SECONDS + max_skew_seconds:
-        raise Refused(401, f"Timestamp {timestamp} is more than a day in the future")
+        raise Refused(401, "future", f"Timestamp {timestamp} is more than a day in the future")
     return "verified"
 
 
@@ -75,7 +75,7 @@ def _timestamp(value: object) -> int | None:
         return value
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
         return int(value)
-    raise Refused(400, "Timestamp must be an integer (Unix seconds)")
+    raise Refused(400, "bad_timestamp", "Timestamp must be an integer (Unix seconds)")
 
 
 def _signature(value: object) -> str | None:
@@ -83,4 +83,4 @@ def _signature(value: object) -> str | None:
         return None
     if isinstance(value, str) and _HEX32.fullmatch(value):
         return value
-    raise Refused(400, "Sign must be 32 hexadecimal characters (an MD5 digest)")
+    raise Refused(400, "bad_sign_format", "Sign must be 32 hexadecimal characters (an MD5 digest)")

@@ -1,0 +1,45 @@
+"""One transaction that inserts journal rows, each dedupe key once."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mps_callback.journal.entry import JournalEntry, Receipt
+from mps_callback.store.tables import notifications
+from mps_callback.store.upsert import insert_skipping_duplicates
+
+
+async def write_rows(engine: AsyncEngine, rows: list[dict[str, Any]]) -> tuple[str, dict[str, tuple[int, str]]]:
+    """Insert ``rows`` (skipping dedupe keys already there); return the batch id and, per key, (id, writer batch).
+
+    Rows are tagged with this batch's id, so a row found afterwards with another batch's
+    id was already there, or was written by another process at the same time.
+    """
+    batch_id = uuid.uuid4().hex
+    unique = {row["dedupe_key"]: {**row, "batch_id": batch_id} for row in reversed(rows)}  # the first of each key
+    async with engine.begin() as connection:
+        statement = insert_skipping_duplicates(connection.dialect.name, notifications, "dedupe_key")
+        await connection.execute(statement, list(unique.values()))
+        found = await connection.execute(
+            sa.select(notifications.c.dedupe_key, notifications.c.id, notifications.c.batch_id).where(
+                notifications.c.dedupe_key.in_(list(unique))
+            )
+        )
+        return batch_id, {row.dedupe_key: (row.id, row.batch_id) for row in found}
+
+
+async def write_batch(engine: AsyncEngine, entries: list[JournalEntry]) -> list[Receipt]:
+    """Journal ``entries`` in one transaction; a receipt per entry, in order."""
+    batch_id, stored = await write_rows(engine, [entry.row() for entry in entries])
+    seen: set[str] = set()
+    receipts = []
+    for entry in entries:
+        notification_id, written_by = stored[entry.dedupe_key]
+        first = entry.dedupe_key not in seen
+        seen.add(entry.dedupe_key)
+        receipts.append(Receipt(notification_id, duplicate=not (first and written_by == batch_id)))
+    return receipts

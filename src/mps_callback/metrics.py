@@ -1,0 +1,56 @@
+"""Prometheus metrics. Label values come from fixed sets, never from request bodies.
+
+With several worker processes, ``serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
+directory and ``/metrics`` adds up every process's figures (prometheus-client's
+multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+
+from mps_callback.verify.shape import EVENT_CONTAINERS
+
+KNOWN_TYPES = frozenset(EVENT_CONTAINERS) | {
+    "AiReviewResult", "AiRecognitionResult", "AiAnalysisResult", "AiQualityControlResult", "LiveRecordResult",
+    "ProcessEof", "AiSmartSubtitleResult",
+}
+
+NOTIFICATIONS = Counter(
+    "mps_notifications_total",
+    "Notifications received, by kind (vod/live), type, outcome and refusal reason",
+    ["kind", "type", "outcome", "reason"],
+)
+SPOOLED = Counter("mps_spooled_total", "Notifications written to the local spool because the database did not take them")
+JOURNAL_COMMIT_SECONDS = Histogram(
+    "mps_journal_commit_seconds", "Time to commit one group-commit batch",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+JOURNAL_BATCH_SIZE = Histogram(
+    "mps_journal_batch_size", "Notifications per group-commit batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+PROJECTION_LAG_SECONDS = Gauge(
+    "mps_projection_lag_seconds", "Age of the oldest notification not yet projected (0 when none)",
+    multiprocess_mode="max",
+)
+PROJECTED = Counter("mps_projected_total", "Notifications projected")
+PROJECTION_FAILURES = Counter("mps_projection_failures_total", "Notifications whose projection failed (retried later)")
+SPOOL_DEPTH = Gauge("mps_spool_depth", "Notifications waiting in the local spool", multiprocess_mode="max")
+
+
+def type_label(name: str | None) -> str:
+    """EventType/NotificationType as a label: unknown values collapse so a body cannot mint series."""
+    if not name:
+        return "none"
+    return name if name in KNOWN_TYPES else "other"
+
+
+def exposition() -> bytes:
+    """The text format of every metric, summed over processes in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()

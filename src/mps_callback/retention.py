@@ -1,0 +1,44 @@
+"""``MPS_RETENTION_DAYS``: forget notifications and tasks older than this, a small batch at a time.
+
+Small batches keep each transaction short, so ingest never waits long behind a purge.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mps_callback.store.engine import for_writing
+from mps_callback.store.tables import notifications, outputs, segments, subtasks, tasks
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+async def purge(engine: AsyncEngine, days: int) -> dict[str, int]:
+    """Delete journal rows received, and tasks last heard of, more than ``days`` ago."""
+    cutoff = datetime.now(timezone.utc) - timedelta(days=days)
+    writer = for_writing(engine)
+    removed = {"notifications": 0, "tasks": 0}
+    while ids := await _ids(writer, sa.select(tasks.c.task_id).where(tasks.c.last_received_at < cutoff)):
+        async with writer.begin() as connection:
+            for table in (segments, outputs, subtasks):
+                await connection.execute(table.delete().where(table.c.task_id.in_(ids)))
+            await connection.execute(tasks.delete().where(tasks.c.task_id.in_(ids)))
+        removed["tasks"] += len(ids)
+    while ids := await _ids(writer, sa.select(notifications.c.id).where(notifications.c.received_at < cutoff)):
+        async with writer.begin() as connection:
+            await connection.execute(notifications.delete().where(notifications.c.id.in_(ids)))
+        removed["notifications"] += len(ids)
+    if any(removed.values()):
+        log.info("retention purge", extra={"days": days, **removed})
+    return removed
+
+
+async def _ids(engine: AsyncEngine, query: sa.Select) -> list:  # type: ignore[type-arg]
+    async with engine.connect() as connection:
+        return [row[0] for row in await connection.execute(query.limit(BATCH))]
