@@ -35,6 +35,10 @@ def test_api_response_wrapper_is_unwrapped():
     assert (envelope.wrapper, envelope.message_id) == ("api-response", "req-1")
 
 
+def test_a_literal_backslash_u0000_is_not_a_nul():
+    assert decode(b'{"EventType": "WorkflowTask", "X": "\\\\u0000"}')["X"] == "\\u0000"
+
+
 def test_a_bare_notification_is_its_own_envelope():
     body = {"EventType": "WorkflowTask"}
     inner, envelope = unwrap(body)
@@ -54,6 +58,8 @@ def test_a_bare_notification_is_its_own_envelope():
         (b"42", "not a number"),
         (b"null", "not null"),
         (b"[" * 10_000 + b"]" * 10_000, "not valid JSON"),
+        (b'{"EventType": "WorkflowTask", "X": ["a\\u0000b"]}', "U+0000"),
+        (b'{"EventType": "WorkflowTask", "a\\u0000": 1}', "U+0000"),
     ],
 )
 def test_bodies_that_are_not_one_json_object_are_refused(raw: bytes, reason: str):

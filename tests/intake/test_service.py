@@ -16,6 +16,7 @@ from mps_callback.store.tables import notifications
 from mps_callback.verify.signature import sign
 from tests.conftest import FIXTURES, Service, fixture_files, load_fixture, query, start_service
 from tests.fixtures.make_fixtures import SECRET_ID, SECRET_KEY
+from tests.faults.harness import wait_until
 from tests.journal.test_group_commit import install_refusal_trigger
 
 KEYS = "old-key,new-key"
@@ -184,7 +185,7 @@ def test_a_write_the_database_refuses_is_spooled_then_quarantined_not_lost(servi
         time.sleep(0.1)
     [kept] = list(quarantine.iterdir())
     assert b"refuse-me" in kept.read_bytes()
-    assert "spool records quarantined" in service.logs()
+    wait_until(lambda: "spool records quarantined" in service.logs(), 5, "the quarantine log line")
     other = service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "after-refusal"}, "new-key"))
     assert other.status_code == 200 and other.json()["notification_id"]
 

@@ -35,6 +35,8 @@ def decode(raw: bytes) -> dict[str, Any]:
         raise Refused(400, "not_json", f"body is not valid JSON: {_short(error)}") from None
     if not isinstance(document, dict):
         raise Refused(400, "not_object", f"body must be a JSON object, not {_json_kind(document)}")
+    if b"\\u0000" in raw and _has_nul(document):
+        raise Refused(400, "nul_character", "body contains U+0000 in a string, which databases cannot store")
     return document
 
 
@@ -51,6 +53,22 @@ def unwrap(document: dict[str, Any]) -> tuple[dict[str, Any], Envelope]:
         inner = {key: value for key, value in response.items() if key != "RequestId"}
         return inner, Envelope("api-response", response.get("RequestId"), {})
     return document, Envelope()
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether any key or string holds U+0000 (PostgreSQL refuses it in text and JSONB)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 def _short(error: orjson.JSONDecodeError) -> str:

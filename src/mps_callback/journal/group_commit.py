@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 DEFAULT_BUDGET_SECONDS = 2.0
+#: Once the database has failed, batches go straight to the spool and the database is
+#: probed this often, with one short attempt, instead of every batch waiting out the budget.
+PROBE_INTERVAL_SECONDS = 1.0
+PROBE_TIMEOUT_SECONDS = 0.5
 
 Pending = tuple[JournalEntry, "asyncio.Future[Receipt]"]
 
@@ -53,6 +57,8 @@ class GroupCommitJournal:
         self._pending: list[Pending] = []
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._down_since: float | None = None  # set while the database is failing
+        self._next_probe = 0.0
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._run(), name="journal-group-commit")
@@ -88,18 +94,29 @@ class GroupCommitJournal:
 
     async def _commit(self, batch: list[Pending]) -> None:
         entries = [entry for entry, _ in batch]
+        if self._down_since is not None and time.monotonic() < self._next_probe:
+            await self._resolve_with_spool(batch)
+            return
         started = time.perf_counter()
         try:
-            receipts = await self._write_within_budget(entries)
+            if self._down_since is None:
+                receipts = await self._write_within_budget(entries)
+            else:
+                receipts = await asyncio.wait_for(write_batch(self._engine, entries), PROBE_TIMEOUT_SECONDS)
         except Exception as error:
             if len(batch) > 1 and not is_transient(error):  # one refused row: find it, keep the rest
                 for single in batch:
                     await self._commit([single])
                 return
+            if is_transient(error):
+                self._mark_down()
             log.error("journal write failed; spooling", extra={"error": f"{type(error).__name__}: {str(error)[:300]}",
                                                                 "batch": len(batch)})
             await self._resolve_with_spool(batch)
             return
+        if self._down_since is not None:
+            log.info("database back", extra={"down_seconds": round(time.monotonic() - self._down_since, 3)})
+            self._down_since = None
         metrics.JOURNAL_COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.JOURNAL_BATCH_SIZE.observe(len(batch))
         for (_, future), receipt in zip(batch, receipts):
@@ -107,6 +124,12 @@ class GroupCommitJournal:
                 future.set_result(receipt)
         if self._on_commit is not None:
             self._on_commit()
+
+    def _mark_down(self) -> None:
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+        self._next_probe = now + PROBE_INTERVAL_SECONDS
 
     async def _write_within_budget(self, entries: list[JournalEntry]) -> list[Receipt]:
         deadline = time.monotonic() + self._budget

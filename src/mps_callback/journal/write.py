@@ -20,7 +20,9 @@ async def write_rows(engine: AsyncEngine, rows: list[dict[str, Any]]) -> tuple[s
     id was already there, or was written by another process at the same time.
     """
     batch_id = uuid.uuid4().hex
-    unique = {row["dedupe_key"]: {**row, "batch_id": batch_id} for row in reversed(rows)}  # the first of each key
+    unique: dict[str, dict[str, Any]] = {}
+    for row in rows:  # in arrival order, the first of each key
+        unique.setdefault(row["dedupe_key"], {**row, "batch_id": batch_id})
     async with engine.begin() as connection:
         statement = insert_skipping_duplicates(connection.dialect.name, notifications, "dedupe_key")
         await connection.execute(statement, list(unique.values()))

@@ -321,14 +321,16 @@ def _is_result_list(value: Any) -> bool:
     )
 
 
+INT64 = 2**63 - 1
+
+
 def _int(value: Any) -> int | None:
+    """An integer field: MPS sends ints (sometimes as whole floats); anything else, or out of range, is absent."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
+    if isinstance(value, float) and value.is_integer() and abs(value) <= INT64:
+        value = int(value)
+    return value if isinstance(value, int) and -INT64 - 1 <= value <= INT64 else None
 
 
 def _text(value: Any) -> str | None:

@@ -92,8 +92,8 @@ class Projector:
             try:
                 if await self.run_once():
                     continue
-            except Exception:  # the database is away: keep the loop, try again shortly
-                log.exception("projector pass failed")
+            except Exception as error:  # the database is away: keep the loop, try again shortly
+                log.warning("projector pass failed", extra={"error": f"{type(error).__name__}: {str(error)[:200]}"})
             try:
                 await asyncio.wait_for(wakeup.wait(), idle_seconds)
             except TimeoutError:

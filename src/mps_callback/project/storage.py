@@ -15,7 +15,6 @@ class Storage:
     type: str  # cos, s3, vod, unknown
     bucket: str | None = None
     region: str | None = None
-    sub_app_id: int | None = None
 
     def url(self, path: str, cdn_domains: Mapping[str, str]) -> str | None:
         """The URL of ``path`` here: a CDN domain configured for the bucket wins."""
@@ -40,9 +39,9 @@ def output_storage(value: Any) -> Storage | None:
     kind = str(value.get("Type") or "").upper()
     cos, s3, vod = (value.get(key) if isinstance(value.get(key), dict) else {} for key in
                     ("CosOutputStorage", "S3OutputStorage", "VODOutputStorage"))
-    s3_storage = Storage("s3", s3.get("S3Bucket"), s3.get("S3Region")) if s3.get("S3Bucket") else None
-    vod_storage = Storage("vod", vod.get("Bucket"), vod.get("Region"), vod.get("SubAppId")) if vod else None
-    cos_storage = Storage("cos", cos.get("Bucket"), cos.get("Region")) if cos.get("Bucket") else None
+    s3_storage = Storage("s3", _str(s3.get("S3Bucket")), _str(s3.get("S3Region"))) if _str(s3.get("S3Bucket")) else None
+    vod_storage = Storage("vod", _str(vod.get("Bucket")), _str(vod.get("Region"))) if vod else None
+    cos_storage = Storage("cos", _str(cos.get("Bucket")), _str(cos.get("Region"))) if _str(cos.get("Bucket")) else None
     if kind == "AWS-S3" and s3_storage:
         return s3_storage
     if kind == "VOD" and vod_storage:
@@ -55,10 +54,10 @@ def input_storage(info: Any) -> Storage | None:
     if not isinstance(info, dict):
         return None
     cos, s3 = info.get("CosInputInfo"), info.get("S3InputInfo")
-    if isinstance(cos, dict) and cos.get("Bucket"):
-        return Storage("cos", cos.get("Bucket"), cos.get("Region"))
-    if isinstance(s3, dict) and s3.get("S3Bucket"):
-        return Storage("s3", s3.get("S3Bucket"), s3.get("S3Region"))
+    if isinstance(cos, dict) and _str(cos.get("Bucket")):
+        return Storage("cos", _str(cos.get("Bucket")), _str(cos.get("Region")))
+    if isinstance(s3, dict) and _str(s3.get("S3Bucket")):
+        return Storage("s3", _str(s3.get("S3Bucket")), _str(s3.get("S3Region")))
     return None
 
 
@@ -80,6 +79,11 @@ def input_location(info: Any) -> str | None:
     if isinstance(vod, dict) and (vod.get("FileId") or vod.get("Object")):
         return f"vod://{vod.get('FileId') or vod.get('Object')}"
     return None
+
+
+def _str(value: Any) -> str | None:
+    """A storage field as MPS sends it (a non-empty string), or nothing."""
+    return value if isinstance(value, str) and value else None
 
 
 def _slash(path: Any) -> str:

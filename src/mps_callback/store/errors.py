@@ -1,7 +1,10 @@
 """Is a database error worth another try (the server away, busy or locked) or final (a refused row)?
 
-The exception class alone does not tell: MySQL reports a trigger's refusal and a lost
-connection both as OperationalError. The drivers' own codes do.
+Only the database's own verdict on a statement is final. The exception class alone does
+not tell: MySQL reports a trigger's refusal and a lost connection both as
+OperationalError; the drivers' codes do. Anything that is not a DBAPI error at all (a
+driver's RuntimeError on a reset socket, a timeout) says nothing about the row, so it is
+transient: the notification waits in the spool rather than being set aside.
 """
 
 from __future__ import annotations
@@ -17,10 +20,8 @@ SQLITE_TRANSIENT_MESSAGES = ("database is locked", "database table is locked", "
 
 
 def is_transient(error: BaseException) -> bool:
-    if isinstance(error, (OSError, TimeoutError)):
-        return True
     if not isinstance(error, sa.exc.DBAPIError):
-        return False
+        return True
     if error.connection_invalidated:
         return True
     original = error.orig

@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
 #: Autoincrementing ids: BIGINT where it matters, INTEGER on SQLite (only it autoincrements there).
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
+class SqliteJson(sa.TypeDecorator[Any]):
+    """JSON in a TEXT column on SQLite.
+
+    SQLite gives a column declared ``JSON`` numeric affinity: a JSON value that is a bare
+    number would come back as an INTEGER or REAL, not as JSON text. TEXT keeps it as written;
+    SQLite's JSON functions read it all the same.
+    """
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        return None if value is None else orjson.dumps(value).decode()
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> Any:
+        return None if value is None else orjson.loads(value)
+
+
 #: Raw bodies and unknown parts. JSONB on PostgreSQL so they can be indexed and queried.
-Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql").with_variant(SqliteJson(), "sqlite")
 
 #: Long text: MySQL's TEXT stops at 64 KiB; a notification can be 16 MiB.
 LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")

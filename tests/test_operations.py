@@ -1,0 +1,94 @@
+"""What an operator sees: metrics, readiness with the spool, retention, a damaged spool at start."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from mps_callback.journal.spool import Spool
+from mps_callback.send import stamp
+from mps_callback.store.tables import notifications, tasks
+from tests.conftest import execute, load_fixture, query, start_service
+from tests.faults.harness import wait_until
+from tests.journal.test_spool import row
+from tests.test_cli import cli
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    selector = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    pattern = re.escape(name) + (r"\{" + re.escape(selector) + r"\}" if labels else "") + r" ([0-9.e+-]+)"
+    found = re.search(pattern, text)
+    assert found, f"{name}{{{selector}}} not in /metrics"
+    return float(found.group(1))
+
+
+def test_metrics_count_outcomes_commits_lag_and_spool(tmp_path: Path):
+    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, notify_keys="k")
+    try:
+        body = stamp(load_fixture("examples/doc-live-AiReviewResult.json"), "k")
+        for _ in range(3):
+            service.post(body)
+        service.post({"NotificationType": "ProcessEof", "TaskId": "x"})  # unsigned
+        service.post(b"not json")
+        service.post(stamp({"EventType": "SomethingNew", "X": {"TaskId": "y"}}, "k"))
+        time.sleep(1.5)
+        text = service.get("/metrics").text
+    finally:
+        service.stop()
+    labels = {"kind": "live", "type": "AiReviewResult"}
+    assert metric(text, "mps_notifications_total", **labels, outcome="accepted", reason="") == 1
+    assert metric(text, "mps_notifications_total", **labels, outcome="duplicate", reason="") == 2
+    assert metric(text, "mps_notifications_total", kind="live", type="ProcessEof", outcome="refused", reason="unsigned") == 1
+    assert metric(text, "mps_notifications_total", kind="unknown", type="none", outcome="refused", reason="not_json") == 1
+    assert metric(text, "mps_notifications_total", kind="vod", type="other", outcome="accepted", reason="") == 1
+    assert metric(text, "mps_journal_commit_seconds_count") >= 2
+    assert metric(text, "mps_journal_batch_size_sum") >= 4
+    assert metric(text, "mps_projected_total") == 2
+    assert metric(text, "mps_projection_lag_seconds") == 0
+    assert metric(text, "mps_spool_depth") == 0
+    assert "SomethingNew" not in text  # body values never become label values
+
+
+def test_a_damaged_spool_at_start_is_quarantined_not_a_crash_loop(tmp_path: Path):
+    spool = Spool(tmp_path / "spool")
+    good = spool.write([row("spooled-before-start")])
+    damaged = spool.write([row("will-be-damaged")])
+    damaged.write_bytes(damaged.read_bytes()[:30])  # truncated by, say, a failing disk
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    service = start_service(url, tmp_path)
+    try:
+        wait_until(lambda: service.get("/readyz").json()["spool_depth"] == 0, 10, "the spool to drain")
+        assert service.get("/healthz").status_code == 200
+    finally:
+        service.stop()
+    assert [r.task_id for r in query(url, sa.select(notifications.c.task_id))] == ["spooled-before-start"]
+    assert len(list((tmp_path / "spool" / "quarantine").iterdir())) == 1
+    assert "spool records quarantined" in service.logs()
+    assert not good.exists() and not damaged.exists()
+
+
+def test_spool_drain_command(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    assert cli("db", "upgrade", env={"MPS_DATABASE_URL": url}).returncode == 0
+    Spool(tmp_path / "spool").write([row("a"), row("b")])
+    result = cli("spool", "drain", env={"MPS_DATABASE_URL": url, "MPS_SPOOL_DIR": str(tmp_path / "spool")})
+    assert result.returncode == 0 and "drained 2 notifications; 0 left" in result.stdout
+    assert query(url, "SELECT COUNT(*) FROM notifications")[0][0] == 2
+
+
+def test_retention_purges_old_journal_rows_and_tasks_only(database_url: str):
+    from tests.project.helpers import run_ingest
+
+    run_ingest(database_url, [{"NotificationType": "ProcessEof", "TaskId": f"t{i}"} for i in range(3)])
+    old = (datetime.now(timezone.utc) - timedelta(days=40)).replace(tzinfo=None).isoformat(sep=" ")
+    execute(database_url, f"UPDATE notifications SET received_at = '{old}' WHERE task_id IN ('t0', 't1')",
+            f"UPDATE tasks SET last_received_at = '{old}' WHERE task_id IN ('t0', 't1')")
+    result = cli("purge", "--days", "30", env={"MPS_DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr
+    assert "removed 2 notifications and 2 tasks older than 30 days" in result.stdout
+    assert [r.task_id for r in query(database_url, sa.select(tasks.c.task_id))] == ["t2"]
+    assert [r.task_id for r in query(database_url, sa.select(notifications.c.task_id))] == ["t2"]

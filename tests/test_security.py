@@ -1,0 +1,93 @@
+"""No secret reaches anything the service writes: database rows, logs, metrics, spool, quarantine.
+
+The run exercises the paths where secrets leak in practice: bodies carrying S3 keys,
+credentials in headers and in the URL, a database password in MPS_DATABASE_URL, and a
+database outage (error messages, spooled records).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from mps_callback.send import stamp
+from mps_callback.store.migrate import upgrade
+from tests.conftest import ON_CI, SERVER_URLS, execute, load_fixture, query, start_service
+from tests.faults.harness import CuttableProxy, wait_until
+from tests.fixtures.make_fixtures import SECRET_ID, SECRET_KEY
+
+SECRETS = {
+    "notify key": "notify-key-7f3a9c",
+    "url token": "url-token-5d2e8b",
+    "api token": "api-token-9c4f1a",
+    "database password": "db-pass-3b7e6d",
+    "S3SecretId": SECRET_ID,
+    "S3SecretKey": SECRET_KEY,
+    "authorization header": "header-bearer-1e9f",
+    "cookie": "cookie-value-6a2c",
+}
+
+
+@pytest.fixture
+def password_database() -> str:
+    """A MariaDB database reachable only with a password, so the password is in MPS_DATABASE_URL."""
+    server = make_url(SERVER_URLS["mysql"])
+    name, user = f"mps_sec_{uuid.uuid4().hex[:8]}", f"mps_{uuid.uuid4().hex[:8]}"
+    admin = server.render_as_string(hide_password=False)
+    try:
+        execute(admin, f"CREATE DATABASE {name}",
+                f"CREATE USER '{user}'@'%' IDENTIFIED BY '{SECRETS['database password']}'",
+                f"GRANT ALL ON {name}.* TO '{user}'@'%'")
+    except Exception as error:
+        if ON_CI:
+            pytest.fail(f"MariaDB unreachable on CI: {error}")
+        pytest.skip(f"MariaDB unreachable: {error}")
+    yield server.set(database=name, username=user, password=SECRETS["database password"]).render_as_string(hide_password=False)
+    execute(admin, f"DROP DATABASE {name}", f"DROP USER '{user}'@'%'")
+
+
+def test_no_secret_in_rows_logs_metrics_or_spool(password_database: str, tmp_path: Path):
+    upgrade(password_database)
+    target = make_url(password_database)
+    proxy = CuttableProxy("127.0.0.1", target.port)
+    via_proxy = target.set(port=proxy.port).render_as_string(hide_password=False)
+    service = start_service(via_proxy, tmp_path, notify_keys=SECRETS["notify key"], url_token=SECRETS["url token"],
+                            api_token=SECRETS["api token"])
+    headers = {"Authorization": f"Bearer {SECRETS['authorization header']}", "Cookie": f"s={SECRETS['cookie']}"}
+    callback = f"/v1/mps/callback?token={SECRETS['url token']}"
+    bodies = [load_fixture("vod/WorkflowTask-MediaProcess-TranscodeTask.json"),
+              load_fixture("vod/WorkflowTask-AiAnalysis-DeLogoTask.json")]
+    try:
+        for body in bodies:
+            assert service.post(stamp(body, SECRETS["notify key"]), path=callback, headers=headers).status_code == 200
+        proxy.cut()  # an outage: errors get logged, notifications spooled
+        spooled = stamp(load_fixture("vod/WorkflowTask-SmartEraseTaskResult.json"), SECRETS["notify key"])
+        answer = service.post(spooled, path=callback, headers=headers).json()
+        assert answer.get("spooled") is True
+        spool_text = b"".join(p.read_bytes() for p in (tmp_path / "spool").glob("*.spool")).decode()
+        service.post(b"garbage " + SECRETS["notify key"].encode(), path=callback)  # a bad body quoting a secret
+        service.post(stamp(bodies[0], "wrong-key"), path=callback)
+        proxy.restore()
+        wait_until(lambda: service.get("/readyz").json()["spool_depth"] == 0, 20, "the spool to drain")
+        api = {"Authorization": f"Bearer {SECRETS['api token']}"}
+        task_id = bodies[1]["WorkflowTaskEvent"]["TaskId"]
+        wait_until(lambda: service.get(f"/v1/tasks/{task_id}", headers=api).status_code == 200, 20, "projection")
+        api_text = service.get(f"/v1/tasks/{task_id}", headers=api).text
+        metrics_text = service.get("/metrics").text
+    finally:
+        service.stop()
+        proxy.close()
+    tables = ("notifications", "tasks", "subtasks", "outputs", "segments")
+    rows = " ".join(str(tuple(r)) for table in tables for r in query(password_database, sa.text(f"SELECT * FROM {table}")))
+    assert "[redacted]" in rows and "[redacted]" in spool_text
+    written = {"database rows": rows, "logs": service.logs(), "metrics": metrics_text, "spool": spool_text,
+               "query API": api_text}
+    for place, text in written.items():
+        for name, secret in SECRETS.items():
+            assert secret not in text, f"{name} found in {place}"
