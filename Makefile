@@ -16,3 +16,11 @@ serve: $(VENV)/.installed  ## run the receiver on SQLite (./mps-callback.db), po
 
 test: $(VENV)/.installed  ## the whole suite: SQLite always, MariaDB and PostgreSQL where reachable (always on CI)
 	$(PY) -m pytest
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
+	touch $@
+
+bench: $(VENV)/.bench-installed  ## side-by-side benchmark (a few minutes): ceiling, peer, mps-callback on 3 databases
+	$(PY) -m bench

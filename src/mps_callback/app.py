@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from mps_callback import __version__, metrics, ops
 from mps_callback.api import notifications as notification_routes
@@ -16,11 +17,12 @@ from mps_callback.api import tasks as task_routes
 from mps_callback.api.auth import require_api_token
 from mps_callback.config import Settings
 from mps_callback.intake import http as intake_http
+from mps_callback.intake.http import CallbackDoor
 from mps_callback.intake.accept import Intake
 from mps_callback.journal.drain import drain_spool
 from mps_callback.journal.group_commit import GroupCommitJournal
 from mps_callback.journal.spool import Spool
-from mps_callback.project.projector import Projector, projection_lag
+from mps_callback.project.projector import projection_lag
 from mps_callback.retention import purge
 from mps_callback.store.engine import create_engine
 from mps_callback.verify.confirm import TaskConfirmer
@@ -28,15 +30,14 @@ from mps_callback.verify.confirm import TaskConfirmer
 log = logging.getLogger("mps_callback")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> CallbackDoor:
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url.get_secret_value())
         spool = Spool(settings.spool_dir)
-        journaled = asyncio.Event()
-        journal = GroupCommitJournal(engine, spool, settings.journal_budget_seconds, on_commit=journaled.set)
+        journal = GroupCommitJournal(engine, spool, settings.journal_budget_seconds)
         journal.start()
         app.state.settings = settings
         app.state.engine = engine
@@ -53,7 +54,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.PROJECTION_LAG_SECONDS.set(await projection_lag(engine))
 
         background = [
-            asyncio.create_task(Projector(engine, settings.cdn_domains).run_forever(journaled)),
             asyncio.create_task(every(1.0, drain)),
             asyncio.create_task(every(5.0, lag)),
         ]
@@ -69,11 +69,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(title="mps-callback", version=__version__, lifespan=lifespan)
-    app.include_router(intake_http.router)
     for router in (task_routes.router, subtitle_routes.router, notification_routes.router):
         app.include_router(router, dependencies=[Depends(require_api_token)])
     app.include_router(ops.router)
-    return app
+    app.openapi = lambda: _openapi_with_callback(app)  # type: ignore[method-assign]
+    return CallbackDoor(app)
+
+
+def _openapi_with_callback(app: FastAPI) -> dict:  # type: ignore[type-arg]
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        schema["paths"] = {**intake_http.OPENAPI_PATHS, **schema["paths"]}
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 async def every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:

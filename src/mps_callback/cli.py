@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
+import signal
+import subprocess
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
 
 import orjson
 import typer
 
 from mps_callback.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+T = TypeVar("T")
 
 app = typer.Typer(help="Receiver for Tencent Cloud MPS task notifications.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -39,21 +48,43 @@ def serve(
     settings = Settings()
     configure_logging(settings.log_level)
     upgrade(settings.database_url.get_secret_value())
-    if (workers or settings.workers) > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # web workers and projector add up in /metrics
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mps-callback-metrics-")
     log.info("database migrated; starting", extra={"host": host or settings.host, "port": port or settings.port})
-    uvicorn.run(
-        "mps_callback.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
-        access_log=False,
-        log_config=logging_config(settings.log_level),
-        timeout_graceful_shutdown=30,
-        loop="uvloop",
-        http="httptools",
-    )
+    projector = start_projector_process() if settings.serve_projector else None
+    try:
+        uvicorn.run(
+            "mps_callback.app:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            workers=workers or settings.workers,
+            access_log=False,
+            log_config=logging_config(settings.log_level),
+            timeout_graceful_shutdown=30,
+            loop="uvloop",
+            http="httptools",
+        )
+    finally:
+        if projector is not None:
+            projector.terminate()
+            projector.wait(timeout=30)
+
+
+def start_projector_process() -> subprocess.Popen[bytes]:
+    """The projector beside the web workers, in its own process at a lower CPU priority.
+
+    Parsing a batch of notifications is CPU work; in the web worker's event loop it would
+    hold up every request. As its own process, niced, it takes the CPU the ingest leaves.
+    It dies with serve (PR_SET_PDEATHSIG), even after a kill -9.
+    """
+
+    def lower_priority_and_die_with_parent() -> None:
+        os.nice(10)
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return subprocess.Popen([sys.executable, "-m", "mps_callback", "worker"], preexec_fn=lower_priority_and_die_with_parent)
 
 
 @db_app.command("upgrade")
@@ -86,51 +117,51 @@ def parse(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help
     typer.echo(orjson.dumps(projection, option=orjson.OPT_INDENT_2).decode())
 
 
-@app.command()
-def worker() -> None:
-    """Project journal rows as they arrive, beside (or instead of) the projector inside serve."""
+def with_engine(job: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
+    """Run ``job`` against the configured database with logging set up, then close the engine."""
     from mps_callback.logs import configure_logging
-    from mps_callback.project.projector import Projector
     from mps_callback.store.engine import create_engine
 
     settings = Settings()
     configure_logging(settings.log_level)
 
-    async def run() -> None:
+    async def run() -> T:
         engine = create_engine(settings.database_url.get_secret_value())
         try:
-            await Projector(engine, settings.cdn_domains).run_forever(asyncio.Event())
+            return await job(engine, settings)
         finally:
             await engine.dispose()
 
-    log.info("projection worker started")
+    return asyncio.run(run())
+
+
+@app.command()
+def worker() -> None:
+    """Project journal rows as they arrive, beside (or instead of) the projector inside serve."""
+    from mps_callback.project.projector import Projector
+
+    async def project(engine: AsyncEngine, settings: Settings) -> None:
+        log.info("projection worker started")
+        await Projector(engine, settings.cdn_domains).run_forever()
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
+        with_engine(project)
+    except (KeyboardInterrupt, SystemExit):
         pass
 
 
 @app.command()
 def reproject() -> None:
     """Rebuild every projection from the journal (after an upgrade, or a CDN domain change)."""
-    from mps_callback.logs import configure_logging
     from mps_callback.project.projector import Projector, reset_projections
-    from mps_callback.store.engine import create_engine
 
-    settings = Settings()
-    configure_logging(settings.log_level)
+    async def rebuild(engine: AsyncEngine, settings: Settings) -> int:
+        total = await reset_projections(engine)
+        with typer.progressbar(length=total, label="reprojecting", file=sys.stderr) as bar:
+            return await Projector(engine, settings.cdn_domains).drain(bar.update)
 
-    async def run() -> int:
-        engine = create_engine(settings.database_url.get_secret_value())
-        try:
-            total = await reset_projections(engine)
-            with typer.progressbar(length=total, label="reprojecting", file=sys.stderr) as bar:
-                return await Projector(engine, settings.cdn_domains).drain(bar.update)
-        finally:
-            await engine.dispose()
-
-    done = asyncio.run(run())
-    typer.echo(f"reprojected {done} notifications")
+    typer.echo(f"reprojected {with_engine(rebuild)} notifications")
 
 
 @spool_app.command("drain")
@@ -138,21 +169,9 @@ def spool_drain() -> None:
     """Move spooled notifications into the database now (serve does this every second)."""
     from mps_callback.journal.drain import drain_spool
     from mps_callback.journal.spool import Spool
-    from mps_callback.logs import configure_logging
-    from mps_callback.store.engine import create_engine
 
-    settings = Settings()
-    configure_logging(settings.log_level)
-    spool = Spool(settings.spool_dir)
-
-    async def run() -> int:
-        engine = create_engine(settings.database_url.get_secret_value())
-        try:
-            return await drain_spool(spool, engine)
-        finally:
-            await engine.dispose()
-
-    moved = asyncio.run(run())
+    spool = Spool(Settings().spool_dir)
+    moved = with_engine(lambda engine, _: drain_spool(spool, engine))
     left = spool.depth()
     typer.echo(f"drained {moved} notifications; {left} left in the spool")
     if left:
@@ -162,24 +181,12 @@ def spool_drain() -> None:
 @app.command()
 def purge(days: Annotated[Optional[int], typer.Option(help="default MPS_RETENTION_DAYS")] = None) -> None:
     """Delete notifications and tasks older than the retention period."""
-    from mps_callback.logs import configure_logging
     from mps_callback.retention import purge as purge_older
-    from mps_callback.store.engine import create_engine
 
-    settings = Settings()
-    configure_logging(settings.log_level)
-    keep = days if days is not None else settings.retention_days
+    keep = days if days is not None else Settings().retention_days
     if keep <= 0:
         raise typer.BadParameter("set --days or MPS_RETENTION_DAYS to a positive number", param_hint="--days")
-
-    async def run() -> dict[str, int]:
-        engine = create_engine(settings.database_url.get_secret_value())
-        try:
-            return await purge_older(engine, keep)
-        finally:
-            await engine.dispose()
-
-    removed = asyncio.run(run())
+    removed = with_engine(lambda engine, _: purge_older(engine, keep))
     typer.echo(f"removed {removed['notifications']} notifications and {removed['tasks']} tasks older than {keep} days")
 
 

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = 8787
     workers: int = 1
+    serve_projector: bool = True
     spool_dir: str = "./spool"
     max_body_bytes: int = 16 * MIB
     body_timeout_seconds: float = 30.0

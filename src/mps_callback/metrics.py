@@ -1,7 +1,7 @@
 """Prometheus metrics. Label values come from fixed sets, never from request bodies.
 
-With several worker processes, ``serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
-directory and ``/metrics`` adds up every process's figures (prometheus-client's
+``serve`` runs web workers and a projector process; it points ``PROMETHEUS_MULTIPROC_DIR``
+at a fresh directory so ``/metrics`` adds up every process's figures (prometheus-client's
 multiprocess mode).
 """
 

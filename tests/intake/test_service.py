@@ -84,11 +84,10 @@ def test_signature_failures_are_401_and_not_stored(service: Service, mutate, rea
     assert row_count(service) == before
 
 
-def _nested(depth: int) -> list:
-    value: list = []
-    for _ in range(depth - 1):
-        value = [value]
-    return value
+def _deeply_nested_signed(depth: int) -> bytes:
+    signed = stamp({"EventType": "WorkflowTask"}, "new-key")
+    head = orjson.dumps(signed)[:-1]
+    return head + b', "X": ' + b"[" * depth + b"]" * depth + b"}"
 
 
 BAD_BODIES = {
@@ -99,7 +98,7 @@ BAD_BODIES = {
     "truncated": (b'{"EventType": "WorkflowTask", "WorkflowTaskEvent": {"TaskId": "t', 400, "not valid JSON"),
     "invalid-utf8": (b'{"EventType": "WorkflowTask", "X": "\xc3\x28"}', 400, "not valid JSON"),
     "deep-10000": (b'{"EventType": "WorkflowTask", "X": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", 400, "JSON"),
-    "deep-40-signed": (orjson.dumps(stamp({"EventType": "WorkflowTask", "X": _nested(40)}, "new-key")), 400, "nested"),
+    "deep-300-signed": (_deeply_nested_signed(300), 400, "nested"),
     "neither-shape": (b'{"hello": "world"}', 400, "EventType"),
     "timestamp-not-integer": (b'{"NotificationType": "ProcessEof", "Timestamp": "soon", "Sign": "' + b"a" * 32 + b'"}', 400, "Timestamp"),
     "sign-not-hex": (b'{"NotificationType": "ProcessEof", "Timestamp": 1800000000, "Sign": "zz"}', 400, "Sign"),

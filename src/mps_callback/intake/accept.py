@@ -56,7 +56,8 @@ class Intake:
         shape = recognise(notification)
         try:
             signature = check_signature(notification, self._keys, self._max_skew, time.time())
-            redact(notification)
+            redact(notification, raw)
+            key = dedupe_key(notification)
             if self._confirmer is not None:
                 signature = await self._confirmer.confirm(shape.task_id)
         except Refused as refused:
@@ -70,7 +71,7 @@ class Intake:
             channel=delivery.channel,
             envelope=envelope,
             delivery=_delivery_record(delivery, envelope.attributes),
-            dedupe_key=dedupe_key(notification),
+            dedupe_key=key,
         )
         return Accepted(await self._journal.append(entry), shape)
 

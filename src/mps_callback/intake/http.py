@@ -1,7 +1,10 @@
 """The HTTP front door: ``POST /pyapi/mps/callback`` (existing deployments) and ``/v1/mps/callback``.
 
-The body is read raw and capped while it streams: MPS documents no Content-Type (CMQ
-pushes text/plain), and the 5,000-field notification tree is walked later, not modelled.
+A plain ASGI handler placed in front of the FastAPI app: the callback is the hot path
+(thousands a second), and FastAPI's routing and middleware stack would cost more than
+everything the notification itself needs. Every other path goes on to FastAPI. The body
+is read raw and capped while it streams: MPS documents no Content-Type (CMQ pushes
+text/plain), and the 5,000-field notification tree is walked later, not modelled.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ import hmac
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
-from fastapi import APIRouter, Request, Response
 
 from mps_callback import metrics
 from mps_callback.errors import JournalUnavailable, Refused
@@ -21,15 +24,132 @@ from mps_callback.intake.accept import Delivery, Intake
 
 log = logging.getLogger("mps_callback.intake")
 
-router = APIRouter(tags=["callback"])
+CALLBACK_PATHS = ("/pyapi/mps/callback", "/v1/mps/callback")
+Scope = dict[str, Any]
 
-_OPENAPI = {
+
+class CallbackDoor:
+    """ASGI app: takes POSTs to the callback paths itself, hands everything else to ``app``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.state = app.state  # the FastAPI app's lifespan fills it: settings, intake
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] not in CALLBACK_PATHS:
+            await self.app(scope, receive, send)
+        elif scope["method"] != "POST":
+            await _send(send, 405, {"code": 405, "message": "use POST"}, [(b"allow", b"POST")])
+        else:
+            status, body = await self.take(scope, receive)
+            await _send(send, status, body)
+
+    async def take(self, scope: Scope, receive: Any) -> tuple[int, dict[str, Any]]:
+        """One notification through the door: the answer and one log line, whatever happens."""
+        started = time.perf_counter()
+        settings, intake = self.state.settings, self.state.intake
+        try:
+            _check_url_token(scope, settings.url_token.get_secret_value())
+            raw = await _read_body(scope, receive, settings.max_body_bytes, settings.body_timeout_seconds)
+            accepted = await intake.accept(raw, _delivery(scope))
+        except Refused as refused:
+            metrics.NOTIFICATIONS.labels(*_labels(refused.shape), "refused", refused.code).inc()
+            outcome = {"outcome": "refused", "status": refused.status, "reason": refused.reason, **_identity(refused.shape)}
+            return _logged(refused.status, {"code": refused.status, "message": refused.reason}, started, outcome)
+        except JournalUnavailable as error:
+            metrics.NOTIFICATIONS.labels("unknown", "none", "unavailable", "storage").inc()
+            outcome = {"outcome": "unavailable", "status": 503, "reason": str(error)}
+            return _logged(503, {"code": 503, "message": "cannot store the notification now; retry"}, started, outcome)
+        receipt = accepted.receipt
+        result = "spooled" if receipt.spooled else "duplicate" if receipt.duplicate else "accepted"
+        metrics.NOTIFICATIONS.labels(*_labels(accepted.shape), result, "").inc()
+        body: dict[str, Any] = {"code": 0, "message": "ok", "notification_id": receipt.notification_id,
+                                "duplicate": receipt.duplicate}
+        if receipt.spooled:
+            body["spooled"] = True
+        outcome = {"outcome": result, "status": 200, "notification_id": receipt.notification_id, **_identity(accepted.shape)}
+        return _logged(200, body, started, outcome)
+
+
+def _logged(status: int, body: dict[str, Any], started: float, outcome: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    outcome["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    log.log(logging.INFO if status < 500 else logging.ERROR, "notification", extra=outcome)
+    return status, body
+
+
+async def _send(send: Any, status: int, body: dict[str, Any], extra_headers: list[tuple[bytes, bytes]] = []) -> None:
+    payload = orjson.dumps(body)
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload)), *extra_headers]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _labels(shape: Any) -> tuple[str, str]:
+    return ("unknown", "none") if shape is None else (shape.kind, metrics.type_label(shape.type))
+
+
+def _identity(shape: Any) -> dict[str, Any]:
+    return {} if shape is None else {"task_id": shape.task_id, "kind": shape.kind, "type": shape.type}
+
+
+def _check_url_token(scope: Scope, expected: str) -> None:
+    if not expected:
+        return
+    given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Refused(401, "url_token", "missing or wrong URL token")
+
+
+async def _read_body(scope: Scope, receive: Any, limit: int, timeout: float) -> bytes:
+    """The body, refused with 413 once it exceeds ``limit`` bytes, 408 if it trickles in past ``timeout``."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise Refused(413, "too_large", f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise Refused(400, "disconnected", "client went away before the body was complete")
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise Refused(413, "too_large", f"body larger than {limit} bytes")
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+    except TimeoutError:
+        raise Refused(408, "slow_body", f"body not received within {timeout:g} s") from None
+
+
+def _delivery(scope: Scope) -> Delivery:
+    client = scope.get("client")
+    return Delivery(
+        channel="http",
+        remote_addr=client[0] if client else None,
+        headers={name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]},
+    )
+
+
+#: The callback routes in the OpenAPI document (they are served by CallbackDoor, not FastAPI).
+_OPERATION = {
+    "tags": ["callback"],
+    "summary": "Take an MPS notification",
     "requestBody": {
         "required": True,
         "description": "An MPS notification (EventType or NotificationType shape), bare or in a CMQ envelope.",
         "content": {"application/json": {"schema": {"type": "object"}}},
     },
+    "parameters": [{"name": "token", "in": "query", "required": False, "schema": {"type": "string"},
+                    "description": "MPS_URL_TOKEN, when one is configured"}],
     "responses": {
+        "200": {"description": "durable (journaled, or spooled while the database is away)", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {
+                "code": {"type": "integer"}, "message": {"type": "string"},
+                "notification_id": {"type": ["integer", "null"]}, "duplicate": {"type": "boolean"},
+                "spooled": {"type": "boolean"}}}}}},
         "400": {"description": "not JSON, not an MPS shape, malformed Sign/Timestamp"},
         "401": {"description": "missing, wrong or expired signature; wrong URL token"},
         "408": {"description": "body not received within MPS_BODY_TIMEOUT_SECONDS"},
@@ -37,87 +157,5 @@ _OPENAPI = {
         "503": {"description": "could not be made durable: retry later"},
     },
 }
-
-
-@router.post("/pyapi/mps/callback", openapi_extra=_OPENAPI, summary="Take an MPS notification")
-@router.post("/v1/mps/callback", openapi_extra=_OPENAPI, summary="Take an MPS notification")
-async def callback(request: Request) -> Response:
-    started = time.perf_counter()
-    settings = request.app.state.settings
-    intake: Intake = request.app.state.intake
-    outcome: dict[str, Any] = {}
-    try:
-        _check_url_token(request, settings.url_token.get_secret_value())
-        raw = await _read_capped(request, settings.max_body_bytes, settings.body_timeout_seconds)
-        accepted = await intake.accept(raw, _delivery(request))
-    except Refused as refused:
-        outcome = {"outcome": "refused", "status": refused.status, "reason": refused.reason, **_identity(refused.shape)}
-        metrics.NOTIFICATIONS.labels(*_labels(refused.shape), "refused", refused.code).inc()
-        return _answer(refused.status, {"code": refused.status, "message": refused.reason}, started, outcome)
-    except JournalUnavailable as error:
-        outcome = {"outcome": "unavailable", "status": 503, "reason": str(error)}
-        metrics.NOTIFICATIONS.labels("unknown", "none", "unavailable", "storage").inc()
-        return _answer(503, {"code": 503, "message": "cannot store the notification now; retry"}, started, outcome)
-    receipt = accepted.receipt
-    result = "spooled" if receipt.spooled else "duplicate" if receipt.duplicate else "accepted"
-    outcome = {"outcome": result, "status": 200, "notification_id": receipt.notification_id, **_identity(accepted.shape)}
-    metrics.NOTIFICATIONS.labels(*_labels(accepted.shape), result, "").inc()
-    body: dict[str, Any] = {"code": 0, "message": "ok", "notification_id": receipt.notification_id,
-                            "duplicate": receipt.duplicate}
-    if receipt.spooled:
-        body["spooled"] = True
-    return _answer(200, body, started, outcome)
-
-
-def _answer(status: int, body: dict[str, Any], started: float, outcome: dict[str, Any]) -> Response:
-    outcome["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-    log.log(logging.INFO if status < 500 else logging.ERROR, "notification", extra=outcome)
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def _labels(shape: Any) -> tuple[str, str]:
-    if shape is None:
-        return "unknown", "none"
-    return shape.kind, metrics.type_label(shape.type)
-
-
-def _identity(shape: Any) -> dict[str, Any]:
-    if shape is None:
-        return {}
-    return {"task_id": shape.task_id, "kind": shape.kind, "type": shape.type}
-
-
-def _check_url_token(request: Request, expected: str) -> None:
-    if not expected:
-        return
-    given = request.query_params.get("token", "")
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise Refused(401, "url_token", "missing or wrong URL token")
-
-
-async def _read_capped(request: Request, limit: int, timeout: float) -> bytes:
-    """The body, refused with 413 once it exceeds ``limit`` bytes, 408 if it trickles in past ``timeout``."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise Refused(413, "too_large", f"body larger than {limit} bytes")
-    received = bytearray()
-
-    async def read() -> None:
-        async for chunk in request.stream():
-            received.extend(chunk)
-            if len(received) > limit:
-                raise Refused(413, "too_large", f"body larger than {limit} bytes")
-
-    try:
-        await asyncio.wait_for(read(), timeout)
-    except TimeoutError:
-        raise Refused(408, "slow_body", f"body not received within {timeout:g} s") from None
-    return bytes(received)
-
-
-def _delivery(request: Request) -> Delivery:
-    return Delivery(
-        channel="http",
-        remote_addr=request.client.host if request.client else None,
-        headers=dict(request.headers),
-    )
+OPENAPI_PATHS = {path: {"post": {**_OPERATION, "operationId": f"callback_{index}"}}
+                 for index, path in enumerate(CALLBACK_PATHS)}

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from mps_callback.errors import Refused
 from mps_callback.intake.envelope import Envelope
 from mps_callback.verify.shape import Shape
 
@@ -23,7 +24,10 @@ def dedupe_key(body: dict[str, Any]) -> str:
     Timestamp and Sign each time; everything else is the same, so this key is too.
     """
     canonical = {key: value for key, value in body.items() if key not in VOLATILE_FIELDS}
-    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    try:
+        return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    except orjson.JSONEncodeError:  # orjson serialises 255 levels at most: no MPS body comes near
+        raise Refused(400, "too_deep", "JSON nested deeper than 255 levels") from None
 
 
 @dataclass(slots=True)

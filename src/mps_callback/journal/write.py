@@ -6,14 +6,16 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mps_callback.journal.entry import JournalEntry, Receipt
 from mps_callback.store.tables import notifications
 from mps_callback.store.upsert import insert_skipping_duplicates
 
 
-async def write_rows(engine: AsyncEngine, rows: list[dict[str, Any]]) -> tuple[str, dict[str, tuple[int, str]]]:
+async def write_rows(
+    target: AsyncEngine | AsyncConnection, rows: list[dict[str, Any]]
+) -> tuple[str, dict[str, tuple[int, str]]]:
     """Insert ``rows`` (skipping dedupe keys already there); return the batch id and, per key, (id, writer batch).
 
     Rows are tagged with this batch's id, so a row found afterwards with another batch's
@@ -23,7 +25,8 @@ async def write_rows(engine: AsyncEngine, rows: list[dict[str, Any]]) -> tuple[s
     unique: dict[str, dict[str, Any]] = {}
     for row in rows:  # in arrival order, the first of each key
         unique.setdefault(row["dedupe_key"], {**row, "batch_id": batch_id})
-    async with engine.begin() as connection:
+    async with target.begin() as opened:  # an engine opens a connection; a connection, a transaction
+        connection = opened if isinstance(target, AsyncEngine) else target
         statement = insert_skipping_duplicates(connection.dialect.name, notifications, "dedupe_key")
         await connection.execute(statement, list(unique.values()))
         found = await connection.execute(
@@ -34,9 +37,9 @@ async def write_rows(engine: AsyncEngine, rows: list[dict[str, Any]]) -> tuple[s
         return batch_id, {row.dedupe_key: (row.id, row.batch_id) for row in found}
 
 
-async def write_batch(engine: AsyncEngine, entries: list[JournalEntry]) -> list[Receipt]:
+async def write_batch(target: AsyncEngine | AsyncConnection, entries: list[JournalEntry]) -> list[Receipt]:
     """Journal ``entries`` in one transaction; a receipt per entry, in order."""
-    batch_id, stored = await write_rows(engine, [entry.row() for entry in entries])
+    batch_id, stored = await write_rows(target, [entry.row() for entry in entries])
     seen: set[str] = set()
     receipts = []
     for entry in entries:

@@ -86,19 +86,15 @@ class Projector:
                 progress(count)
         return total
 
-    async def run_forever(self, wakeup: asyncio.Event, idle_seconds: float = 1.0) -> None:
-        """Project as notifications arrive (``wakeup``) and poll for the ones other processes journal."""
+    async def run_forever(self, idle_seconds: float = 0.2) -> None:
+        """Project batch after batch; when nothing is pending, look again after ``idle_seconds``."""
         while True:
             try:
                 if await self.run_once():
                     continue
             except Exception as error:  # the database is away: keep the loop, try again shortly
                 log.warning("projector pass failed", extra={"error": f"{type(error).__name__}: {str(error)[:200]}"})
-            try:
-                await asyncio.wait_for(wakeup.wait(), idle_seconds)
-            except TimeoutError:
-                pass
-            wakeup.clear()
+            await asyncio.sleep(idle_seconds)
 
     # ---------------------------------------------------------------- claiming
 

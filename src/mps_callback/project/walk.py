@@ -28,6 +28,10 @@ CONSUMED = frozenset(
     + tuple(MS_KEYS) + ("Title", "Summary")
 )
 
+#: How deep the walks look. MPS's results are at most 15 levels deep; deeper parts of a
+#: hostile body stay in the raw JSON and cannot exhaust the stack.
+MAX_DEPTH = 64
+
 FILE_SUFFIXES = ("Path", "Url", "Uri", "PathSet", "UrlSet", "Paths", "Urls")
 FILE_NAMES = frozenset({"VoiceClonedVideo", "VoiceClonedMarkFile"})
 NOT_FILES = frozenset({"OutputObjectPath", "KeyServerUrl", "SegmentObjectName"})
@@ -82,10 +86,12 @@ def find_outputs(
     return found
 
 
-def _files(node: Any, location: str, storage: Storage) -> Iterator[tuple[str, str, str, Storage]]:
+def _files(node: Any, location: str, storage: Storage, depth: int = 0) -> Iterator[tuple[str, str, str, Storage]]:
+    if depth > MAX_DEPTH:
+        return
     if isinstance(node, list):
         for index, item in enumerate(node):
-            yield from _files(item, f"{location}[{index}]", storage)
+            yield from _files(item, f"{location}[{index}]", storage, depth + 1)
         return
     if not isinstance(node, dict):
         return
@@ -98,7 +104,7 @@ def _files(node: Any, location: str, storage: Storage) -> Iterator[tuple[str, st
                 if item:
                     yield f"{location}.{name}[{index}]", name, item, storage
         elif isinstance(value, (dict, list)) and name not in ("OutputStorage", "Storage"):
-            yield from _files(value, f"{location}.{name}", storage)
+            yield from _files(value, f"{location}.{name}", storage, depth + 1)
 
 
 def find_segments(result: Any, family: Family, family_name: str) -> list[SegmentItem]:
@@ -108,24 +114,28 @@ def find_segments(result: Any, family: Family, family_name: str) -> list[Segment
     return found
 
 
-def _segments(node: Any, family: Family, family_name: str, parent: SegmentItem | None, found: list[SegmentItem]) -> None:
+def _segments(
+    node: Any, family: Family, family_name: str, parent: SegmentItem | None, found: list[SegmentItem], depth: int = 0
+) -> None:
+    if depth > MAX_DEPTH:
+        return
     if isinstance(node, list):
         for item in node:
-            _segments(item, family, family_name, parent, found)
+            _segments(item, family, family_name, parent, found, depth + 1)
         return
     if not isinstance(node, dict):
         return
     for name, value in node.items():
         if not isinstance(value, list) or not value or not all(isinstance(item, dict) for item in value):
             if isinstance(value, dict):
-                _segments(value, family, family_name, parent, found)
+                _segments(value, family, family_name, parent, found, depth + 1)
             continue
         kind = family.segments.get(name) or (f"{family_name}.{name}" if _time_ranged(value[0]) else None)
         for item in value:
             segment = segment_from(item, kind or "", parent)
             if kind:
                 found.append(segment)
-            _segments(item, family, family_name, segment, found)
+            _segments(item, family, family_name, segment, found, depth + 2)
 
 
 def _time_ranged(item: dict[str, Any]) -> bool:

@@ -46,6 +46,8 @@ def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
     if target.get_backend_name() == "sqlite":
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         sa.event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    elif target.get_backend_name() in ("mysql", "mariadb"):
+        sa.event.listen(engine.sync_engine, "connect", _mysql_session, insert=True)
     return engine
 
 
@@ -74,6 +76,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000", "foreign_keys=ON"):
         cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _mysql_session(dbapi_connection: Any, _record: Any) -> None:
+    """NO_BACKSLASH_ESCAPES: strings are then escaped by doubling quotes, one fast replace.
+
+    With backslash escapes the MySQL drivers escape every string character by character
+    (``str.translate``): ~140 µs for a 5 KB notification body, most of the cost of a
+    journal insert. Bound parameters stay exactly as safe; only the escaping rule changes.
+    """
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_BACKSLASH_ESCAPES')")
     cursor.close()
 
 

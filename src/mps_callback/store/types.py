@@ -12,16 +12,23 @@ from sqlalchemy.dialects import mysql, postgresql
 #: Autoincrementing ids: BIGINT where it matters, INTEGER on SQLite (only it autoincrements there).
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
-class SqliteJson(sa.TypeDecorator[Any]):
-    """JSON in a TEXT column on SQLite.
+class TextJson(sa.TypeDecorator[Any]):
+    """JSON kept as text: SQLite TEXT, MySQL/MariaDB LONGTEXT.
 
-    SQLite gives a column declared ``JSON`` numeric affinity: a JSON value that is a bare
-    number would come back as an INTEGER or REAL, not as JSON text. TEXT keeps it as written;
-    SQLite's JSON functions read it all the same.
+    SQLite gives a column declared ``JSON`` numeric affinity (a bare-number JSON value
+    would come back as an INTEGER). MariaDB's ``JSON`` adds a ``json_valid()`` check that
+    parses every row again and refuses nesting past 32 levels, which would turn a valid
+    notification into a write the database refuses. Both databases' JSON functions read
+    the text all the same, so it stays queryable.
     """
 
     impl = sa.Text
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.LONGTEXT())
+        return dialect.type_descriptor(sa.Text())
 
     def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
         return None if value is None else orjson.dumps(value).decode()
@@ -31,7 +38,7 @@ class SqliteJson(sa.TypeDecorator[Any]):
 
 
 #: Raw bodies and unknown parts. JSONB on PostgreSQL so they can be indexed and queried.
-Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql").with_variant(SqliteJson(), "sqlite")
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql").with_variant(TextJson(), "sqlite", "mysql", "mariadb")
 
 #: Long text: MySQL's TEXT stops at 64 KiB; a notification can be 16 MiB.
 LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")

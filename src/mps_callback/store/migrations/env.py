@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import warnings
 
 from alembic import context
@@ -21,6 +22,7 @@ def _run(connection: Connection) -> None:
 
 # MariaDB notes that it keeps no name for a primary key; PostgreSQL does, so the names stay.
 warnings.filterwarnings("ignore", message=r"Name '.*' ignored for PRIMARY key")
+logging.getLogger("asyncmy").setLevel(logging.ERROR)  # asyncmy logs the same note as a warning
 
 
 async def _main() -> None:

@@ -1,0 +1,1 @@
+"""Side-by-side benchmark: ``python -m bench`` (see bench/__main__.py)."""

@@ -1,0 +1,33 @@
+"""A smoke run of the benchmark harness: it starts, loads, measures and prints its tables.
+
+The real benchmark (``make bench``) is never part of the test suite; this only proves the
+harness works, in a few seconds on SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ON_CI
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_quick_run_prints_its_tables():
+    if shutil.which("wrk") is None:
+        if ON_CI:
+            pytest.fail("wrk is not installed (.ci/run installs it)")
+        pytest.skip("wrk is not installed: make bench installs it")
+    result = subprocess.run([sys.executable, "-m", "bench", "--quick"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=240, env={k: v for k, v in os.environ.items() if not k.startswith("MPS_")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "## Typical body" in out and "## Large body" in out and "## Projection" in out
+    assert "ceiling (noop_app, uvicorn 1w)" in out and "mps-callback on sqlite (2w)" in out
+    assert " ok |" in out and "LOST" not in out  # every 2xx is in the journal
