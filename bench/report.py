@@ -38,7 +38,7 @@ def markdown(rows: list[Row], ceiling: float | None) -> str:
 
 def machine(mysql: str, postgres: str) -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    parts = [f"# mps-callback benchmark", "",
+    parts = ["# mps-callback benchmark", "",
              f"- machine: {os.cpu_count()} cores ({cpu}), {platform.platform()}; wrk and every contender share it",
              f"- python {platform.python_version()}; uvicorn {version('uvicorn')} (uvloop, httptools); "
              f"sqlalchemy {version('sqlalchemy')}; asyncmy {version('asyncmy')}; asyncpg {version('asyncpg')}"]

@@ -69,7 +69,9 @@ def _scratch_database(backend: str) -> Iterator[str]:
             pytest.fail(f"{backend} unreachable on CI ({SERVER_URLS[backend]}): {error}")
         pytest.skip(f"{backend} unreachable: {error}")
     yield server_url.set(database=name).render_as_string(hide_password=False)
-    run(_admin(server_url.render_as_string(hide_password=False), f"DROP DATABASE {name}"))
+    # FORCE: a service a test killed with -9 may still be closing its sessions.
+    force = " WITH (FORCE)" if backend == "postgres" else ""
+    run(_admin(server_url.render_as_string(hide_password=False), f"DROP DATABASE {name}{force}"))
 
 
 @pytest.fixture(params=["sqlite", "mysql", "postgres"])

@@ -10,8 +10,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import httpx
-import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url

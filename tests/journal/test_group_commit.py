@@ -4,7 +4,6 @@ import asyncio
 import tempfile
 from datetime import datetime, timezone
 
-import pytest
 import sqlalchemy as sa
 
 from mps_callback.errors import JournalUnavailable

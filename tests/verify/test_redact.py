@@ -1,6 +1,5 @@
 import pytest
 
-from mps_callback.errors import Refused
 import orjson
 
 from mps_callback.verify.redact import MARKER, is_secret_name, redact

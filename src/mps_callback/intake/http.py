@@ -20,7 +20,7 @@ import orjson
 
 from mps_callback import metrics
 from mps_callback.errors import JournalUnavailable, Refused
-from mps_callback.intake.accept import Delivery, Intake
+from mps_callback.intake.accept import Delivery
 
 log = logging.getLogger("mps_callback.intake")
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
@@ -52,13 +51,11 @@ class GroupCommitJournal:
         spool: Spool,
         budget_seconds: float = DEFAULT_BUDGET_SECONDS,
         max_batch: int = MAX_BATCH,
-        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._engine = for_writing(engine)
         self._spool = spool
         self._budget = budget_seconds
         self._max_batch = max_batch
-        self._on_commit = on_commit
         self._pending: list[Pending] = []
         self._wakeup = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -142,8 +139,6 @@ class GroupCommitJournal:
         for (_, future), receipt in zip(batch, receipts):
             if not future.done():
                 future.set_result(receipt)
-        if self._on_commit is not None:
-            self._on_commit()
 
     def _mark_down(self) -> None:
         now = time.monotonic()
