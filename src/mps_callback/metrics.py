@@ -11,12 +11,9 @@ import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
-from mps_callback.verify.shape import EVENT_CONTAINERS
+from mps_callback.verify.shape import EVENT_CONTAINERS, LIVE_NOTIFICATION_TYPES
 
-KNOWN_TYPES = frozenset(EVENT_CONTAINERS) | {
-    "AiReviewResult", "AiRecognitionResult", "AiAnalysisResult", "AiQualityControlResult", "LiveRecordResult",
-    "ProcessEof", "AiSmartSubtitleResult",
-}
+KNOWN_TYPES = frozenset(EVENT_CONTAINERS) | frozenset(LIVE_NOTIFICATION_TYPES)
 
 NOTIFICATIONS = Counter(
     "mps_notifications_total",

@@ -18,7 +18,7 @@ from mps_callback.project.family import Family
 from mps_callback.project.model import SubtaskProjection, TaskProjection
 from mps_callback.project.storage import Storage, input_location, input_storage, output_storage
 from mps_callback.project.walk import find_outputs, find_segments
-from mps_callback.verify.shape import EVENT_CONTAINERS, event_task, recognise
+from mps_callback.verify.shape import EVENT_CONTAINERS, LIVE_NOTIFICATION_TYPES, event_task, recognise
 
 #: The group each WorkflowTask result set belongs to.
 RESULT_SET_GROUPS = {
@@ -50,8 +50,7 @@ ACTIVITY_GROUPS = {
 #: Task-level fields of an event: everything else in it is a result.
 EVENT_FIELDS = frozenset({"TaskId", "Status", "ErrCode", "Message", "InputInfo", "MetaData", "ErrCodeExt"})
 ENVELOPE_FIELDS = frozenset({"EventType", "NotificationType", "TaskId", "SessionId", "SessionContext", "Timestamp", "Sign"})
-LIVE_INFOS = ("ProcessEofInfo", "AiReviewResultInfo", "AiRecognitionResultInfo", "AiAnalysisResultInfo",
-              "AiQualityControlResultInfo", "LiveRecordResultInfo", "AiSmartSubtitleResultInfo")
+LIVE_INFOS = tuple(f"{notification_type}Info" for notification_type in LIVE_NOTIFICATION_TYPES)
 
 
 class Reader:

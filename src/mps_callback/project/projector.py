@@ -99,11 +99,9 @@ class Projector:
     # ---------------------------------------------------------------- claiming
 
     async def _claim(self, connection: AsyncConnection, only_id: int | None) -> list[Claimed]:
-        now = datetime.now(timezone.utc)
         query = (
             sa.select(notifications.c.id, notifications.c.received_at, notifications.c.dedupe_key, notifications.c.body)
-            .where(notifications.c.projected_at.is_(None))
-            .where(sa.or_(notifications.c.next_attempt_at.is_(None), notifications.c.next_attempt_at <= now))
+            .where(*_due())
             .order_by(notifications.c.id)
             .limit(1 if only_id is not None else self._batch_size)
             .with_for_update(skip_locked=True)
@@ -116,9 +114,7 @@ class Projector:
         async with self._engine.connect() as connection:
             pending = await connection.execute(
                 sa.select(notifications.c.id)
-                .where(notifications.c.projected_at.is_(None))
-                .where(sa.or_(notifications.c.next_attempt_at.is_(None),
-                              notifications.c.next_attempt_at <= datetime.now(timezone.utc)))
+                .where(*_due())
                 .order_by(notifications.c.id)
                 .limit(self._batch_size)
             )
@@ -222,6 +218,15 @@ class Projector:
             await connection.execute(outputs.insert(), output_rows)
         if segment_rows:
             await connection.execute(segments.insert(), segment_rows)
+
+
+def _due() -> tuple[sa.ColumnElement[bool], ...]:
+    """Journal rows waiting for projection: not projected, and not in a failure's back-off."""
+    now = datetime.now(timezone.utc)
+    return (
+        notifications.c.projected_at.is_(None),
+        sa.or_(notifications.c.next_attempt_at.is_(None), notifications.c.next_attempt_at <= now),
+    )
 
 
 def _merge_notification(merge: TaskMerge, item: Claimed) -> None:

@@ -22,6 +22,12 @@ EVENT_CONTAINERS: dict[str, str] = {
     "ExtractBlindWatermark": "ExtractBlindWatermarkTask",
 }
 
+#: The live-stream NotificationTypes MPS documents; each keeps its result under ``<type>Info``.
+LIVE_NOTIFICATION_TYPES = (
+    "ProcessEof", "AiReviewResult", "AiRecognitionResult", "AiAnalysisResult", "AiQualityControlResult",
+    "LiveRecordResult", "AiSmartSubtitleResult",
+)
+
 #: Column sizes in the journal; longer identifiers are refused rather than truncated,
 #: because a truncated TaskId would silently merge two tasks.
 MAX_ID_LENGTH = 255
