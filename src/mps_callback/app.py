@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from mps_callback import __version__, metrics, ops
+from mps_callback import __version__, ops
 from mps_callback.api import notifications as notification_routes
 from mps_callback.api import subtitles as subtitle_routes
 from mps_callback.api import tasks as task_routes
@@ -22,7 +22,9 @@ from mps_callback.intake.accept import Intake
 from mps_callback.journal.drain import drain_spool
 from mps_callback.journal.group_commit import GroupCommitJournal
 from mps_callback.journal.spool import Spool
-from mps_callback.project.projector import projection_lag
+from mps_callback.journal.limits import RowLimit
+from mps_callback.ops import spool_health
+from mps_callback.project.projector import projection_health
 from mps_callback.retention import purge
 from mps_callback.store.engine import create_engine
 from mps_callback.verify.confirm import TaskConfirmer
@@ -37,21 +39,23 @@ def create_app(settings: Settings | None = None) -> CallbackDoor:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url.get_secret_value())
         spool = Spool(settings.spool_dir)
-        journal = GroupCommitJournal(engine, spool, settings.journal_budget_seconds)
+        journal = GroupCommitJournal(engine, spool, settings.journal_budget_seconds,
+                                     limit=RowLimit(settings.max_body_bytes))
         journal.start()
         app.state.settings = settings
         app.state.engine = engine
         app.state.spool = spool
         app.state.intake = Intake(settings, journal, TaskConfirmer.from_settings(settings))
+        app.state.projector_status = lambda: {"projector": "unknown"}
         warn_if_unsigned(settings)
 
         async def drain() -> None:
-            if spool.files():
-                await drain_spool(spool, engine)
-            metrics.SPOOL_DEPTH.set(spool.depth())
+            if spool.files() or spool.held():
+                await drain_spool(spool, engine, journal.limit)
+            spool_health(spool)
 
         async def lag() -> None:
-            metrics.PROJECTION_LAG_SECONDS.set(await projection_lag(engine))
+            await projection_health(engine)
 
         background = [
             asyncio.create_task(every(1.0, drain)),

@@ -33,7 +33,22 @@ PROJECTION_LAG_SECONDS = Gauge(
     multiprocess_mode="max",
 )
 PROJECTED = Counter("mps_projected_total", "Notifications projected")
-PROJECTION_FAILURES = Counter("mps_projection_failures_total", "Notifications whose projection failed (retried later)")
+PROJECTION_FAILURES = Counter("mps_projection_failures_total", "Failed projection attempts (each retried later or parked)")
+PROJECTION_PARKED = Counter("mps_projection_parked_total", "Notifications parked after every projection attempt failed")
+PROJECTIONS_FAILED = Gauge(
+    "mps_projections_failed", "Parked notifications waiting for `reproject --failed`", multiprocess_mode="max",
+)
+QUARANTINED = Counter(
+    "mps_quarantined_total", "Spooled records set aside in spool/quarantine, by reason (damaged, too_large, refused)",
+    ["reason"],
+)
+SPOOL_OLDEST_SECONDS = Gauge(
+    "mps_spool_oldest_seconds", "Age of the oldest notification waiting in the spool (0 when none)",
+    multiprocess_mode="max",
+)
+SPOOL_QUARANTINE_DEPTH = Gauge(
+    "mps_spool_quarantined", "Records sitting in spool/quarantine", multiprocess_mode="max",
+)
 SPOOL_DEPTH = Gauge("mps_spool_depth", "Notifications waiting in the local spool", multiprocess_mode="max")
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from mps_callback import metrics
+from mps_callback.journal.spool import Spool
+from mps_callback.journal.write import probe_write
+from mps_callback.project.projector import projection_health
+from mps_callback.store.errors import describe
 
 router = APIRouter(tags=["operations"])
 
@@ -16,16 +21,50 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database answers; how many notifications wait in the spool")
+@router.get("/readyz", summary="Whether notifications are journaled now, and what waits or failed")
 async def readyz(request: Request) -> Response:
-    depth = request.app.state.spool.depth()
+    """503 only when the database does not take writes (notifications then go to the spool);
+    ``degraded`` (200) when intake works but something needs an operator: records waiting
+    in the spool or quarantined, notifications whose projection was given up, no projector."""
+    engine = request.app.state.engine
+    spool: Spool = request.app.state.spool
+    body: dict[str, Any] = {"status": "ready", "problems": [], "database": "ok",
+                            "spool_depth": spool.depth(), "spool": spool_health(spool)}
     try:
-        async with request.app.state.engine.connect() as connection:
-            await connection.execute(sa.text("SELECT 1"))
+        await probe_write(engine)
+        body["projection"] = await projection_health(engine)
     except Exception as error:
-        body = {"status": "unavailable", "database": type(error).__name__, "spool_depth": depth}
+        body.update(status="unavailable", database=describe(error))
+        body["problems"].append("the database does not take writes: notifications go to the spool")
         return JSONResponse(body, status_code=503)
-    return JSONResponse({"status": "ready", "database": "ok", "spool_depth": depth})
+    body["projection"]["projector"] = request.app.state.projector_status()
+    body["problems"] = _problems(body)
+    if body["problems"]:
+        body["status"] = "degraded"
+    return JSONResponse(body)
+
+
+def spool_health(spool: Spool) -> dict[str, Any]:
+    """Depth, oldest age and quarantine count, also set as gauges for Prometheus."""
+    health = {"depth": spool.depth(), "oldest_seconds": round(spool.oldest_seconds(), 3),
+              "quarantined": spool.quarantined()}
+    metrics.SPOOL_DEPTH.set(health["depth"])
+    metrics.SPOOL_OLDEST_SECONDS.set(health["oldest_seconds"])
+    metrics.SPOOL_QUARANTINE_DEPTH.set(health["quarantined"])
+    return health
+
+
+def _problems(body: dict[str, Any]) -> list[str]:
+    spool, projection = body["spool"], body["projection"]
+    checks = [
+        (spool["depth"] > 0, f"{spool['depth']} notifications wait in the spool"),
+        (spool["quarantined"] > 0, f"{spool['quarantined']} spooled records are quarantined: "
+                                   "see spool/quarantine, then `mps-callback spool requeue`"),
+        (projection["failed"] > 0, f"{projection['failed']} notifications failed to project: "
+                                   "see GET /v1/notifications/{id}, then `mps-callback reproject --failed`"),
+        (projection["projector"].get("projector") == "down", "the projector is not running"),
+    ]
+    return [message for failing, message in checks if failing]
 
 
 @router.get("/metrics", summary="Prometheus metrics")

@@ -17,7 +17,7 @@ from mps_callback.verify.signature import sign
 from tests.conftest import FIXTURES, Service, fixture_files, load_fixture, query, start_service
 from tests.fixtures.make_fixtures import SECRET_ID, SECRET_KEY
 from tests.faults.harness import wait_until
-from tests.journal.test_group_commit import install_refusal_trigger
+from tests.journal.test_group_commit import install_refusal_trigger, remove_refusal_trigger
 
 KEYS = "old-key,new-key"
 ALL_FIXTURES = [p.relative_to(FIXTURES) for p in fixture_files("vod") + fixture_files("live") + fixture_files("examples")]
@@ -171,22 +171,28 @@ def test_batch_task_without_task_id_is_kept(service: Service):
     assert stored(service, response.json()["notification_id"]).task_id is None
 
 
-def test_a_write_the_database_refuses_is_spooled_then_quarantined_not_lost(service: Service):
+def test_a_write_the_database_refuses_is_spooled_then_held_not_lost(service: Service):
+    """The refused record waits in spool/held for its next attempt (quarantine comes after several:
+    tests/journal/test_drain.py); notifications after it are not held up."""
     install_refusal_trigger(service.database_url, "refuse-me")
     before = row_count(service)
     response = service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "refuse-me"}, "new-key"))
     assert response.status_code == 200
     assert response.json() == {"code": 0, "message": "ok", "notification_id": None, "duplicate": False, "spooled": True}
     assert row_count(service) == before
-    quarantine = service.log_path.parent / "spool" / "quarantine"
-    deadline = time.monotonic() + 10
-    while not (quarantine.is_dir() and any(quarantine.iterdir())) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    [kept] = list(quarantine.iterdir())
+    held = service.log_path.parent / "spool" / "held"
+    wait_until(lambda: held.is_dir() and any(held.iterdir()), 10, "the refused record to be held")
+    [kept] = list(held.iterdir())
     assert b"refuse-me" in kept.read_bytes()
-    wait_until(lambda: "spool records quarantined" in service.logs(), 5, "the quarantine log line")
+    wait_until(lambda: "held for a later attempt" in service.logs(), 5, "the log line")
     other = service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "after-refusal"}, "new-key"))
     assert other.status_code == 200 and other.json()["notification_id"]
+    readiness = service.get("/readyz").json()
+    assert readiness["status"] == "degraded" and readiness["spool"]["depth"] == 1
+    remove_refusal_trigger(service.database_url)  # the database takes it now: the next attempt goes in
+    wait_until(lambda: service.get("/readyz").json()["spool_depth"] == 0, 15, "the held record to go in")
+    assert query(service.database_url, sa.select(notifications.c.task_id).where(
+        notifications.c.task_id == "refuse-me")) != []
 
 
 def test_when_database_and_spool_both_refuse_the_answer_is_503(tmp_path: Path):
@@ -205,7 +211,11 @@ def test_when_database_and_spool_both_refuse_the_answer_is_503(tmp_path: Path):
 
 def test_readiness_and_liveness(service: Service):
     assert service.get("/healthz").json() == {"status": "ok"}
-    assert service.get("/readyz").json() == {"status": "ready", "database": "ok", "spool_depth": 0}
+    readiness = service.get("/readyz").json()
+    assert readiness["status"] == "ready" and readiness["problems"] == [] and readiness["database"] == "ok"
+    assert readiness["spool_depth"] == 0
+    assert readiness["spool"] == {"depth": 0, "oldest_seconds": 0.0, "quarantined": 0}
+    assert readiness["projection"]["failed"] == 0 and readiness["projection"]["lag_seconds"] >= 0
 
 
 def test_one_json_log_line_per_notification(service: Service):

@@ -24,10 +24,12 @@ def entry(task_id: str, **extra: object) -> JournalEntry:
         shape=recognise(body),
         body=body,
         signature="unsigned",
+        confirmation=None,
         channel="test",
         envelope=Envelope(),
         delivery={},
         dedupe_key=dedupe_key(body),
+        raw_bytes=len(str(body)),
     )
 
 
@@ -117,3 +119,8 @@ def install_refusal_trigger(url: str, task_id: str) -> None:
         execute(url, "CREATE TRIGGER refuse BEFORE INSERT ON notifications FOR EACH ROW BEGIN "
                      f"IF NEW.task_id = '{task_id}' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by test'; "
                      "END IF; END")
+
+
+def remove_refusal_trigger(url: str) -> None:
+    backend = sa.engine.make_url(url).get_backend_name()
+    execute(url, "DROP TRIGGER refuse ON notifications" if backend == "postgresql" else "DROP TRIGGER refuse")

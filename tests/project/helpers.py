@@ -41,8 +41,9 @@ def run_ingest(url: str, bodies: list[dict[str, Any]], **options: Any) -> None:
 
 
 async def _dump(url: str) -> dict[str, list[tuple]]:
-    """Everything a projection holds except what depends on arrival (times, row ids, journal ids)."""
-    skip = {"id", "first_received_at", "last_received_at", "finished_at", "notification_id"}
+    """Everything a projection holds except what depends on arrival (times, row ids, journal ids, and the
+    state keys, whose tie-break is the arrival time: see project/rank.py)."""
+    skip = {"id", "first_received_at", "last_received_at", "finished_at", "notification_id", "state_key", "session_key"}
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:

@@ -69,8 +69,9 @@ def test_tasks_are_confirmed_with_the_mps_api(tmp_path: Path, monkeypatch):
     finally:
         service.stop()
         server.shutdown()
-    marks = {r.task_id: r.signature for r in query(url, sa.select(notifications.c.task_id, notifications.c.signature))}
-    assert marks == {KNOWN_TASK: "confirmed", "2400002-WorkflowTask-api-down": "unconfirmed"}
+    columns = (notifications.c.task_id, notifications.c.signature, notifications.c.confirmation)
+    marks = {r.task_id: (r.signature, r.confirmation) for r in query(url, sa.select(*columns))}
+    assert marks == {KNOWN_TASK: ("verified", "confirmed"), "2400002-WorkflowTask-api-down": ("verified", "unconfirmed")}
     assert [c["TaskId"] for c in FakeMps.calls].count(KNOWN_TASK) == 1
     assert all(c["action"] == "DescribeTaskDetail" and c["authorized"] for c in FakeMps.calls)
     assert "fake-secret-key-for-test" not in service.logs()

@@ -103,11 +103,14 @@ class NotificationSummary(BaseModel):
     notification_type: str | None
     task_id: str | None
     signature: str
+    confirmation: str | None
     channel: str
     wrapper: str
     message_id: str | None
     projected_at: datetime | None
     projection_error: str | None
+    projection_attempts: int
+    projection_failed_at: datetime | None
 
 
 class NotificationDetail(NotificationSummary):

@@ -58,8 +58,7 @@ class Intake:
             signature = check_signature(notification, self._keys, self._max_skew, time.time())
             redact(notification, raw)
             key = dedupe_key(notification)
-            if self._confirmer is not None:
-                signature = await self._confirmer.confirm(shape.task_id)
+            confirmation = await self._confirmer.confirm(shape.task_id) if self._confirmer is not None else None
         except Refused as refused:
             refused.shape = shape
             raise
@@ -68,10 +67,12 @@ class Intake:
             shape=shape,
             body=notification,
             signature=signature,
+            confirmation=confirmation,
             channel=delivery.channel,
             envelope=envelope,
             delivery=_delivery_record(delivery, envelope.attributes),
             dedupe_key=key,
+            raw_bytes=len(raw),
         )
         return Accepted(await self._journal.append(entry), shape)
 

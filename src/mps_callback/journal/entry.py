@@ -36,10 +36,12 @@ class JournalEntry:
     shape: Shape
     body: dict[str, Any]
     signature: str
+    confirmation: str | None
     channel: str
     envelope: Envelope
     delivery: dict[str, Any]
     dedupe_key: str
+    raw_bytes: int
 
     def row(self) -> dict[str, Any]:
         """The journal row, without the id of the batch that will write it."""
@@ -53,19 +55,15 @@ class JournalEntry:
             "session_context": self.shape.session_context,
             "body": self.body,
             "signature": self.signature,
+            "confirmation": self.confirmation,
             "channel": self.channel,
             "wrapper": self.envelope.wrapper,
             "message_id": self.envelope.message_id,
             "delivery": self.delivery,
             "dedupe_key": self.dedupe_key,
+            "body_bytes": self.raw_bytes,
         }
 
-
-    def spool_row(self) -> dict[str, Any]:
-        """The journal row as the spool keeps it (JSON, times as ISO 8601)."""
-        row = self.row()
-        row["received_at"] = self.received_at.isoformat()
-        return row
 
 
 @dataclass(frozen=True, slots=True)

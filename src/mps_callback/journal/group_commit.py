@@ -25,7 +25,8 @@ from mps_callback.journal.entry import SPOOLED, JournalEntry, Receipt
 from mps_callback.journal.spool import Spool
 from mps_callback.journal.write import write_batch
 from mps_callback.store.engine import for_writing
-from mps_callback.store.errors import is_transient
+from mps_callback.journal.limits import RowLimit
+from mps_callback.store.errors import describe, is_record_refusal
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,11 @@ class GroupCommitJournal:
         spool: Spool,
         budget_seconds: float = DEFAULT_BUDGET_SECONDS,
         max_batch: int = MAX_BATCH,
+        limit: RowLimit | None = None,
     ) -> None:
         self._engine = for_writing(engine)
+        self.limit = limit or RowLimit()
+        self.last_error: str | None = None  # why the database is down, while it is
         self._spool = spool
         self._budget = budget_seconds
         self._max_batch = max_batch
@@ -63,7 +67,7 @@ class GroupCommitJournal:
         self._next_probe = 0.0
         self._writers: asyncio.Queue[_Writer] = asyncio.Queue()
         for _ in range(IN_FLIGHT.get(engine.dialect.name, DEFAULT_IN_FLIGHT)):
-            self._writers.put_nowait(_Writer(self._engine))
+            self._writers.put_nowait(_Writer(self._engine, self.limit))
         self._in_flight: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
@@ -80,8 +84,17 @@ class GroupCommitJournal:
         while not self._writers.empty():
             await self._writers.get_nowait().close()
 
+    @property
+    def database_down_since(self) -> float | None:
+        """``time.monotonic()`` of the first failed write of the current outage; None while writes go in."""
+        return self._down_since
+
     async def append(self, entry: JournalEntry) -> Receipt:
-        """Wait until ``entry`` is committed or spooled (at most about the budget) and return its receipt."""
+        """Wait until ``entry`` is committed or spooled (at most about the budget) and return its receipt.
+
+        A body the database cannot store is refused here (413), before anything is promised.
+        """
+        self.limit.check(entry.body, entry.raw_bytes)
         future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         self._pending.append((entry, future))
         self._wakeup.set()
@@ -121,26 +134,28 @@ class GroupCommitJournal:
             else:
                 receipts = await asyncio.wait_for(writer.write(entries), PROBE_TIMEOUT_SECONDS)
         except Exception as error:
-            if len(batch) > 1 and not is_transient(error):  # one refused row: find it, keep the rest
+            refused = is_record_refusal(error)
+            if len(batch) > 1 and refused:  # one refused row: find it, keep the rest
                 for single in batch:
                     await self._commit(writer, [single])
                 return
-            if is_transient(error):
-                self._mark_down()
-            log.error("journal write failed; spooling", extra={"error": f"{type(error).__name__}: {str(error)[:300]}",
-                                                                "batch": len(batch)})
+            if not refused:
+                self._mark_down(describe(error))
+            log.error("journal write failed; spooling", extra={"error": describe(error), "batch": len(batch)})
             await self._resolve_with_spool(batch)
             return
         if self._down_since is not None:
             log.info("database back", extra={"down_seconds": round(time.monotonic() - self._down_since, 3)})
             self._down_since = None
+            self.last_error = None
         metrics.JOURNAL_COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.JOURNAL_BATCH_SIZE.observe(len(batch))
         for (_, future), receipt in zip(batch, receipts):
             if not future.done():
                 future.set_result(receipt)
 
-    def _mark_down(self) -> None:
+    def _mark_down(self, reason: str) -> None:
+        self.last_error = reason
         now = time.monotonic()
         if self._down_since is None:
             self._down_since = now
@@ -151,7 +166,7 @@ class GroupCommitJournal:
         retrying = AsyncRetrying(
             stop=stop_after_delay(self._budget),
             wait=wait_exponential(multiplier=0.05, max=0.5),
-            retry=retry_if_exception(is_transient),
+            retry=retry_if_exception(lambda error: not is_record_refusal(error)),
             reraise=True,
         )
         async for attempt in retrying:
@@ -177,7 +192,7 @@ class GroupCommitJournal:
 
     async def _spool_entries(self, entries: list[JournalEntry]) -> Receipt:
         try:
-            await asyncio.to_thread(self._spool.write, [entry.spool_row() for entry in entries])
+            await asyncio.to_thread(self._spool.write, [entry.row() for entry in entries])
         except OSError as error:
             log.error("spool write failed: the notification is refused with 503",
                       extra={"error": f"{type(error).__name__}: {error.strerror or error}", "records": len(entries)})
@@ -193,18 +208,22 @@ class _Writer:
     reset-on-return ROLLBACK: two extra round trips per commit on the hottest path.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, limit: RowLimit) -> None:
         self._engine = engine
+        self._limit = limit
         self._connection: AsyncConnection | None = None
 
     async def write(self, entries: list[JournalEntry]) -> list[Receipt]:
-        if self._connection is None:
-            self._connection = await self._engine.connect()
+        """Write on the kept connection; a new connection first reads the database's row limit."""
         try:
+            if self._connection is None:
+                self._connection = await self._engine.connect()
+                await self._limit.refresh(self._connection)
             return await write_batch(self._connection, entries)
         except BaseException:  # failed or cancelled mid-transaction: never reuse that connection
             broken, self._connection = self._connection, None
-            await _discard(broken)
+            if broken is not None:
+                await _discard(broken)
             raise
 
     async def close(self) -> None:

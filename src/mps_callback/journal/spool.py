@@ -3,9 +3,16 @@
 Each spooled batch is one file, written to a temporary name, fsynced, renamed into place
 and its directory fsynced, so a file either exists whole or not at all, even after a
 ``kill -9`` or a power cut. Every line carries a CRC32 of its JSON, so damage is found
-line by line: a bad line is moved to ``quarantine/`` (and logged), never retried forever.
-File names sort in arrival order and carry their record count, so the depth is known
-from a directory listing.
+line by line. File names sort in arrival order and carry their write time and record
+count, so depth and age are known from a directory listing.
+
+Three places, so that one record never holds up the others:
+- ``*.spool``: records waiting for the database, oldest first;
+- ``held/``: a record that failed on its own while others went in, one per file, named
+  by when it is due again and how many attempts it has had (back-off per record);
+- ``quarantine/``: records set aside for an operator (damaged, refused for good, too
+  large for the database), counted in metrics and ``/readyz``, put back by
+  ``mps-callback spool requeue``.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,40 +35,59 @@ import orjson
 log = logging.getLogger(__name__)
 
 SUFFIX = ".spool"
+QUARANTINE_SUFFIX = ".quarantined"
 _counter = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A record waiting for its next attempt: ``attempts`` failures so far, due at ``due_ns``."""
+
+    path: Path
+    due_ns: int
+    attempts: int
+    spooled_ns: int
 
 
 class Spool:
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
+        self.held_directory = self.directory / "held"
         self.quarantine_directory = self.directory / "quarantine"
+
+    # ---------------------------------------------------------------- writing
 
     def write(self, rows: list[dict[str, Any]]) -> Path:
         """Make ``rows`` durable on local disk; raises OSError (disk full, read-only) if it cannot."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"{time.time_ns():020d}-{os.getpid()}-{next(_counter):06d}-{len(rows)}{SUFFIX}"
-        temporary = self.directory / f".{name}.tmp"
-        try:
-            with open(temporary, "wb") as handle:
-                handle.write(b"".join(encode_line(row) for row in rows))
-                handle.flush()
-                os.fsync(handle.fileno())
-            final = self.directory / name
-            os.rename(temporary, final)
-            _fsync_directory(self.directory)
-        except OSError:
-            temporary.unlink(missing_ok=True)
-            raise
-        return final
+        name = f"{time.time_ns():020d}-{_unique()}-{len(rows)}{SUFFIX}"
+        return _write_durably(self.directory, name, [encode_line(row) for row in rows])
+
+    def hold(self, row: dict[str, Any], attempts: int, delay_seconds: float, spooled_ns: int) -> Path:
+        """Keep one record aside until ``delay_seconds`` from now, with its attempt count."""
+        due = time.time_ns() + int(delay_seconds * 1e9)
+        name = f"{due:020d}-{attempts:03d}-{spooled_ns:020d}-{_unique()}-1{SUFFIX}"
+        return _write_durably(self.held_directory, name, [encode_line(row)])
+
+    def quarantine(self, lines: list[bytes], reason: str) -> Path:
+        """Keep ``lines`` (encoded records, or damaged lines as found) aside for an operator."""
+        name = f"{time.time_ns():020d}-{_unique()}-{len(lines)}{QUARANTINE_SUFFIX}"
+        target = _write_durably(self.quarantine_directory, name, [line.rstrip(b"\n") + b"\n" for line in lines])
+        log.error("spool records quarantined", extra={"file": name, "records": len(lines), "reason": reason})
+        return target
+
+    # ---------------------------------------------------------------- reading
 
     def files(self) -> list[Path]:
-        if not self.directory.is_dir():
-            return []
-        return sorted(path for path in self.directory.iterdir() if path.name.endswith(SUFFIX))
+        """Spool files waiting for the database, oldest first."""
+        return _listing(self.directory, SUFFIX)
 
-    def depth(self) -> int:
-        """How many notifications wait in the spool."""
-        return sum(_count(path) for path in self.files())
+    def held(self) -> list[Held]:
+        """Held records, the soonest due first."""
+        found = []
+        for path in _listing(self.held_directory, SUFFIX):
+            due, attempts, spooled = (int(part) for part in path.name.split("-")[:3])
+            found.append(Held(path, due, attempts, spooled))
+        return found
 
     def read(self, path: Path) -> tuple[list[dict[str, Any]], list[bytes]]:
         """The rows of one spool file, and the lines that failed their checksum or JSON."""
@@ -73,21 +100,51 @@ class Spool:
                 rows.append(row)
         return rows, bad
 
+    def replace(self, path: Path, rows: list[dict[str, Any]]) -> Path | None:
+        """Rewrite a spool file with only ``rows`` (same place in the order); None when none are left."""
+        if not rows:
+            self.remove(path)
+            return None
+        prefix = path.name.removesuffix(SUFFIX).rsplit("-", 1)[0]
+        new = _write_durably(path.parent, f"{prefix}-{len(rows)}{SUFFIX}", [encode_line(row) for row in rows])
+        if new != path:
+            self.remove(path)
+        return new
+
     def remove(self, path: Path) -> None:
         path.unlink(missing_ok=True)
-        _fsync_directory(self.directory)
+        _fsync_directory(path.parent)
 
-    def quarantine(self, path: Path, lines: list[bytes], reason: str) -> Path:
-        """Keep ``lines`` aside for an operator, with a log line saying why."""
-        self.quarantine_directory.mkdir(parents=True, exist_ok=True)
-        target = self.quarantine_directory / f"{path.name}.{time.time_ns()}"
-        with open(target, "wb") as handle:
-            handle.write(b"\n".join(lines) + b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        _fsync_directory(self.quarantine_directory)
-        log.error("spool records quarantined", extra={"file": target.name, "records": len(lines), "reason": reason})
-        return target
+    # ---------------------------------------------------------------- what an operator sees
+
+    def depth(self) -> int:
+        """How many notifications wait to be journaled (held ones included)."""
+        return sum(_count(path) for path in self.files()) + len(_listing(self.held_directory, SUFFIX))
+
+    def quarantined(self) -> int:
+        """How many records sit in quarantine."""
+        return sum(_count(path) for path in _listing(self.quarantine_directory, QUARANTINE_SUFFIX))
+
+    def oldest_seconds(self) -> float:
+        """Age of the oldest record waiting (held ones included); 0 when none."""
+        stamps = [_written_ns(path) for path in self.files()[:1]] + [held.spooled_ns for held in self.held()]
+        if not stamps:
+            return 0.0
+        return max((time.time_ns() - min(stamps)) / 1e9, 0.0)
+
+    def requeue(self) -> tuple[int, int]:
+        """Put quarantined records back in the spool; return (requeued, left because damaged)."""
+        requeued = left = 0
+        for path in _listing(self.quarantine_directory, QUARANTINE_SUFFIX):
+            rows, damaged = self.read(path)
+            if rows:
+                self.write(rows)
+                requeued += len(rows)
+            if damaged:
+                self.quarantine(damaged, "still damaged after requeue")
+                left += len(damaged)
+            self.remove(path)
+        return requeued, left
 
     @contextmanager
     def exclusive(self) -> Iterator[bool]:
@@ -106,6 +163,10 @@ class Spool:
 
 
 def encode_line(row: dict[str, Any]) -> bytes:
+    """One record as a spool line: CRC32 of the JSON, the JSON (times as ISO 8601), a newline."""
+    received_at = row.get("received_at")
+    if isinstance(received_at, datetime):
+        row = {**row, "received_at": received_at.isoformat()}
     payload = orjson.dumps(row)
     return b"%08x " % zlib.crc32(payload) + payload + b"\n"
 
@@ -117,16 +178,51 @@ def decode_line(line: bytes) -> dict[str, Any] | None:
             return None
         row = orjson.loads(payload)
         row["received_at"] = datetime.fromisoformat(row["received_at"])
-        return row
+        return row  # type: ignore[no-any-return]
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         return None
 
 
+def _write_durably(directory: Path, name: str, lines: list[bytes]) -> Path:
+    """Temporary name, fsync, rename, fsync the directory: the file exists whole or not at all."""
+    directory.mkdir(parents=True, exist_ok=True)
+    temporary = directory / f".{name}.tmp"
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(b"".join(lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+        final = directory / name
+        os.rename(temporary, final)
+        _fsync_directory(directory)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
+    return final
+
+
+def _listing(directory: Path, suffix: str) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return sorted(path for path in directory.iterdir() if path.name.endswith(suffix) and not path.name.startswith("."))
+
+
+def _unique() -> str:
+    return f"{os.getpid()}-{next(_counter):06d}"
+
+
 def _count(path: Path) -> int:
     try:
-        return int(path.name.removesuffix(SUFFIX).rsplit("-", 1)[1])
+        return int(path.name.split(".")[0].rsplit("-", 1)[1])
     except (IndexError, ValueError):
         return 1
+
+
+def _written_ns(path: Path) -> int:
+    try:
+        return int(path.name.split("-", 1)[0])
+    except ValueError:
+        return time.time_ns()
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -13,6 +13,10 @@ from mps_callback.store.tables import notifications
 from mps_callback.store.upsert import insert_skipping_duplicates
 
 
+#: Spool files written by an older release lack these: one INSERT needs the same keys in every row.
+COLUMNS_ADDED_SINCE_0001 = {"confirmation": None, "body_bytes": 0}
+
+
 async def write_rows(
     target: AsyncEngine | AsyncConnection, rows: list[dict[str, Any]]
 ) -> tuple[str, dict[str, tuple[int, str]]]:
@@ -24,7 +28,7 @@ async def write_rows(
     batch_id = uuid.uuid4().hex
     unique: dict[str, dict[str, Any]] = {}
     for row in rows:  # in arrival order, the first of each key
-        unique.setdefault(row["dedupe_key"], {**row, "batch_id": batch_id})
+        unique.setdefault(row["dedupe_key"], {**COLUMNS_ADDED_SINCE_0001, **row, "batch_id": batch_id})
     async with target.begin() as opened:  # an engine opens a connection; a connection, a transaction
         connection = opened if isinstance(target, AsyncEngine) else target
         statement = insert_skipping_duplicates(connection.dialect.name, notifications, "dedupe_key")
@@ -48,3 +52,16 @@ async def write_batch(target: AsyncEngine | AsyncConnection, entries: list[Journ
         seen.add(entry.dedupe_key)
         receipts.append(Receipt(notification_id, duplicate=not (first and written_by == batch_id)))
     return receipts
+
+
+async def probe_write(engine: AsyncEngine) -> None:
+    """Raise unless the journal takes a write now.
+
+    An UPDATE that matches no row: refused like any write by a read-only database
+    (PostgreSQL 25006, MySQL 1290, SQLite's read-only file), a missing table, a lost
+    connection or a wrong password, while it changes nothing. ``SELECT 1`` would pass all of those.
+    """
+    async with engine.begin() as connection:
+        await connection.execute(
+            notifications.update().where(notifications.c.id == 0).values(batch_id=notifications.c.batch_id)
+        )

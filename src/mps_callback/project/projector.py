@@ -3,9 +3,14 @@
 Any number of projectors may run (inside ``serve`` and as ``mps-callback worker``): each
 claims pending journal rows with ``FOR UPDATE SKIP LOCKED`` (SQLite has one writer and
 needs none) and locks the task rows it touches in task-id order, so two projectors never
-interleave on a task and never deadlock. A batch is one transaction; if it fails, its rows
-are retried one by one so that one bad notification is marked with its error, retried
-later with back-off, and never holds back the others.
+interleave on a task and never deadlock. A batch is one transaction, bounded in rows and in
+body bytes (a backlog of 15 MiB bodies must not take the process to gigabytes).
+
+A failure stays with its notification: when a batch fails while the database takes
+writes, its rows are projected one by one; one that fails alone is retried alone, with
+back-off, ``MAX_ATTEMPTS`` times, then parked (``projection_failed_at``, its error kept;
+``reproject --failed`` tries again). When the database itself is away, nothing is counted
+against any notification: the loop backs off and waits.
 """
 
 from __future__ import annotations
@@ -25,17 +30,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from mps_callback import metrics
 from mps_callback.project.model import SubtaskProjection, TaskProjection
 from mps_callback.project.parse import parse
-from mps_callback.project.rank import session_key, subtask_key, task_key
+from mps_callback.journal.write import probe_write
+from mps_callback.project.rank import Provenance, clamp_progress, session_key, subtask_key, task_key
 from mps_callback.store.engine import for_writing
+from mps_callback.store.errors import describe
 from mps_callback.store.tables import notifications, outputs, segments, subtasks, tasks
 from mps_callback.store.upsert import insert_skipping_duplicates
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
+#: Body bytes one batch may take in (at least one notification, whatever its size).
+BATCH_BYTES = 32 * 1024 * 1024
+#: Attempts at one notification that fails alone before it is parked, 2 s, 4 s ... apart.
+MAX_ATTEMPTS = 6
 MAX_RETRY_DELAY = timedelta(hours=1)
+#: How long the loop waits between passes while the database is away: doubling up to this.
+MAX_OUTAGE_WAIT_SECONDS = 30.0
 INT32 = 2**31 - 1
 INT64 = 2**63 - 1
+
+
+class DatabaseAway(Exception):
+    """The database does not take writes: nothing is held against any notification."""
 
 
 @dataclass(slots=True)
@@ -44,6 +61,7 @@ class Claimed:
     received_at: datetime
     dedupe_key: str
     body: dict[str, Any]
+    provenance: Provenance
     projection: TaskProjection | None = None
 
 
@@ -60,22 +78,19 @@ class TaskMerge:
 
 
 class Projector:
-    def __init__(self, engine: AsyncEngine, cdn_domains: Mapping[str, str] | None = None, batch_size: int = BATCH_SIZE):
+    def __init__(self, engine: AsyncEngine, cdn_domains: Mapping[str, str] | None = None, batch_size: int = BATCH_SIZE,
+                 max_attempts: int = MAX_ATTEMPTS):
         self._engine = for_writing(engine)
+        self._max_attempts = max_attempts
         self._cdn = dict(cdn_domains or {})
         self._batch_size = batch_size
 
     async def run_once(self) -> int:
-        """Project one batch of pending notifications; return how many were taken."""
-        try:
-            async with self._engine.begin() as connection:
-                claimed = await self._claim(connection, None)
-                if claimed:
-                    await self._project(connection, claimed)
-                return len(claimed)
-        except Exception as error:  # the batch failed: isolate the notification that made it fail
-            log.warning("projection batch failed; retrying one by one", extra={"error": type(error).__name__})
-            return await self._one_by_one()
+        """Project one batch of new notifications and the failed ones due again; return how many were taken.
+
+        Raises ``DatabaseAway`` when the database does not take writes.
+        """
+        return await self._fresh_batch() + await self._due_retries()
 
     async def drain(self, progress: Callable[[int], None] | None = None) -> int:
         """Project until nothing is pending (or only failures waiting for their retry time)."""
@@ -87,66 +102,108 @@ class Projector:
         return total
 
     async def run_forever(self, idle_seconds: float = 0.2) -> None:
-        """Project batch after batch; when nothing is pending, look again after ``idle_seconds``."""
+        """Project batch after batch; when nothing is pending, look again after ``idle_seconds``.
+
+        While the database is away the wait doubles up to ``MAX_OUTAGE_WAIT_SECONDS``, with
+        one log line when the outage starts and one when it ends.
+        """
+        wait, away = idle_seconds, False
         while True:
             try:
-                if await self.run_once():
-                    continue
-            except Exception as error:  # the database is away: keep the loop, try again shortly
-                log.warning("projector pass failed", extra={"error": f"{type(error).__name__}: {str(error)[:200]}"})
-            await asyncio.sleep(idle_seconds)
+                taken = await self.run_once()
+            except Exception as error:  # DatabaseAway, or the database failed mid-pass
+                if not away:
+                    log.warning("projector waits for the database", extra={"error": describe(error)})
+                away, wait = True, min(max(wait * 2, 1.0), MAX_OUTAGE_WAIT_SECONDS)
+                await asyncio.sleep(wait)
+                continue
+            if away:
+                log.info("database back; projecting again")
+            away, wait = False, idle_seconds
+            if not taken:
+                await asyncio.sleep(idle_seconds)
 
     # ---------------------------------------------------------------- claiming
 
-    async def _claim(self, connection: AsyncConnection, only_id: int | None) -> list[Claimed]:
-        query = (
-            sa.select(notifications.c.id, notifications.c.received_at, notifications.c.dedupe_key, notifications.c.body)
-            .where(*_due())
-            .order_by(notifications.c.id)
-            .limit(1 if only_id is not None else self._batch_size)
-            .with_for_update(skip_locked=True)
-        )
-        if only_id is not None:
-            query = query.where(notifications.c.id == only_id)
-        return [Claimed(row.id, row.received_at, row.dedupe_key, row.body) for row in await connection.execute(query)]
+    async def _fresh_batch(self) -> int:
+        """New notifications (never failed) in one transaction; if it fails, each alone."""
+        ids: list[int] = []
+        try:
+            async with self._engine.begin() as connection:
+                ids = await self._lock(connection, _fresh())
+                if ids:
+                    await self._project(connection, await _load(connection, ids))
+            return len(ids)
+        except Exception as error:
+            await _probe(self._engine, error)
+            log.warning("projection batch failed; projecting its notifications one by one",
+                        extra={"error": describe(error), "batch": len(ids)})
+            for notification_id in ids:
+                await self._project_alone(notification_id)
+            return len(ids)
 
-    async def _one_by_one(self) -> int:
+    async def _due_retries(self) -> int:
+        """Notifications that failed before and whose back-off has passed, each alone."""
         async with self._engine.connect() as connection:
-            pending = await connection.execute(
-                sa.select(notifications.c.id)
-                .where(*_due())
-                .order_by(notifications.c.id)
-                .limit(self._batch_size)
+            due = await connection.execute(
+                sa.select(notifications.c.id).where(*_due(), notifications.c.projection_attempts > 0)
+                .order_by(notifications.c.next_attempt_at).limit(self._batch_size)
             )
-            ids = [row.id for row in pending]
+            ids = [row.id for row in due]
         for notification_id in ids:
-            try:
-                async with self._engine.begin() as connection:
-                    claimed = await self._claim(connection, notification_id)
-                    if claimed:
-                        await self._project(connection, claimed)
-            except Exception as error:
-                await self._mark_failed(notification_id, error)
+            await self._project_alone(notification_id)
         return len(ids)
 
+    async def _project_alone(self, notification_id: int) -> None:
+        try:
+            async with self._engine.begin() as connection:
+                if await self._lock(connection, [notifications.c.id == notification_id]):
+                    await self._project(connection, await _load(connection, [notification_id]))
+        except Exception as error:
+            await _probe(self._engine, error)
+            await self._mark_failed(notification_id, error)
+
+    async def _lock(self, connection: AsyncConnection, where: list[sa.ColumnElement[bool]]) -> list[int]:
+        """Lock up to a batch of due rows and keep the first ones whose bodies fit in ``BATCH_BYTES``.
+
+        Rows locked beyond that are released at commit, for this or another projector's next batch.
+        """
+        sizes = await connection.execute(
+            sa.select(notifications.c.id, notifications.c.body_bytes)
+            .where(*_due(), *where).order_by(notifications.c.id).limit(self._batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        ids: list[int] = []
+        total = 0
+        for row in sizes:
+            if ids and total + row.body_bytes > BATCH_BYTES:
+                break
+            ids.append(row.id)
+            total += row.body_bytes
+        return ids
+
     async def _mark_failed(self, notification_id: int, error: Exception) -> None:
+        """One more failed attempt: retried after a back-off, or parked after ``MAX_ATTEMPTS``."""
         metrics.PROJECTION_FAILURES.inc()
-        log.error("notification failed to project", extra={"notification_id": notification_id,
-                                                           "error": f"{type(error).__name__}: {str(error)[:300]}"})
         async with self._engine.begin() as connection:
             attempts = (await connection.execute(
                 sa.select(notifications.c.projection_attempts).where(notifications.c.id == notification_id)
-            )).scalar_one()
-            delay = min(timedelta(seconds=2 ** min(attempts, 12)), MAX_RETRY_DELAY)
+            )).scalar_one() + 1
+            now = datetime.now(timezone.utc)
+            parked = attempts >= self._max_attempts
             await connection.execute(
-                notifications.update()
-                .where(notifications.c.id == notification_id)
-                .values(
-                    projection_error=f"{type(error).__name__}: {error}"[:4000],
-                    projection_attempts=attempts + 1,
-                    next_attempt_at=datetime.now(timezone.utc) + delay,
+                notifications.update().where(notifications.c.id == notification_id).values(
+                    projection_error=describe(error)[:4000],
+                    projection_attempts=attempts,
+                    next_attempt_at=None if parked else now + min(timedelta(seconds=2**attempts), MAX_RETRY_DELAY),
+                    projection_failed_at=now if parked else None,
                 )
             )
+        if parked:
+            metrics.PROJECTION_PARKED.inc()
+        log.error("notification parked: its projection failed every attempt" if parked
+                  else "notification failed to project; retried later",
+                  extra={"notification_id": notification_id, "attempts": attempts, "error": describe(error)})
 
     # ---------------------------------------------------------------- merging
 
@@ -160,14 +217,15 @@ class Projector:
         merges = await self._load(connection, task_ids, by_task)
         for task_id in task_ids:
             merge = merges[task_id]
-            for item in sorted(by_task[task_id], key=lambda c: task_key(c.projection, c.dedupe_key)):  # type: ignore[arg-type]
+            for item in sorted(by_task[task_id], key=lambda c: task_key(c.projection, c.provenance)):  # type: ignore[arg-type]
                 _merge_notification(merge, item)
             merge.row["failed"] = _failed(merge)
         await self._write(connection, merges)
         await connection.execute(
             notifications.update()
             .where(notifications.c.id.in_([item.id for item in claimed]))
-            .values(projected_at=datetime.now(timezone.utc), projection_error=None, next_attempt_at=None)
+            .values(projected_at=datetime.now(timezone.utc), projection_error=None, next_attempt_at=None,
+                projection_failed_at=None)
         )
         metrics.PROJECTED.inc(len(claimed))
 
@@ -220,13 +278,41 @@ class Projector:
             await connection.execute(segments.insert(), segment_rows)
 
 
+async def _load(connection: AsyncConnection, ids: list[int]) -> list[Claimed]:
+    loaded = await connection.execute(
+        sa.select(*CLAIMED_COLUMNS).where(notifications.c.id.in_(ids)).order_by(notifications.c.id)
+    )
+    return [
+        Claimed(row.id, row.received_at, row.dedupe_key, row.body,
+                Provenance(row.id, row.received_at, row.signature, row.confirmation))
+        for row in loaded
+    ]
+
+
+CLAIMED_COLUMNS = (notifications.c.id, notifications.c.received_at, notifications.c.dedupe_key, notifications.c.body,
+                   notifications.c.signature, notifications.c.confirmation)
+
+
 def _due() -> tuple[sa.ColumnElement[bool], ...]:
-    """Journal rows waiting for projection: not projected, and not in a failure's back-off."""
+    """Journal rows waiting for projection: not projected, not parked, not in a failure's back-off."""
     now = datetime.now(timezone.utc)
     return (
         notifications.c.projected_at.is_(None),
+        notifications.c.projection_failed_at.is_(None),
         sa.or_(notifications.c.next_attempt_at.is_(None), notifications.c.next_attempt_at <= now),
     )
+
+
+def _fresh() -> list[sa.ColumnElement[bool]]:
+    return [notifications.c.projection_attempts == 0]
+
+
+async def _probe(engine: AsyncEngine, error: BaseException) -> None:
+    """Raise ``DatabaseAway`` unless the database takes a write now (then ``error`` was the notification's)."""
+    try:
+        await probe_write(engine)
+    except Exception as probe_error:
+        raise DatabaseAway(describe(probe_error)) from error
 
 
 def _merge_notification(merge: TaskMerge, item: Claimed) -> None:
@@ -239,7 +325,7 @@ def _merge_notification(merge: TaskMerge, item: Claimed) -> None:
     if projection.status == "FINISH":
         finished = row["finished_at"]
         row["finished_at"] = item.received_at if finished is None else min(finished, item.received_at)
-    state = task_key(projection, item.dedupe_key)
+    state = task_key(projection, item.provenance)
     if state > row["state_key"]:
         row.update(
             kind=projection.kind, event_type=projection.event_type,
@@ -247,7 +333,7 @@ def _merge_notification(merge: TaskMerge, item: Claimed) -> None:
             input=projection.input, input_location=projection.input_location, video_name=projection.video_name,
             media_metadata=projection.metadata, extra=projection.extra or None, state_key=state,
         )
-    session = session_key(projection, item.dedupe_key)
+    session = session_key(projection, item.provenance)
     if session > row["session_key"]:
         row.update(session_id=projection.session_id, session_context=projection.session_context, session_key=session)
     for sub in projection.subtasks:
@@ -263,7 +349,7 @@ def _merge_subtask(merge: TaskMerge, sub: SubtaskProjection, item: Claimed) -> N
             merge.new_subtasks[subtask_id] = _subtask_row(subtask_id, task_id, sub, "append", item.id)
         merge.appended.append((subtask_id, sub, item))
         return
-    state = subtask_key(sub, item.dedupe_key)
+    state = subtask_key(sub, item.provenance)
     current = merge.new_subtasks.get(subtask_id) or merge.replaced_subtasks.get(subtask_id) or known
     if current is not None and state <= current["state_key"]:
         return
@@ -305,7 +391,7 @@ def _subtask_row(subtask_id: str, task_id: str, sub: SubtaskProjection, state: s
         "id": subtask_id, "task_id": task_id, "key": sub.key[:512], "group_name": sub.group[:64],
         "family": sub.family[:128], "type": _clip(sub.type, 128), "mode": sub.mode, "status": _clip(sub.status, 32),
         "err_code": _int(sub.err_code, INT32), "err_code_ext": _clip(sub.err_code_ext, 255), "message": sub.message,
-        "progress": _int(sub.progress, INT32), "definition": _int(sub.definition, INT64),
+        "progress": clamp_progress(_int(sub.progress, INT32)), "definition": _int(sub.definition, INT64),
         "begin_process_time": _clip(sub.begin_process_time, 64), "finish_time": _clip(sub.finish_time, 64),
         "input": sub.input, "output": sub.output, "state_key": state, "notification_id": notification_id,
     }
@@ -339,16 +425,44 @@ def _int(value: Any, limit: int) -> int | None:
 
 
 async def projection_lag(engine: AsyncEngine) -> float:
-    """Seconds since the oldest notification still waiting to be projected arrived (0 when none)."""
+    """Seconds since the oldest notification still waiting to be projected arrived (0 when none).
+
+    Parked notifications are not waiting: they are counted apart (``projection_health``).
+    """
     async with engine.connect() as connection:
         oldest = (await connection.execute(
-            sa.select(sa.func.min(notifications.c.received_at)).where(notifications.c.projected_at.is_(None))
-        )).scalar_one()
+            sa.select(notifications.c.received_at).where(
+                notifications.c.projected_at.is_(None), notifications.c.projection_failed_at.is_(None)
+            ).order_by(notifications.c.id).limit(1)
+        )).scalar()
     if oldest is None:
         return 0.0
-    if oldest.tzinfo is None:  # min() bypasses the column type on some drivers
-        oldest = oldest.replace(tzinfo=timezone.utc)
     return max((datetime.now(timezone.utc) - oldest).total_seconds(), 0.0)
+
+
+async def projection_health(engine: AsyncEngine) -> dict[str, Any]:
+    """Lag and parked failures, for ``/readyz`` (and the gauges)."""
+    lag = await projection_lag(engine)
+    async with engine.connect() as connection:
+        failed = (await connection.execute(
+            sa.select(sa.func.count()).select_from(notifications).where(
+                notifications.c.projected_at.is_(None), notifications.c.projection_failed_at.is_not(None)
+            )
+        )).scalar_one()
+    metrics.PROJECTION_LAG_SECONDS.set(lag)
+    metrics.PROJECTIONS_FAILED.set(failed)
+    return {"lag_seconds": round(lag, 3), "failed": failed}
+
+
+async def retry_failed(engine: AsyncEngine) -> int:
+    """Make parked notifications due again (``reproject --failed``); return how many."""
+    async with for_writing(engine).begin() as connection:
+        result = await connection.execute(
+            notifications.update().where(
+                notifications.c.projected_at.is_(None), notifications.c.projection_failed_at.is_not(None)
+            ).values(projection_failed_at=None, projection_attempts=0, next_attempt_at=None)
+        )
+        return int(result.rowcount)
 
 
 async def reset_projections(engine: AsyncEngine) -> int:
@@ -358,6 +472,6 @@ async def reset_projections(engine: AsyncEngine) -> int:
             await connection.execute(table.delete())
         await connection.execute(
             notifications.update().values(projected_at=None, projection_error=None, projection_attempts=0,
-                                          next_attempt_at=None)
+                                          next_attempt_at=None, projection_failed_at=None)
         )
         return (await connection.execute(sa.select(sa.func.count()).select_from(notifications))).scalar_one()

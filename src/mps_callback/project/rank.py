@@ -1,28 +1,63 @@
-"""Which state wins: the rule that makes projection order-independent.
+"""Which state wins: the rule that makes projection independent of processing order.
 
-A task or subtask keeps the state of the notification with the highest key
-``<rank>:<dedupe key>``: the rank says how far the work had got (a late PROCESSING never
-overwrites FINISH), the dedupe key breaks ties by content, never by arrival. The result
-depends only on the set of notifications, not on their order or their repetitions.
+A task or subtask keeps the state of the notification with the highest key. The key is
+built only from facts the sender cannot choose freely:
+1. the rank: how far the work had got (a late PROCESSING never overwrites FINISH); a
+   subtask adds its Progress, clamped to 0-100 (a forged ``"Progress": 999`` outranks nothing);
+2. the strength of the proof: confirmed by the MPS API > verified signature > unsigned;
+3. the earliest received (a replay with a captured Sign comes after the genuine one);
+4. the lowest journal id.
+Never the content: a SHA-256 of the body can be ground by a sender to win a tie.
+Every part is fixed-width, so comparing keys as strings compares the tuples.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from mps_callback.project.model import SubtaskProjection, TaskProjection
 
 STATUS_RANK = {"WAITING": 0, "PROCESSING": 1, "SUCCESS": 2, "FAIL": 2, "FINISH": 2}
+_LATEST_MICROSECONDS = 10**17 - 1  # microseconds since 1970 stay below this until the year 5138
+_LARGEST_ID = 10**19 - 1  # above any BIGINT id
 
 
-def task_key(projection: TaskProjection, dedupe_key: str) -> str:
-    return f"{STATUS_RANK.get(projection.status, 1):04d}:{dedupe_key}"
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """What the journal knows about a notification, as opposed to what it says."""
+
+    notification_id: int
+    received_at: datetime
+    signature: str
+    confirmation: str | None
+
+    def strength(self) -> int:
+        if self.confirmation == "confirmed":
+            return 3
+        return 2 if self.signature == "verified" else 1
+
+    def tiebreak(self) -> str:
+        """Stronger first, then earlier, then the lower id, as one ascending string."""
+        microseconds = int(self.received_at.timestamp() * 1_000_000)
+        return f"{self.strength()}:{_LATEST_MICROSECONDS - microseconds:017d}:{_LARGEST_ID - self.notification_id:019d}"
 
 
-def session_key(projection: TaskProjection, dedupe_key: str) -> str:
+def task_key(projection: TaskProjection, provenance: Provenance) -> str:
+    return f"{STATUS_RANK.get(projection.status, 1):04d}:{provenance.tiebreak()}"
+
+
+def session_key(projection: TaskProjection, provenance: Provenance) -> str:
     """Rank for SessionId/SessionContext: any notification carrying them beats one that does not."""
     carries = projection.session_id is not None or projection.session_context is not None
-    return f"{int(carries):04d}:{task_key(projection, dedupe_key)}"[:80]
+    return f"{int(carries):04d}:{task_key(projection, provenance)}"
 
 
-def subtask_key(subtask: SubtaskProjection, dedupe_key: str) -> str:
-    progress = min(max(subtask.progress or 0, 0), 999)
-    return f"{STATUS_RANK.get(subtask.status or '', 1) * 1000 + progress:06d}:{dedupe_key}"
+def clamp_progress(progress: int | None) -> int | None:
+    """MPS's Progress is a percentage; anything outside 0-100 is clamped, here and in the stored row."""
+    return None if progress is None else min(max(progress, 0), 100)
+
+
+def subtask_key(subtask: SubtaskProjection, provenance: Provenance) -> str:
+    progress = clamp_progress(subtask.progress) or 0
+    return f"{STATUS_RANK.get(subtask.status or '', 1) * 1000 + progress:06d}:{provenance.tiebreak()}"

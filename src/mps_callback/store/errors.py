@@ -1,37 +1,56 @@
-"""Is a database error worth another try (the server away, busy or locked) or final (a refused row)?
+"""Did the database refuse *this record*, or is the database itself unable to take writes?
 
-Only the database's own verdict on a statement is final. The exception class alone does
-not tell: MySQL reports a trigger's refusal and a lost connection both as
-OperationalError; the drivers' codes do. Anything that is not a DBAPI error at all (a
-driver's RuntimeError on a reset socket, a timeout) says nothing about the row, so it is
-transient: the notification waits in the spool rather than being set aside.
+The answer decides what happens to a notification that could not be written: a record
+the database refuses (a value too long, a constraint) is retried a few times with
+back-off and then set aside in quarantine for an operator; anything about the database
+(down, unreachable, wrong password, missing database or table, read-only, disk full, too
+many connections, locks) keeps the record in the spool until the database is back,
+however long that takes. Getting this wrong one way quarantines everything during an
+outage (silently losing the spool's protection); the other way only delays a bad record.
+So only the database's own verdict on the data counts as a record refusal, by the
+drivers' codes (the exception class alone does not tell: MySQL reports a trigger's
+refusal and a lost connection both as OperationalError); everything else is about the
+database.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-#: MySQL/MariaDB: connection lost or refused, server shutting down, too many connections, lock wait, deadlock.
-MYSQL_TRANSIENT = frozenset({1040, 1053, 1205, 1213, 1927, 2002, 2003, 2005, 2006, 2013, 2055})
-#: PostgreSQL SQLSTATE classes and codes: connection exceptions, serialization failure, deadlock,
-#: lock not available, too many connections, operator intervention (shutdown, cannot connect now).
-POSTGRES_TRANSIENT_PREFIXES = ("08", "40001", "40P01", "55P03", "53300", "57P")
-SQLITE_TRANSIENT_MESSAGES = ("database is locked", "database table is locked", "disk i/o error", "unable to open")
+#: MySQL/MariaDB error codes that refuse the row sent: NULL in a NOT NULL column, duplicate key,
+#: out of range, truncated, incorrect value or string, too long, foreign key, invalid JSON,
+#: CHECK constraint (MariaDB 4025, MySQL 3819), a trigger's SIGNAL, packet too large.
+MYSQL_RECORD_REFUSALS = frozenset(
+    {1048, 1062, 1153, 1264, 1265, 1292, 1301, 1366, 1406, 1451, 1452, 1644, 1690, 3140, 3819, 4025}
+)
+#: PostgreSQL SQLSTATE classes refusing the data: 22 data exception, 23 integrity constraint
+#: violation, 54000 program limit exceeded (an index row or a jsonb value too large), P0001 a
+#: trigger's RAISE EXCEPTION.
+POSTGRES_RECORD_REFUSAL_PREFIXES = ("22", "23", "54000", "P0001")
+#: SQLite's result codes for the same: constraints (a trigger's RAISE too), type mismatch, a
+#: value over SQLITE_MAX_LENGTH.
+SQLITE_RECORD_REFUSALS = ("SQLITE_CONSTRAINT", "SQLITE_MISMATCH", "SQLITE_TOOBIG")
 
 
-def is_transient(error: BaseException) -> bool:
-    if not isinstance(error, sa.exc.DBAPIError):
-        return True
-    if error.connection_invalidated:
-        return True
+def is_record_refusal(error: BaseException) -> bool:
+    """True only when the database answered and refused the data it was sent."""
+    if not isinstance(error, sa.exc.DBAPIError) or error.connection_invalidated:
+        return False
     original = error.orig
-    if isinstance(original, (OSError, TimeoutError)):
-        return True
+    if original is None or isinstance(original, (OSError, TimeoutError)):
+        return False
+    code = original.args[0] if original.args else None
+    if isinstance(code, int):  # MySQL drivers: (code, message); asyncmy also sets a sqlstate, less precise
+        return code in MYSQL_RECORD_REFUSALS
     state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
     if isinstance(state, str):
-        return state.startswith(POSTGRES_TRANSIENT_PREFIXES)
-    code = original.args[0] if original is not None and original.args else None
-    if isinstance(code, int):
-        return code in MYSQL_TRANSIENT
-    message = str(original).lower()
-    return any(text in message for text in SQLITE_TRANSIENT_MESSAGES)
+        return state.startswith(POSTGRES_RECORD_REFUSAL_PREFIXES)
+    name = getattr(original, "sqlite_errorname", None)
+    return isinstance(name, str) and name.startswith(SQLITE_RECORD_REFUSALS)
+
+
+def describe(error: BaseException) -> str:
+    """A short description for logs and the API: the driver's class and message, never the SQL or its parameters."""
+    original = getattr(error, "orig", None) or error
+    first_line = (str(original).splitlines() or [""])[0]
+    return f"{type(original).__name__}: {first_line[:300]}"
