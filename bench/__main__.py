@@ -29,7 +29,7 @@ from mps_callback.store.engine import create_engine
 from mps_callback.store.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("MPS_BENCH_SHARED", ROOT.parent / "shared" / "bench"))
+MATERIAL = ROOT / "bench" / "material"  # the ceiling, the peer, post.lua and the typical body
 MYSQL = os.environ.get("MPS_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306")
 POSTGRES = os.environ.get("MPS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 PORT = 8795
@@ -96,7 +96,7 @@ def measure(contender: contenders.Contender, template: Path, seconds: float, wor
 
             thread = threading.Thread(target=sample, daemon=True)
             thread.start()
-        result = wrk(f"http://127.0.0.1:{PORT}{contender.path}", SHARED / "post.lua", template, seconds)
+        result = wrk(f"http://127.0.0.1:{PORT}{contender.path}", MATERIAL / "post.lua", template, seconds)
         if watch_rss:
             stop.set()
             thread.join()
@@ -180,18 +180,18 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: a few seconds, SQLite only, no peer")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mps-bench-"))
-    templates = write_templates(work, SHARED / "workflow_finish.json.tpl")
+    templates = write_templates(work, MATERIAL / "workflow_finish.json.tpl")
     seconds = 2 if args.quick else args.seconds
     backends = ["sqlite"] if args.quick else ["mariadb", "postgresql", "sqlite"]
     print(machine(MYSQL, POSTGRES), flush=True)
 
-    rows = [measure(contenders.ceiling(SHARED, 1), templates["typical"], seconds, work),
-            measure(contenders.ceiling(SHARED, 2), templates["typical"], seconds, work)]
+    rows = [measure(contenders.ceiling(MATERIAL, 1), templates["typical"], seconds, work),
+            measure(contenders.ceiling(MATERIAL, 2), templates["typical"], seconds, work)]
     if not args.quick:
         peer_db = "mps_bench_peer"
         asyncio.run(_admin(f"{MYSQL}/mysql", f"DROP DATABASE IF EXISTS {peer_db}"))
         asyncio.run(_admin(f"{MYSQL}/mysql", f"CREATE DATABASE {peer_db}"))
-        rows += [measure(contenders.peer(SHARED, server, MYSQL, peer_db), templates["typical"], seconds, work)
+        rows += [measure(contenders.peer(MATERIAL, server, MYSQL, peer_db), templates["typical"], seconds, work)
                  for server in ("werkzeug", "gunicorn")]
     for backend in backends:
         url = fresh_database(backend, "mps_bench_typical", work)

@@ -49,18 +49,18 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def ceiling(shared: Path, workers: int) -> Contender:
+def ceiling(material: Path, workers: int) -> Contender:
     return Contender(f"ceiling (noop_app, uvicorn {workers}w)",
                      [sys.executable, "-m", "uvicorn", "noop_app:app", "--port", "{port}", "--no-access-log",
-                      "--log-level", "warning", "--workers", str(workers)], cwd=shared)
+                      "--log-level", "warning", "--workers", str(workers)], cwd=material)
 
 
-def peer(shared: Path, server: str, mysql_url: str, database: str) -> Contender:
+def peer(material: Path, server: str, mysql_url: str, database: str) -> Contender:
     env = {"BASE_DB_NAME": database, "BASE_PORT": "{port}"}
     if server == "werkzeug":
-        return Contender("peer (Flask, Werkzeug threaded)", [sys.executable, "peer_flask.py"], env, shared)
+        return Contender("peer (Flask, Werkzeug threaded)", [sys.executable, "peer_flask.py"], env, material)
     return Contender("peer (Flask, gunicorn -w 4)",
-                     [sys.executable, "-m", "gunicorn", "-w", "4", "-b", "127.0.0.1:{port}", "peer_flask:app"], env, shared)
+                     [sys.executable, "-m", "gunicorn", "-w", "4", "-b", "127.0.0.1:{port}", "peer_flask:app"], env, material)
 
 
 def ours(backend: str, database_url: str, workers: int, spool: Path, projector: bool = False) -> Contender:

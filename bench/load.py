@@ -1,4 +1,4 @@
-"""The loads: wrk with the shared post.lua (closed loop, as fast as it goes), and an
+"""The loads: wrk with bench/material/post.lua (closed loop, as fast as it goes), and an
 open-loop generator at a fixed rate for the projection measurement."""
 
 from __future__ import annotations

@@ -31,3 +31,14 @@ def test_bench_quick_run_prints_its_tables():
     assert "## Typical body" in out and "## Large body" in out and "## Projection" in out
     assert "ceiling (noop_app, uvicorn 1w)" in out and "mps-callback on sqlite (2w)" in out
     assert " ok |" in out and "LOST" not in out  # every 2xx is in the journal
+
+
+def test_bench_material_lives_in_the_repository():
+    """The ceiling, the peer, the wrk script and the body ship with the clone: nothing beside it is read."""
+    from bench.__main__ import MATERIAL
+
+    assert MATERIAL.resolve().is_relative_to(ROOT)
+    for name in ("noop_app.py", "peer_flask.py", "post.lua", "workflow_finish.json.tpl"):
+        assert (MATERIAL / name).is_file(), name
+    for source in (ROOT / "bench").glob("*.py"):
+        assert "../shared" not in source.read_text() and '"shared"' not in source.read_text(), source.name
