@@ -152,12 +152,14 @@ def worker() -> None:
 
 
 @app.command()
-def reproject() -> None:
+def reproject(
+    failed: Annotated[bool, typer.Option("--failed", help="only retry notifications whose projection was parked")] = False,
+) -> None:
     """Rebuild every projection from the journal (after an upgrade, or a CDN domain change)."""
-    from mps_callback.project.projector import Projector, reset_projections
+    from mps_callback.project.projector import Projector, reset_projections, retry_failed
 
     async def rebuild(engine: AsyncEngine, settings: Settings) -> int:
-        total = await reset_projections(engine)
+        total = await (retry_failed(engine) if failed else reset_projections(engine))
         with typer.progressbar(length=total, label="reprojecting", file=sys.stderr) as bar:
             return await Projector(engine, settings.cdn_domains).drain(bar.update)
 
@@ -176,6 +178,15 @@ def spool_drain() -> None:
     typer.echo(f"drained {moved} notifications; {left} left in the spool")
     if left:
         raise typer.Exit(1)
+
+
+@spool_app.command("requeue")
+def spool_requeue() -> None:
+    """Put quarantined records back in the spool (after fixing what refused them); serve drains them."""
+    from mps_callback.journal.spool import Spool
+
+    requeued, damaged = Spool(Settings().spool_dir).requeue()
+    typer.echo(f"requeued {requeued} notifications; {damaged} damaged records stay in quarantine")
 
 
 @app.command()
