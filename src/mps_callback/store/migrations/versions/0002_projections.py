@@ -1,6 +1,8 @@
 """Projections: tasks, subtasks, outputs, segments; projection state on the journal; the
 ``mps_task_result`` view that keeps the old single-table script's readers working.
 
+Users of the old script have a table ``mps_task_result``: it is renamed
+``mps_task_result_legacy`` and the view shows its rows too, so readers keep their history.
 Every step is guarded (``mps_callback.store.guarded``): safe to run again after a failure part-way.
 
 Revision ID: 0002
@@ -8,9 +10,10 @@ Revises: 0001
 """
 
 import sqlalchemy as sa
+from alembic import op
 
 from mps_callback.store import guarded
-from mps_callback.store.types import BigId, Json, LongText, UtcDateTime
+from mps_callback.store.types import BigId, Json, LongText, UtcDateTime, identifier_collation
 
 revision = "0002"
 down_revision = "0001"
@@ -18,6 +21,8 @@ branch_labels = None
 depends_on = None
 
 VIEW = "mps_task_result"
+#: The old script's table, kept under this name once the view takes its place.
+LEGACY_TABLE = "mps_task_result_legacy"
 
 
 def _first_output(column: str, role: str) -> str:
@@ -44,6 +49,42 @@ OUR_COLUMNS = {
 def _select(columns: dict[str, str], source: str) -> str:
     listed = ",\n       ".join(f"{expression} AS {name}" for name, expression in columns.items())
     return f"SELECT {listed}\nFROM {source}"
+
+
+def _as_text(expression: str, dialect: sa.Dialect) -> str:
+    """The value as text: the old table's VARCHAR and our DATETIME unite only as one type on PostgreSQL."""
+    if dialect.name in ("mysql", "mariadb"):  # one character set, whatever the old table's was
+        return f"CAST({expression} AS CHAR CHARACTER SET utf8mb4)"
+    return f"CAST({expression} AS TEXT)"
+
+
+def _as_identifier(expression: str, dialect: sa.Dialect) -> str:
+    """A TaskId as text compared byte-exactly (MariaDB/MySQL: by our identifier collation)."""
+    if dialect.name in ("mysql", "mariadb"):
+        return f"{_as_text(expression, dialect)} COLLATE {identifier_collation(dialect)}"
+    return _as_text(expression, dialect)
+
+
+def _as_text_columns(columns: dict[str, str], dialect: sa.Dialect) -> dict[str, str]:
+    """Every column as text, the TaskId byte-exact: both halves of the UNION then agree on every backend."""
+    as_text = {name: _as_text(expression, dialect) for name, expression in columns.items()}
+    return {**as_text, "task_id": _as_identifier(columns["task_id"], dialect)}
+
+
+def _with_legacy_rows(dialect: sa.Dialect) -> str:
+    """The old table's rows for tasks we do not have, then ours: a task in both shows once, as ours."""
+    legacy = _as_text_columns({name: f"l.{name}" for name in OUR_COLUMNS}, dialect)
+    return (
+        f"{_select(legacy, f'{LEGACY_TABLE} l')}\n"
+        f"WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = {legacy['task_id']})\n"
+        "UNION ALL\n"
+        f"{_select(_as_text_columns(OUR_COLUMNS, dialect), 'tasks t')}"
+    )
+
+
+def compatibility_view(dialect: sa.Dialect) -> str:
+    """The view's SELECT: our tasks, with the old script's rows when its table was found."""
+    return _with_legacy_rows(dialect) if guarded.has_table(LEGACY_TABLE) else _select(OUR_COLUMNS, "tasks t")
 
 
 def upgrade() -> None:
@@ -154,11 +195,13 @@ def upgrade() -> None:
     guarded.create_index("ix_segments_task_id_kind_start_s", "segments", ["task_id", "kind", "start_s"])
     guarded.create_index("ix_segments_subtask_id", "segments", ["subtask_id"])
 
-    guarded.create_view(VIEW, _select(OUR_COLUMNS, "tasks t"))
+    guarded.rename_table(VIEW, LEGACY_TABLE)
+    guarded.create_view(VIEW, compatibility_view(op.get_bind().dialect))
 
 
 def downgrade() -> None:
     guarded.drop_view(VIEW)
+    guarded.rename_table(LEGACY_TABLE, VIEW)  # the old script's table back where it was
     for table in ("segments", "outputs", "subtasks", "tasks"):
         guarded.drop_table(table)
     guarded.drop_index("ix_notifications_projected_at_id", "notifications")
