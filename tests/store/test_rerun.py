@@ -8,7 +8,7 @@ SQLite and PostgreSQL roll a failed migration back; the same tests hold there.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,7 +40,7 @@ def revision(url: str) -> str:
     return query(url, "SELECT version_num FROM alembic_version")[0][0]
 
 
-def by_hand(url: str, step: object) -> None:
+def by_hand(url: str, step: Callable[[Operations], object]) -> None:
     """Run ``step(op)`` with Alembic's operations, outside any migration: a step a failed run left done."""
     async def go() -> None:
         engine = create_engine(url)
