@@ -9,6 +9,48 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
+#: MariaDB's byte-exact collation that keeps trailing spaces significant.
+MARIADB_IDENTIFIER_COLLATION = "utf8mb4_nopad_bin"
+#: MySQL's (8.0.17 and later); earlier MySQL has only the PAD SPACE ``utf8mb4_bin``.
+MYSQL_IDENTIFIER_COLLATION = "utf8mb4_0900_bin"
+MYSQL_PAD_SPACE_COLLATION = "utf8mb4_bin"
+
+
+def identifier_collation(dialect: sa.Dialect) -> str:
+    """The collation that compares identifiers byte for byte on this MariaDB/MySQL server.
+
+    The server default (``utf8mb4_general_ci``) folds case, so ``CaseTask-abc`` and
+    ``casetask-ABC`` would be one task. ``utf8mb4_bin`` is no answer on its own: it is a
+    PAD SPACE collation, so ``'abc'`` and ``'abc '`` still collide in a unique index.
+    MySQL 5.7 and 8.0 before 8.0.17 have no NO PAD binary utf8mb4 collation: they get
+    ``utf8mb4_bin``, byte-exact except that TaskIds differing only in trailing spaces collide.
+    """
+    if getattr(dialect, "is_mariadb", False):
+        return MARIADB_IDENTIFIER_COLLATION
+    version = dialect.server_version_info or ()
+    return MYSQL_IDENTIFIER_COLLATION if tuple(version[:3]) >= (8, 0, 17) else MYSQL_PAD_SPACE_COLLATION
+
+
+class Identifier(sa.TypeDecorator[str]):
+    """A TaskId, SessionId, dedupe key or other key: VARCHAR compared byte for byte everywhere.
+
+    MPS's identifiers are case-sensitive and may carry spaces. SQLite and PostgreSQL
+    compare VARCHAR byte-exactly already; MariaDB/MySQL get a binary NO PAD collation.
+    """
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[str]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.VARCHAR(self.length, collation=identifier_collation(dialect)))
+        return dialect.type_descriptor(sa.String(self.length))
+
+
 #: Autoincrementing ids: BIGINT where it matters, INTEGER on SQLite (only it autoincrements there).
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

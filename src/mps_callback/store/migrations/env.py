@@ -11,11 +11,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from mps_callback.store.engine import create_engine
-from mps_callback.store.tables import metadata
+from mps_callback.store.tables import is_ours, metadata
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True, include_name=is_ours)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -1,12 +1,14 @@
 """The journal: one row per distinct notification received.
 
+Every step is guarded (``mps_callback.store.guarded``): safe to run again after a failure part-way.
+
 Revision ID: 0001
 Revises:
 """
 
 import sqlalchemy as sa
-from alembic import op
 
+from mps_callback.store import guarded
 from mps_callback.store.types import BigId, Json, LongText, UtcDateTime
 
 revision = "0001"
@@ -16,7 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    guarded.create_table(
         "notifications",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
         sa.Column("received_at", UtcDateTime(), nullable=False),
@@ -37,9 +39,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_notifications"),
         sa.UniqueConstraint("dedupe_key", name="uq_notifications_dedupe_key"),
     )
-    op.create_index("ix_notifications_task_id_id", "notifications", ["task_id", "id"])
-    op.create_index("ix_notifications_received_at", "notifications", ["received_at"])
+    guarded.create_index("ix_notifications_task_id_id", "notifications", ["task_id", "id"])
+    guarded.create_index("ix_notifications_received_at", "notifications", ["received_at"])
 
 
 def downgrade() -> None:
-    op.drop_table("notifications")
+    guarded.drop_table("notifications")

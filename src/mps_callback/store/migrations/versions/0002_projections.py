@@ -1,6 +1,10 @@
 """Projections: tasks, subtasks, outputs, segments; projection state on the journal; the
 ``mps_task_result`` view that keeps the old single-table script's readers working.
 
+Users of the old script have a table ``mps_task_result``: it is renamed
+``mps_task_result_legacy`` and the view shows its rows too, so readers keep their history.
+Every step is guarded (``mps_callback.store.guarded``): safe to run again after a failure part-way.
+
 Revision ID: 0002
 Revises: 0001
 """
@@ -8,12 +12,17 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
-from mps_callback.store.types import BigId, Json, LongText, UtcDateTime
+from mps_callback.store import guarded
+from mps_callback.store.types import BigId, Json, LongText, UtcDateTime, identifier_collation
 
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
+
+VIEW = "mps_task_result"
+#: The old script's table, kept under this name once the view takes its place.
+LEGACY_TABLE = "mps_task_result_legacy"
 
 
 def _first_output(column: str, role: str) -> str:
@@ -23,30 +32,72 @@ def _first_output(column: str, role: str) -> str:
     )
 
 
-COMPATIBILITY_VIEW = f"""
-CREATE VIEW mps_task_result AS
-SELECT t.task_id AS task_id,
-       t.status AS status,
-       t.first_received_at AS create_time,
-       t.video_name AS video_name,
-       {_first_output("url", "main")} AS url,
-       {_first_output("path", "main")} AS output_path,
-       {_first_output("url", "subtitle")} AS vtt_url,
-       {_first_output("url", "translation")} AS en_vtt,
-       t.session_context AS username
-FROM tasks t
-"""
+#: The view's columns (the old table's, in its order) and where our tables hold each.
+OUR_COLUMNS = {
+    "task_id": "t.task_id",
+    "status": "t.status",
+    "create_time": "t.first_received_at",
+    "video_name": "t.video_name",
+    "url": _first_output("url", "main"),
+    "output_path": _first_output("path", "main"),
+    "vtt_url": _first_output("url", "subtitle"),
+    "en_vtt": _first_output("url", "translation"),
+    "username": "t.session_context",
+}
+
+
+def _select(columns: dict[str, str], source: str) -> str:
+    listed = ",\n       ".join(f"{expression} AS {name}" for name, expression in columns.items())
+    return f"SELECT {listed}\nFROM {source}"
+
+
+def _as_text(expression: str, dialect: sa.Dialect) -> str:
+    """The value as text: the old table's VARCHAR and our DATETIME unite only as one type on PostgreSQL."""
+    if dialect.name in ("mysql", "mariadb"):  # one character set, whatever the old table's was
+        return f"CAST({expression} AS CHAR CHARACTER SET utf8mb4)"
+    return f"CAST({expression} AS TEXT)"
+
+
+def _as_identifier(expression: str, dialect: sa.Dialect) -> str:
+    """A TaskId as text compared byte-exactly (MariaDB/MySQL: by our identifier collation)."""
+    if dialect.name in ("mysql", "mariadb"):
+        return f"{_as_text(expression, dialect)} COLLATE {identifier_collation(dialect)}"
+    return _as_text(expression, dialect)
+
+
+def _as_text_columns(columns: dict[str, str], dialect: sa.Dialect) -> dict[str, str]:
+    """Every column as text, the TaskId byte-exact: both halves of the UNION then agree on every backend."""
+    as_text = {name: _as_text(expression, dialect) for name, expression in columns.items()}
+    return {**as_text, "task_id": _as_identifier(columns["task_id"], dialect)}
+
+
+def _with_legacy_rows(dialect: sa.Dialect) -> str:
+    """The old table's rows for tasks we do not have, then ours: a task in both shows once, as ours."""
+    legacy = _as_text_columns({name: f"l.{name}" for name in OUR_COLUMNS}, dialect)
+    return (
+        f"{_select(legacy, f'{LEGACY_TABLE} l')}\n"
+        f"WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = {legacy['task_id']})\n"
+        "UNION ALL\n"
+        f"{_select(_as_text_columns(OUR_COLUMNS, dialect), 'tasks t')}"
+    )
+
+
+def compatibility_view(dialect: sa.Dialect) -> str:
+    """The view's SELECT: our tasks, with the old script's rows when its table was found."""
+    return _with_legacy_rows(dialect) if guarded.has_table(LEGACY_TABLE) else _select(OUR_COLUMNS, "tasks t")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("notifications") as batch:
-        batch.add_column(sa.Column("projected_at", UtcDateTime(), comment="when the projector took it in; NULL: pending"))
-        batch.add_column(sa.Column("projection_error", sa.Text))
-        batch.add_column(sa.Column("projection_attempts", sa.Integer, nullable=False, server_default="0"))
-        batch.add_column(sa.Column("next_attempt_at", UtcDateTime(), comment="a failed projection is retried after this"))
-    op.create_index("ix_notifications_projected_at_id", "notifications", ["projected_at", "id"])
+    guarded.add_columns(
+        "notifications",
+        sa.Column("projected_at", UtcDateTime(), comment="when the projector took it in; NULL: pending"),
+        sa.Column("projection_error", sa.Text),
+        sa.Column("projection_attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("next_attempt_at", UtcDateTime(), comment="a failed projection is retried after this"),
+    )
+    guarded.create_index("ix_notifications_projected_at_id", "notifications", ["projected_at", "id"])
 
-    op.create_table(
+    guarded.create_table(
         "tasks",
         sa.Column("task_id", sa.String(255), nullable=False),
         sa.Column("kind", sa.String(8), nullable=False),
@@ -70,10 +121,10 @@ def upgrade() -> None:
         sa.Column("session_key", sa.String(80), nullable=False, comment="the same for SessionId/SessionContext"),
         sa.PrimaryKeyConstraint("task_id", name="pk_tasks"),
     )
-    op.create_index("ix_tasks_first_received_at_task_id", "tasks", ["first_received_at", "task_id"])
-    op.create_index("ix_tasks_status", "tasks", ["status"])
+    guarded.create_index("ix_tasks_first_received_at_task_id", "tasks", ["first_received_at", "task_id"])
+    guarded.create_index("ix_tasks_status", "tasks", ["status"])
 
-    op.create_table(
+    guarded.create_table(
         "subtasks",
         sa.Column("id", sa.String(32), nullable=False, comment="hash of (task_id, key): stable across reprojection"),
         sa.Column("task_id", sa.String(255), nullable=False),
@@ -96,9 +147,9 @@ def upgrade() -> None:
         sa.Column("notification_id", sa.BigInteger, nullable=False, comment="the notification the state came from"),
         sa.PrimaryKeyConstraint("id", name="pk_subtasks"),
     )
-    op.create_index("ix_subtasks_task_id", "subtasks", ["task_id"])
+    guarded.create_index("ix_subtasks_task_id", "subtasks", ["task_id"])
 
-    op.create_table(
+    guarded.create_table(
         "outputs",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
         sa.Column("task_id", sa.String(255), nullable=False),
@@ -117,10 +168,10 @@ def upgrade() -> None:
         sa.Column("priority", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_outputs"),
     )
-    op.create_index("ix_outputs_task_id_role_priority", "outputs", ["task_id", "role", "priority"])
-    op.create_index("ix_outputs_subtask_id", "outputs", ["subtask_id"])
+    guarded.create_index("ix_outputs_task_id_role_priority", "outputs", ["task_id", "role", "priority"])
+    guarded.create_index("ix_outputs_subtask_id", "outputs", ["subtask_id"])
 
-    op.create_table(
+    guarded.create_table(
         "segments",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
         sa.Column("task_id", sa.String(255), nullable=False),
@@ -141,17 +192,17 @@ def upgrade() -> None:
         sa.Column("extra", Json),
         sa.PrimaryKeyConstraint("id", name="pk_segments"),
     )
-    op.create_index("ix_segments_task_id_kind_start_s", "segments", ["task_id", "kind", "start_s"])
-    op.create_index("ix_segments_subtask_id", "segments", ["subtask_id"])
+    guarded.create_index("ix_segments_task_id_kind_start_s", "segments", ["task_id", "kind", "start_s"])
+    guarded.create_index("ix_segments_subtask_id", "segments", ["subtask_id"])
 
-    op.execute(COMPATIBILITY_VIEW)
+    guarded.rename_table(VIEW, LEGACY_TABLE)
+    guarded.create_view(VIEW, compatibility_view(op.get_bind().dialect))
 
 
 def downgrade() -> None:
-    op.execute("DROP VIEW mps_task_result")
+    guarded.drop_view(VIEW)
+    guarded.rename_table(LEGACY_TABLE, VIEW)  # the old script's table back where it was
     for table in ("segments", "outputs", "subtasks", "tasks"):
-        op.drop_table(table)
-    op.drop_index("ix_notifications_projected_at_id", "notifications")
-    with op.batch_alter_table("notifications") as batch:
-        for column in ("next_attempt_at", "projection_attempts", "projection_error", "projected_at"):
-            batch.drop_column(column)
+        guarded.drop_table(table)
+    guarded.drop_index("ix_notifications_projected_at_id", "notifications")
+    guarded.drop_columns("notifications", ("next_attempt_at", "projection_attempts", "projection_error", "projected_at"))

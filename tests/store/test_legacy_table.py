@@ -1,0 +1,128 @@
+"""Taking over the old Flask script's ``mps_task_result`` table, on every backend.
+
+The upgrade used to stop at CREATE VIEW (the name was taken), half-migrated on MariaDB.
+Now the table is renamed ``mps_task_result_legacy`` and the view shows its rows beside ours,
+so the script's readers keep their history and see new tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+
+from mps_callback.store.engine import create_engine
+from mps_callback.store.migrate import alembic_config, upgrade
+from tests.conftest import _scratch_database, execute, query, run
+from tests.project.helpers import run_ingest
+from tests.store.test_migrations import differences
+
+#: The old script's table as it created it, in each backend's words.
+OLD_TABLE = {
+    "mysql": "id BIGINT AUTO_INCREMENT PRIMARY KEY",
+    "postgres": "id BIGSERIAL PRIMARY KEY",
+    "sqlite": "id INTEGER PRIMARY KEY AUTOINCREMENT",
+}
+OLD_COLUMNS = ("task_id", "status", "create_time", "video_name", "url", "output_path", "vtt_url", "en_vtt", "username")
+OLD_ROWS = [
+    ("old-task-1", "FINISH", "2023-04-05 06:07:08", "lecture.mp4", "https://cdn.test/lecture.mp4",
+     "/out/lecture.mp4", "https://cdn.test/lecture.vtt", "https://cdn.test/lecture.en.vtt", "alice"),
+    ("old-task-2", "PROCESSING", "2023-04-06 00:00:00", "talk.mp4", None, None, None, None, "bob"),
+    ("shared-task", "PROCESSING", "2023-04-07 00:00:00", "both.mp4", None, None, None, None, "carol"),
+]
+
+
+def create_old_table(url: str, backend: str) -> None:
+    """The table and rows the Flask script left, before mps-callback ever ran."""
+    placeholders = ", ".join(f":{name}" for name in OLD_COLUMNS)
+    insert = sa.text(f"INSERT INTO mps_task_result ({', '.join(OLD_COLUMNS)}) VALUES ({placeholders})")
+    execute(url, f"CREATE TABLE mps_task_result ({OLD_TABLE[backend]}, task_id VARCHAR(128) NOT NULL UNIQUE, "
+                 "status VARCHAR(32), create_time VARCHAR(64), video_name VARCHAR(512), url TEXT, output_path TEXT, "
+                 "vtt_url TEXT, en_vtt TEXT, username VARCHAR(1024))")
+
+    async def fill() -> None:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(insert, [dict(zip(OLD_COLUMNS, row)) for row in OLD_ROWS])
+        finally:
+            await engine.dispose()
+
+    run(fill())
+
+
+@pytest.fixture(params=["sqlite", "mysql", "postgres"])
+def old_script_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database but for the old script's table: never migrated."""
+    if request.param == "sqlite":
+        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'old.db'}"])
+    else:
+        urls = _scratch_database(request.param)
+    for url in urls:
+        create_old_table(url, request.param)
+        yield url
+
+
+def view_rows(url: str) -> dict[str, tuple]:
+    rows = query(url, "SELECT * FROM mps_task_result")
+    by_task = {row[0]: tuple(row) for row in rows}
+    assert len(by_task) == len(rows), "a task shows more than once"
+    return by_task
+
+
+def process_eof(task_id: str) -> dict:
+    return {"NotificationType": "ProcessEof", "TaskId": task_id, "ProcessEofInfo": {"ErrCode": 0}}
+
+
+def relations(url: str) -> tuple[set[str], set[str]]:
+    async def go() -> tuple[set[str], set[str]]:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(
+                    lambda sync: (set(sa.inspect(sync).get_table_names()), set(sa.inspect(sync).get_view_names())))
+        finally:
+            await engine.dispose()
+
+    return run(go())
+
+
+def test_upgrade_keeps_the_old_table_and_the_view_shows_its_rows_and_ours(old_script_database: str):
+    url = old_script_database
+    upgrade(url)
+    tables, views = relations(url)
+    assert "mps_task_result_legacy" in tables and "mps_task_result" not in tables and "mps_task_result" in views
+    assert differences(url) == []
+
+    run_ingest(url, [process_eof("shared-task"), process_eof("new-task")])
+    rows = view_rows(url)
+    assert set(rows) == {"old-task-1", "old-task-2", "shared-task", "new-task"}
+    assert rows["old-task-1"] == OLD_ROWS[0] and rows["old-task-2"] == OLD_ROWS[1]
+    assert rows["shared-task"][1] == "FINISH" and rows["shared-task"][8] is None  # ours, not the old row
+    assert rows["new-task"][1] == "FINISH" and rows["new-task"][2].startswith("20")  # create_time as text
+
+
+def test_db_upgrade_twice_over_the_old_table_is_a_no_op(old_script_database: str):
+    url = old_script_database
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_")} | {"MPS_DATABASE_URL": url}
+    for _ in range(2):
+        result = subprocess.run([sys.executable, "-m", "mps_callback", "db", "upgrade"], env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+    assert view_rows(url) == {row[0]: row for row in OLD_ROWS}
+    assert differences(url) == []
+
+
+def test_downgrade_gives_the_old_script_its_table_back(old_script_database: str):
+    url = old_script_database
+    upgrade(url)
+    command.downgrade(alembic_config(url), "0001")
+    tables, views = relations(url)
+    assert "mps_task_result" in tables and "mps_task_result_legacy" not in tables and not views
+    assert query(url, f"SELECT {', '.join(OLD_COLUMNS)} FROM mps_task_result ORDER BY id") == OLD_ROWS
