@@ -45,13 +45,14 @@ def create_app(settings: Settings | None = None) -> CallbackDoor:
         app.state.settings = settings
         app.state.engine = engine
         app.state.spool = spool
+        app.state.journal = journal
         app.state.intake = Intake(settings, journal, TaskConfirmer.from_settings(settings))
         app.state.projector_status = lambda: {"projector": "unknown"}
         warn_if_unsigned(settings)
 
         async def drain() -> None:
             if spool.files() or spool.held():
-                await drain_spool(spool, engine, journal.limit)
+                await drain_spool(spool, engine, journal.limit, on_database_down=journal.note_failure)
             spool_health(spool)
 
         async def lag() -> None:

@@ -30,7 +30,10 @@ async def readyz(request: Request) -> Response:
     spool: Spool = request.app.state.spool
     body: dict[str, Any] = {"status": "ready", "problems": [], "database": "ok",
                             "spool_depth": spool.depth(), "spool": spool_health(spool)}
+    journal = request.app.state.journal
     try:
+        if failure := journal.recent_failure():  # a write failed just now: a full disk passes the probe
+            raise JournalDown(failure)
         await probe_write(engine)
         body["projection"] = await projection_health(engine)
     except Exception as error:
@@ -42,6 +45,10 @@ async def readyz(request: Request) -> Response:
     if body["problems"]:
         body["status"] = "degraded"
     return JSONResponse(body)
+
+
+class JournalDown(Exception):
+    """The journal's last write failed: the database counts as down until a write goes in."""
 
 
 def spool_health(spool: Spool) -> dict[str, Any]:

@@ -4,7 +4,8 @@ is back every notification answered 200 is journaled exactly once.
 
 Each mode is produced for real on the local servers: read-only, connections refused, a
 login refused (password changed), the database dropped and re-created, SQLite on a full
-and on a read-only file system.
+file system. (A read-only SQLite file cannot be produced here: a tmpfs with the database
+open refuses to be remounted read-only, and root ignores file modes.)
 """
 
 from __future__ import annotations
@@ -182,23 +183,12 @@ def sqlite_disk_full(directory: Path) -> Outage:
     return Outage(url, url, fill, lambda: filler.unlink())
 
 
-def sqlite_read_only(directory: Path) -> Outage:
-    _tmpfs(directory, "16m")
-    url = f"sqlite:///{directory / 'journal.db'}"
-    upgrade(url)
-
-    def remount(mode: str) -> None:
-        subprocess.run(["mount", "-o", f"remount,{mode}", str(directory)], check=True)
-
-    return Outage(url, url, lambda: remount("ro"), lambda: remount("rw"))
-
-
 SERVER_MODES = {
     "postgres": [postgres_read_only, postgres_connections_refused, postgres_login_refused, postgres_dropped],
     "mysql": [mysql_read_only, mysql_password_changed, mysql_dropped],
 }
 CASES = [(backend, mode) for backend, modes in SERVER_MODES.items() for mode in modes]
-CASES += [("sqlite", sqlite_disk_full), ("sqlite", sqlite_read_only)]
+CASES += [("sqlite", sqlite_disk_full)]
 
 
 @pytest.fixture(params=CASES, ids=lambda case: case[1].__name__)
@@ -238,7 +228,7 @@ def test_an_outage_keeps_every_notification_in_the_spool_until_the_database_is_b
         assert not (spool / "quarantine").exists() and not (spool / "held").exists()
         outage.heal()
         wait_until(lambda: service.get("/readyz").json()["spool_depth"] == 0, 30, "the spool to drain")
-        assert service.get("/readyz").status_code == 200
+        wait_until(lambda: service.get("/readyz").status_code == 200, 10, "/readyz to say ready")
     finally:
         service.stop()
     stored = Counter(row.task_id for row in query(outage.check_url, sa.select(notifications.c.task_id)))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from mps_callback.journal.limits import RowLimit, stored_bytes
 from mps_callback.journal.spool import Spool, encode_line
 from mps_callback.journal.write import probe_write, write_rows
 from mps_callback.store.engine import for_writing
-from mps_callback.store.errors import describe, is_record_refusal
+from mps_callback.store.errors import describe, is_database_state, is_record_refusal
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,11 @@ class DatabaseDown(Exception):
 
 
 async def drain_spool(spool: Spool, engine: AsyncEngine, limit: RowLimit | None = None,
-                      policy: RetryPolicy = RetryPolicy()) -> int:
+                      policy: RetryPolicy = RetryPolicy(), on_database_down: Callable[[str], None] | None = None) -> int:
     """Journal spooled notifications (duplicates are skipped); return how many went in.
 
     Fresh spool files go first, several per transaction, then the held records that are due.
+    ``on_database_down`` hears why, when the database did not take writes.
     """
     drainer = _Drainer(spool, for_writing(engine), limit or RowLimit(), policy)
     with spool.exclusive() as mine:
@@ -65,6 +67,8 @@ async def drain_spool(spool: Spool, engine: AsyncEngine, limit: RowLimit | None 
             await drainer.held()
         except DatabaseDown as down:
             log.debug("spool drain waits for the database", extra={"error": str(down)})
+            if on_database_down is not None:
+                on_database_down(str(down))
     if drainer.moved:
         log.info("spool drained", extra={"records": drainer.moved, "left": spool.depth()})
     return drainer.moved
@@ -166,6 +170,8 @@ class _Drainer:
 
     async def _probe(self, error: BaseException) -> None:
         """Raise DatabaseDown unless the database takes a write now: then ``error`` was the record's doing."""
+        if is_database_state(error):
+            raise DatabaseDown(describe(error)) from error
         try:
             await probe_write(self.engine)
         except Exception as probe_error:

@@ -36,6 +36,8 @@ DEFAULT_BUDGET_SECONDS = 2.0
 #: probed this often, with one short attempt, instead of every batch waiting out the budget.
 PROBE_INTERVAL_SECONDS = 1.0
 PROBE_TIMEOUT_SECONDS = 0.5
+#: How long a failed write makes /readyz report the database down.
+FAILURE_MEMORY_SECONDS = 5.0
 #: Batches in flight at once. While one waits for its commit's fsync the next is already
 #: on the wire; MySQL and PostgreSQL merge the fsyncs of concurrent commits. SQLite has one
 #: writer, so a second batch would only wait for the lock.
@@ -56,7 +58,7 @@ class GroupCommitJournal:
     ) -> None:
         self._engine = for_writing(engine)
         self.limit = limit or RowLimit()
-        self.last_error: str | None = None  # why the database is down, while it is
+        self._last_failure: tuple[float, str] | None = None
         self._spool = spool
         self._budget = budget_seconds
         self._max_batch = max_batch
@@ -84,10 +86,19 @@ class GroupCommitJournal:
         while not self._writers.empty():
             await self._writers.get_nowait().close()
 
-    @property
-    def database_down_since(self) -> float | None:
-        """``time.monotonic()`` of the first failed write of the current outage; None while writes go in."""
-        return self._down_since
+    def recent_failure(self, within_seconds: float = FAILURE_MEMORY_SECONDS) -> str | None:
+        """Why the last write failed, if it failed within ``within_seconds``: the database counts as down.
+
+        Remembered for a while rather than until the next success, because with no traffic
+        there is no next write to clear it; an ongoing outage keeps refreshing it.
+        """
+        if self._last_failure is None or time.monotonic() - self._last_failure[0] > within_seconds:
+            return None
+        return self._last_failure[1]
+
+    def note_failure(self, reason: str) -> None:
+        """A write outside the group commit (the spool drain) failed on the database."""
+        self._last_failure = (time.monotonic(), reason)
 
     async def append(self, entry: JournalEntry) -> Receipt:
         """Wait until ``entry`` is committed or spooled (at most about the budget) and return its receipt.
@@ -147,7 +158,6 @@ class GroupCommitJournal:
         if self._down_since is not None:
             log.info("database back", extra={"down_seconds": round(time.monotonic() - self._down_since, 3)})
             self._down_since = None
-            self.last_error = None
         metrics.JOURNAL_COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.JOURNAL_BATCH_SIZE.observe(len(batch))
         for (_, future), receipt in zip(batch, receipts):
@@ -155,7 +165,7 @@ class GroupCommitJournal:
                 future.set_result(receipt)
 
     def _mark_down(self, reason: str) -> None:
-        self.last_error = reason
+        self.note_failure(reason)
         now = time.monotonic()
         if self._down_since is None:
             self._down_since = now

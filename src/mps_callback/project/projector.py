@@ -33,7 +33,7 @@ from mps_callback.project.parse import parse
 from mps_callback.journal.write import probe_write
 from mps_callback.project.rank import Provenance, clamp_progress, session_key, subtask_key, task_key
 from mps_callback.store.engine import for_writing
-from mps_callback.store.errors import describe
+from mps_callback.store.errors import describe, is_database_state
 from mps_callback.store.tables import notifications, outputs, segments, subtasks, tasks
 from mps_callback.store.upsert import insert_skipping_duplicates
 
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
 #: Body bytes one batch may take in (at least one notification, whatever its size).
-BATCH_BYTES = 32 * 1024 * 1024
+BATCH_BYTES = 8 * 1024 * 1024
 #: Attempts at one notification that fails alone before it is parked, 2 s, 4 s ... apart.
 MAX_ATTEMPTS = 6
 MAX_RETRY_DELAY = timedelta(hours=1)
@@ -309,6 +309,8 @@ def _fresh() -> list[sa.ColumnElement[bool]]:
 
 async def _probe(engine: AsyncEngine, error: BaseException) -> None:
     """Raise ``DatabaseAway`` unless the database takes a write now (then ``error`` was the notification's)."""
+    if is_database_state(error):
+        raise DatabaseAway(describe(error)) from error
     try:
         await probe_write(engine)
     except Exception as probe_error:

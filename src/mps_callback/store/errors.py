@@ -32,6 +32,45 @@ POSTGRES_RECORD_REFUSAL_PREFIXES = ("22", "23", "54000", "P0001")
 SQLITE_RECORD_REFUSALS = ("SQLITE_CONSTRAINT", "SQLITE_MISMATCH", "SQLITE_TOOBIG")
 
 
+#: MySQL/MariaDB codes that describe the database's state, whatever the record: disk full, out
+#: of memory, too many connections, access denied (database, user, command), unknown database,
+#: shutdown, table full, missing table, lock wait, deadlock, read-only (server, mode, transaction),
+#: connection killed.
+MYSQL_DATABASE_STATE = frozenset(
+    {1021, 1037, 1038, 1040, 1044, 1045, 1049, 1053, 1114, 1142, 1146, 1205, 1213, 1290, 1792, 1836, 1927}
+)
+#: PostgreSQL: connection (08), read-only transaction (25006), authentication (28), no such
+#: database (3D000), no such table (42P01), privilege (42501), serialization and deadlock
+#: (40001, 40P01), resources: disk full, memory, connections (53), object state and lock (55),
+#: operator intervention: shutdown, cannot connect now (57).
+POSTGRES_DATABASE_STATE_PREFIXES = ("08", "25006", "28", "3D000", "42P01", "42501", "40001", "40P01", "53", "55", "57")
+#: SQLite: full, read-only, cannot open, busy, locked, I/O error, permission.
+SQLITE_DATABASE_STATE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_BUSY", "SQLITE_LOCKED",
+                         "SQLITE_IOERR", "SQLITE_PERM")
+
+
+def is_database_state(error: BaseException) -> bool:
+    """True when the error plainly describes the database, not the record (no need to probe).
+
+    Between the two lists lie the ambiguous errors, above all a dropped connection: the
+    database may have gone away, or this record's statement may have made the server drop
+    it (larger than ``max_allowed_packet``). Callers settle those with a probe write.
+    """
+    if not isinstance(error, sa.exc.DBAPIError):
+        return False
+    original = error.orig
+    code = original.args[0] if original is not None and original.args else None
+    if isinstance(code, int):
+        return code in MYSQL_DATABASE_STATE
+    state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if isinstance(state, str):
+        return state.startswith(POSTGRES_DATABASE_STATE_PREFIXES)
+    name = getattr(original, "sqlite_errorname", None)
+    if isinstance(name, str) and name.startswith(SQLITE_DATABASE_STATE):
+        return True
+    return "no such table" in str(original)
+
+
 def is_record_refusal(error: BaseException) -> bool:
     """True only when the database answered and refused the data it was sent."""
     if not isinstance(error, sa.exc.DBAPIError) or error.connection_invalidated:
