@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from mps_callback.journal.spool import Spool
+from mps_callback.journal.spool import Spool, encode_line
 from mps_callback.send import stamp
 from mps_callback.store.tables import notifications, tasks
 from tests.conftest import execute, load_fixture, query, start_service
@@ -50,6 +50,8 @@ def test_metrics_count_outcomes_commits_lag_and_spool(tmp_path: Path):
     assert metric(text, "mps_projected_total") == 2
     assert metric(text, "mps_projection_lag_seconds") == 0
     assert metric(text, "mps_spool_depth") == 0
+    assert metric(text, "mps_spool_oldest_seconds") == 0 and metric(text, "mps_spool_quarantined") == 0
+    assert metric(text, "mps_quarantined_total", reason="refused") == 0
     assert "SomethingNew" not in text  # body values never become label values
 
 
@@ -63,6 +65,9 @@ def test_a_damaged_spool_at_start_is_quarantined_not_a_crash_loop(tmp_path: Path
     try:
         wait_until(lambda: service.get("/readyz").json()["spool_depth"] == 0, 10, "the spool to drain")
         assert service.get("/healthz").status_code == 200
+        readiness = service.get("/readyz").json()
+        assert readiness["spool"]["quarantined"] == 1 and readiness["status"] == "degraded"
+        assert metric(service.get("/metrics").text, "mps_quarantined_total", reason="damaged") == 1
     finally:
         service.stop()
     assert [r.task_id for r in query(url, sa.select(notifications.c.task_id))] == ["spooled-before-start"]
@@ -92,3 +97,13 @@ def test_retention_purges_old_journal_rows_and_tasks_only(database_url: str):
     assert "removed 2 notifications and 2 tasks older than 30 days" in result.stdout
     assert [r.task_id for r in query(database_url, sa.select(tasks.c.task_id))] == ["t2"]
     assert [r.task_id for r in query(database_url, sa.select(notifications.c.task_id))] == ["t2"]
+
+
+def test_spool_requeue_command_puts_quarantined_records_back(tmp_path: Path):
+    spool = Spool(tmp_path / "spool")
+    spool.quarantine([encode_line(row("set-aside"))], "refused by the database")
+    spool.quarantine([b"damaged beyond repair"], "checksum or JSON damaged")
+    result = cli("spool", "requeue", env={"MPS_SPOOL_DIR": str(tmp_path / "spool")})
+    assert result.returncode == 0, result.stderr
+    assert "requeued 1 notifications; 1 damaged records stay in quarantine" in result.stdout
+    assert spool.depth() == 1 and spool.quarantined() == 1

@@ -42,6 +42,8 @@ QUARANTINED = Counter(
     "mps_quarantined_total", "Spooled records set aside in spool/quarantine, by reason (damaged, too_large, refused)",
     ["reason"],
 )
+for _reason in ("damaged", "too_large", "refused"):  # every series from the start, at 0
+    QUARANTINED.labels(_reason)
 SPOOL_OLDEST_SECONDS = Gauge(
     "mps_spool_oldest_seconds", "Age of the oldest notification waiting in the spool (0 when none)",
     multiprocess_mode="max",

@@ -224,7 +224,7 @@ def test_an_outage_keeps_every_notification_in_the_spool_until_the_database_is_b
         time.sleep(2.5)  # several drain passes meet the outage
         readiness = service.get("/readyz")
         assert readiness.status_code == 503, readiness.text
-        assert readiness.json()["spool_depth"] == 3
+        assert readiness.json()["spool_depth"] == 3 and readiness.json()["spool"]["oldest_seconds"] >= 2
         assert not (spool / "quarantine").exists() and not (spool / "held").exists()
         outage.heal()
         wait_until(lambda: service.get("/readyz").json()["spool_depth"] == 0, 30, "the spool to drain")

@@ -285,3 +285,24 @@ def test_sigterm_finishes_the_request_in_flight(tmp_path: Path):
     assert service.process.wait(timeout=20) in (0, -15)
     assert "Application shutdown complete" in service.logs()
     assert query(service.database_url, "SELECT task_id FROM notifications")[0][0] == "in-flight-1"
+
+
+def test_a_body_the_database_cannot_store_is_refused_413_before_any_promise(tmp_path: Path):
+    """MariaDB's max_allowed_packet (16 MiB here) against a signed body full of ' (sent twice with
+    NO_BACKSLASH_ESCAPES): refused with a reason, nothing spooled, and the limit warned about at start."""
+    from tests.conftest import _migrated
+
+    for url in _migrated("mysql", tmp_path):
+        packet = query(url, "SELECT @@max_allowed_packet")[0][0]
+        service = start_service(url, tmp_path, notify_keys="k")
+        try:
+            assert service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "opens-a-connection"}, "k")).status_code == 200
+            words = "'" * (packet // 2 + 1024)  # under MPS_MAX_BODY_BYTES, over the packet once escaped
+            response = service.post(stamp({"NotificationType": "AiRecognitionResult", "TaskId": "quoted", "Words": words}, "k"))
+            assert response.status_code == 413, response.text
+            assert "max_allowed_packet" in response.json()["message"]
+            assert service.get("/readyz").json()["spool_depth"] == 0
+            assert "MPS_MAX_BODY_BYTES is larger than the database can store" in service.logs()
+        finally:
+            service.stop()
+        assert query(url, "SELECT COUNT(*) FROM notifications WHERE task_id = 'quoted'")[0][0] == 0
