@@ -38,6 +38,7 @@ class Outage:
     check_url: str  # an administrator's view of the same database
     fault: Callable[[], None]
     heal: Callable[[], None]
+    padding: int = 0  # bytes added to each body, where the fault only shows once the file must grow
 
 
 def admin(url: str, *statements: str) -> None:
@@ -180,7 +181,7 @@ def sqlite_disk_full(directory: Path) -> Outage:
     def fill() -> None:
         subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)
 
-    return Outage(url, url, fill, lambda: filler.unlink())
+    return Outage(url, url, fill, lambda: filler.unlink(), padding=300_000)  # beyond the WAL's free frames
 
 
 SERVER_MODES = {
@@ -207,8 +208,9 @@ def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outage]:
         yield mode(url)
 
 
-def post(service: Service, task_id: str) -> dict:
-    response = service.post({"NotificationType": "ProcessEof", "TaskId": task_id, "ProcessEofInfo": {"ErrCode": 0}})
+def post(service: Service, task_id: str, padding: int = 0) -> dict:
+    body = {"NotificationType": "ProcessEof", "TaskId": task_id, "ProcessEofInfo": {"ErrCode": 0}}
+    response = service.post({**body, "Padding": "x" * padding} if padding else body)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -219,7 +221,7 @@ def test_an_outage_keeps_every_notification_in_the_spool_until_the_database_is_b
     try:
         assert not post(service, "before-the-outage").get("spooled")
         outage.fault()
-        during = [post(service, f"during-{number}") for number in range(3)]
+        during = [post(service, f"during-{number}", outage.padding) for number in range(3)]
         assert all(answer.get("spooled") for answer in during), during
         time.sleep(2.5)  # several drain passes meet the outage
         readiness = service.get("/readyz")

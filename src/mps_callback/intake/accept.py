@@ -74,7 +74,11 @@ class Intake:
             dedupe_key=key,
             raw_bytes=len(raw),
         )
-        return Accepted(await self._journal.append(entry), shape)
+        try:
+            return Accepted(await self._journal.append(entry), shape)
+        except Refused as refused:  # too large for the database
+            refused.shape = shape
+            raise
 
 
 def _delivery_record(delivery: Delivery, envelope_attributes: dict[str, Any]) -> dict[str, Any]:
