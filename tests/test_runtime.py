@@ -1,21 +1,31 @@
-"""serve's process model under real faults: a projector killed with -9, serve stopped with SIGTERM.
+"""serve's process model under real faults: a projector killed with -9, a database away at start.
 
-No mocks: the service runs as a subprocess and the projector is found through /proc.
+No mocks: the service runs as a subprocess, the projector is found through /proc, the
+database outage is a cut TCP proxy (MariaDB, PostgreSQL) or a directory that does not
+exist yet (SQLite).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from mps_callback.runtime import RUNTIME_DIR_ENV, projector_status
-from mps_callback.store.tables import tasks
-from tests.conftest import query, start_service
-from tests.faults.harness import wait_until
+from mps_callback.store.tables import notifications, tasks
+from tests.conftest import _scratch_database, query, start_service
+from tests.faults.harness import CuttableProxy, wait_until
 
 
 def process_children(parent: int) -> dict[int, list[str]]:
@@ -113,3 +123,85 @@ def test_status_is_external_when_serve_runs_no_projector(tmp_path: Path):
         assert projector_status(directory) == {"projector": "external", "heartbeat_age_seconds": None}
     finally:
         service.stop()
+
+
+# ---------------------------------------------------------------- B. serve starts during an outage
+
+
+@dataclass
+class Outage:
+    """A database serve cannot reach until ``end()``; ``url`` is what serve is told, ``real`` the database."""
+
+    url: str
+    real: str
+    end: Callable[[], None]
+
+
+def through(proxy: CuttableProxy, url: str) -> str:
+    return make_url(url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+
+
+@pytest.fixture(params=["sqlite", "mysql", "postgres"])
+def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outage]:
+    """An empty, unmigrated database behind an outage that is on when the test starts."""
+    if request.param == "sqlite":  # unreachable: its directory does not exist yet
+        later = tmp_path / "mounted-later"
+        url = f"sqlite:///{later / 'journal.db'}"
+        yield Outage(url, url, later.mkdir)
+        return
+    for url in _scratch_database(request.param):
+        real = make_url(url)
+        proxy = CuttableProxy(real.host or "127.0.0.1", real.port or 0)
+        proxy.cut()
+        try:
+            yield Outage(through(proxy, url), url, proxy.restore)
+        finally:
+            proxy.close()
+
+
+def test_serve_starts_during_an_outage_and_catches_up(outage: Outage, tmp_path: Path):
+    service = start_service(outage.url, tmp_path)
+    try:
+        sent = {f"outage-{number}" for number in range(5)}
+        for task_id in sorted(sent):
+            answer = service.post(eof(task_id))
+            assert answer.status_code == 200 and answer.json()["spooled"] is True, answer.text
+        time.sleep(2)  # serve retries the migrations meanwhile
+        outage.end()
+        wait_until(lambda: projected(outage.real, sent), 60, "the spooled notifications to be journaled and projected")
+        wait_until(lambda: service.get("/readyz").json().get("spool_depth") == 0, 10, "an empty spool")
+    finally:
+        service.stop()
+    stored = Counter(row.task_id for row in query(outage.real, sa.select(notifications.c.task_id)))
+    assert stored == Counter(sent), "every notification journaled exactly once"
+    assert not list((tmp_path / "spool" / "quarantine").glob("*")), "nothing set aside"
+    logs = service.logs()
+    assert "database unreachable; serving anyway" in logs and "database migrated" in logs
+
+
+def conflicting_database(path: Path) -> None:
+    """A database that answers but holds a table the first migration would create."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE notifications (something_else INTEGER)")
+
+
+def test_a_migration_failing_at_start_stops_serve_at_once(tmp_path: Path):
+    conflicting_database(tmp_path / "journal.db")
+    with pytest.raises(RuntimeError, match="service exited with 1"):
+        start_service(f"sqlite:///{tmp_path / 'journal.db'}", tmp_path).stop()
+
+
+def test_a_migration_failing_once_the_database_answers_stops_serve(tmp_path: Path):
+    """The database comes back, but the migrations cannot apply: a real error, serve exits 1."""
+    later = tmp_path / "mounted-later"
+    service = start_service(f"sqlite:///{later / 'journal.db'}", tmp_path)
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    conflicting_database(staged / "journal.db")
+    staged.rename(later)  # appears at once, table and all
+    try:
+        assert service.process.wait(60) == 1
+    except subprocess.TimeoutExpired:
+        service.stop()
+        raise
+    assert "migrations failed against a database that answers" in service.logs()

@@ -24,6 +24,7 @@ from mps_callback.journal.group_commit import GroupCommitJournal
 from mps_callback.journal.spool import Spool
 from mps_callback.project.projector import projection_lag
 from mps_callback.retention import purge
+from mps_callback.runtime import schema_ready
 from mps_callback.store.engine import create_engine
 from mps_callback.verify.confirm import TaskConfirmer
 
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None) -> CallbackDoor:
         warn_if_unsigned(settings)
 
         async def drain() -> None:
-            if spool.files():
+            if spool.files() and schema_ready():  # under serve: not before the migrations are in
                 await drain_spool(spool, engine)
             metrics.SPOOL_DEPTH.set(spool.depth())
 

@@ -1,13 +1,16 @@
 """The process model of ``serve``: what it starts, what watches over it, and how others can tell.
 
 ``serve`` is one main process. Its main thread runs uvicorn (the web workers); a
-supervisor thread beside it keeps one projector process alive (``python -m mps_callback
-worker``), restarting it with back-off whenever it dies.
+supervisor thread beside it first waits for the database and applies the migrations,
+then keeps one projector process alive (``python -m mps_callback worker``), restarting it
+with back-off whenever it dies. The web workers take notifications from the first second,
+database or not: what the database does not take goes to the spool, and the spool is
+drained once the migrations are in.
 
 The processes talk through a runtime directory that ``serve`` creates and names in
 ``MPS_RUNTIME_DIR`` (not a user setting): the projector touches a heartbeat file there
-every second, and ``serve`` leaves a marker for "a projector is supervised here".
-:func:`projector_status` reads them for ``/readyz``.
+every second, and ``serve`` leaves markers for "the schema is current" and "a projector is
+supervised here". :func:`projector_status` reads them for ``/readyz``.
 """
 
 from __future__ import annotations
@@ -42,10 +45,13 @@ RUNTIME_DIR_ENV = "MPS_RUNTIME_DIR"
 PARENT_PID_ENV = "MPS_PROJECTOR_PARENT_PID"
 HEARTBEAT_FILE = "projector.heartbeat"
 SUPERVISED_FILE = "projector.supervised"
+SCHEMA_READY_FILE = "schema.ready"
 HEARTBEAT_SECONDS = 1.0
 #: A heartbeat older than this means the projector is hung (or gone); a batch of large
 #: notifications can hold its event loop for a few seconds, so this is not 2 x the beat.
 HEARTBEAT_STALE_SECONDS = 10.0
+#: How long one reachability probe may take before the database counts as unreachable.
+PROBE_TIMEOUT_SECONDS = 10.0
 STOP_TIMEOUT_SECONDS = 30.0
 PR_SET_PDEATHSIG = 1
 
@@ -74,6 +80,21 @@ def create_runtime_dir(supervise_projector: bool) -> Path:
     return directory
 
 
+def mark_schema_ready(directory: Path) -> None:
+    (directory / SCHEMA_READY_FILE).touch()
+
+
+def schema_ready(directory: Path | None = None) -> bool:
+    """May the web workers drain the spool yet?
+
+    Under serve, only once the migrations are in: a record drained into a database that
+    answers but has no tables yet would be refused. Outside serve (no runtime directory)
+    the schema is someone else's business, as before.
+    """
+    directory = directory or runtime_dir()
+    return directory is None or (directory / SCHEMA_READY_FILE).exists()
+
+
 # ---------------------------------------------------------------- heartbeat and status
 
 
@@ -90,7 +111,8 @@ def projector_status(directory: Path | None = None) -> dict[str, str | float | N
     """Is serve's projector alive, for a web worker's ``/readyz``.
 
     ``external``: this serve runs no projector (``MPS_SERVE_PROJECTOR=false``, or not under
-    serve at all); ``running``: the heartbeat is fresh; ``down``: dead, hung, or restarting.
+    serve at all); ``running``: the heartbeat is fresh; ``down``: dead, hung, restarting,
+    or not started yet because the database has not been migrated.
     """
     directory = directory or runtime_dir()
     if directory is None or not (directory / SUPERVISED_FILE).exists():
@@ -192,6 +214,59 @@ def describe_exit(code: int) -> dict[str, int | str]:
     return {"exit_code": code}
 
 
+# ---------------------------------------------------------------- the database
+
+
+class DatabaseUnreachable(Exception):
+    """No connection to the database: wait and try again (the notifications go to the spool)."""
+
+
+async def _select_one(database_url: str) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    from mps_callback.store.engine import create_engine
+
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+            async with engine.connect() as connection:
+                await connection.execute(sa.text("SELECT 1"))
+    finally:
+        await engine.dispose()
+
+
+def probe(database_url: str) -> None:
+    """Connect and ``SELECT 1``; raise :class:`DatabaseUnreachable` if that fails.
+
+    Any DBAPI error here was raised while connecting (refused, reset, unknown host, a file
+    SQLite cannot open, a server not accepting logins yet), as are OSErrors and timeouts.
+    Anything else (a malformed URL, a missing driver) is a real error and propagates.
+    """
+    import sqlalchemy as sa
+
+    try:
+        asyncio.run(_select_one(database_url))
+    except (OSError, TimeoutError, sa.exc.DBAPIError) as error:
+        raise DatabaseUnreachable(_short(error)) from error
+
+
+def migrate(database_url: str) -> None:
+    """Apply the migrations, or raise :class:`DatabaseUnreachable` when the database is away.
+
+    A migration that fails is a real error only if the database still answers afterwards;
+    if it does not, the connection was lost underneath the migration: try again later.
+    """
+    from mps_callback.store.migrate import upgrade
+
+    probe(database_url)
+    try:
+        upgrade(database_url)
+    except Exception:
+        probe(database_url)  # raises DatabaseUnreachable if the failure was the database going away
+        raise
+
+
 def _short(error: BaseException) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
 
@@ -200,17 +275,21 @@ def _short(error: BaseException) -> str:
 
 
 class Supervisor:
-    """Serve's supervisor thread: keep a projector alive.
+    """Serve's supervisor thread: migrate once the database answers, then keep a projector alive.
 
     A thread of serve's main process because uvicorn.run holds the main thread. The
     projector is started from this thread, so its PR_SET_PDEATHSIG follows this thread:
     the thread lives exactly as long as it supervises.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, database_url: str, directory: Path, *, migrated: bool, run_projector: bool) -> None:
+        self._database_url = database_url
         self._directory = directory
+        self._migrated = migrated
+        self._run_projector = run_projector
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._keep_projector_alive, name="mps-supervisor", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="mps-supervisor", daemon=True)
+        self.failed = False
 
     def start(self) -> None:
         self._thread.start()
@@ -219,6 +298,38 @@ class Supervisor:
         """Stop restarting, terminate the projector and wait for it (serve's shutdown)."""
         self._stopping.set()
         self._thread.join(STOP_TIMEOUT_SECONDS + 5)
+
+    def _run(self) -> None:
+        if not self._migrated and not self._migrate_when_reachable():
+            return
+        mark_schema_ready(self._directory)
+        if self._run_projector:
+            self._keep_projector_alive()
+
+    def _migrate_when_reachable(self) -> bool:
+        """Retry the migrations with back-off until they are in; False on stop or a real failure.
+
+        serve has just tried once before starting the web workers, so the first try here
+        waits a back-off step too.
+        """
+        backoff = Backoff(first=1.0, longest=10.0)
+        delay = backoff.delay()
+        while not self._stopping.wait(delay):
+            try:
+                migrate(self._database_url)
+            except DatabaseUnreachable as error:
+                delay = backoff.delay()
+                log.warning("database unreachable; migrations wait, notifications go to the spool",
+                            extra={"error": str(error), "retry_in_seconds": delay})
+                continue
+            except Exception:
+                log.exception("migrations failed against a database that answers; serve stops")
+                self.failed = True
+                os.kill(os.getpid(), signal.SIGTERM)  # uvicorn shuts down; serve then exits 1
+                return False
+            log.info("database migrated")
+            return True
+        return False
 
     def _keep_projector_alive(self) -> None:
         backoff = Backoff()
@@ -275,22 +386,35 @@ def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
 
 
 def serve(settings: Settings, run_web: Callable[[], None]) -> int:
-    """Migrate, then run serve's processes until SIGTERM; return the exit code.
+    """Run serve's processes until SIGTERM; return the exit code.
+
+    The first migration attempt is made before the web workers start, so a migration
+    that fails against a database that answers stops serve at once, as it always did.
+    Only when the database cannot be reached does serve start anyway and leave the
+    migrations to the supervisor thread.
 
     uvicorn, after its graceful shutdown, re-raises the SIGTERM it caught with the
     handler it found: with the default one, serve would die before stopping the
     projector. The handler installed here makes that a clean exit instead.
     """
-    from mps_callback.store.migrate import upgrade
-
-    upgrade(settings.database_url.get_secret_value())
-    log.info("database migrated")
+    database_url = settings.database_url.get_secret_value()
     directory = create_runtime_dir(settings.serve_projector)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    supervisor = Supervisor(directory) if settings.serve_projector else None
+    supervisor: Supervisor | None = None
     try:
-        if supervisor is not None:
-            supervisor.start()
+        try:
+            migrate(database_url)
+            migrated = True
+            log.info("database migrated")
+        except DatabaseUnreachable as error:
+            migrated = False
+            log.warning("database unreachable; serving anyway, notifications go to the spool until it answers",
+                        extra={"error": str(error)})
+        except Exception:
+            log.exception("migrations failed")
+            return 1
+        supervisor = Supervisor(database_url, directory, migrated=migrated, run_projector=settings.serve_projector)
+        supervisor.start()
         run_web()
     except Terminated:
         pass
@@ -299,4 +423,4 @@ def serve(settings: Settings, run_web: Callable[[], None]) -> int:
         if supervisor is not None:
             supervisor.stop()
         shutil.rmtree(directory, ignore_errors=True)
-    return 0
+    return 1 if supervisor is not None and supervisor.failed else 0
