@@ -106,9 +106,12 @@ def test_projector_killed_with_9_is_restarted_and_projects(tmp_path: Path):
 
 def test_sigterm_to_serve_leaves_no_projector(tmp_path: Path):
     service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
-    projector = only_projector(service.process.pid)
-    directory = runtime_dir_of(projector)
-    assert service.stop() == 0
+    try:
+        projector = only_projector(service.process.pid)
+        directory = runtime_dir_of(projector)
+    finally:
+        exit_code = service.stop()
+    assert exit_code == 0
     assert not Path(f"/proc/{projector}").exists(), "serve must stop and reap its projector before it exits"
     assert not directory.exists()
 
