@@ -26,6 +26,7 @@ from mps_callback.journal.limits import RowLimit
 from mps_callback.ops import spool_health
 from mps_callback.project.projector import projection_health
 from mps_callback.retention import purge
+from mps_callback.runtime import projector_status, schema_ready
 from mps_callback.store.engine import create_engine
 from mps_callback.verify.confirm import TaskConfirmer
 
@@ -47,11 +48,11 @@ def create_app(settings: Settings | None = None) -> CallbackDoor:
         app.state.spool = spool
         app.state.journal = journal
         app.state.intake = Intake(settings, journal, TaskConfirmer.from_settings(settings))
-        app.state.projector_status = lambda: {"projector": "unknown"}
+        app.state.projector_status = projector_status
         warn_if_unsigned(settings)
 
         async def drain() -> None:
-            if spool.files() or spool.held():
+            if (spool.files() or spool.held()) and schema_ready():  # under serve: not before the migrations are in
                 await drain_spool(spool, engine, journal.limit, on_database_down=journal.note_failure)
             spool_health(spool)
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -39,20 +37,19 @@ def serve(
     port: Annotated[Optional[int], typer.Option(help="default MPS_PORT")] = None,
     workers: Annotated[Optional[int], typer.Option(help="default MPS_WORKERS")] = None,
 ) -> None:
-    """Migrate the database, then take notifications until SIGTERM (in-flight requests finish)."""
+    """Take notifications until SIGTERM (in-flight requests finish); migrate the database once it answers."""
     import uvicorn
 
+    from mps_callback import runtime
     from mps_callback.logs import configure_logging, logging_config
-    from mps_callback.store.migrate import upgrade
 
     settings = Settings()
     configure_logging(settings.log_level)
-    upgrade(settings.database_url.get_secret_value())
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # web workers and projector add up in /metrics
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mps-callback-metrics-")
-    log.info("database migrated; starting", extra={"host": host or settings.host, "port": port or settings.port})
-    projector = start_projector_process() if settings.serve_projector else None
-    try:
+
+    def run_web() -> None:
+        log.info("starting", extra={"host": host or settings.host, "port": port or settings.port})
         uvicorn.run(
             "mps_callback.app:create_app",
             factory=True,
@@ -65,26 +62,10 @@ def serve(
             loop="uvloop",
             http="httptools",
         )
-    finally:
-        if projector is not None:
-            projector.terminate()
-            projector.wait(timeout=30)
 
-
-def start_projector_process() -> subprocess.Popen[bytes]:
-    """The projector beside the web workers, in its own process at a lower CPU priority.
-
-    Parsing a batch of notifications is CPU work; in the web worker's event loop it would
-    hold up every request. As its own process, niced, it takes the CPU the ingest leaves.
-    It dies with serve (PR_SET_PDEATHSIG), even after a kill -9.
-    """
-
-    def lower_priority_and_die_with_parent() -> None:
-        os.nice(10)
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-    return subprocess.Popen([sys.executable, "-m", "mps_callback", "worker"], preexec_fn=lower_priority_and_die_with_parent)
+    code = runtime.serve(settings, run_web)
+    if code:
+        raise typer.Exit(code)
 
 
 @db_app.command("upgrade")
@@ -138,11 +119,14 @@ def with_engine(job: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
 @app.command()
 def worker() -> None:
     """Project journal rows as they arrive, beside (or instead of) the projector inside serve."""
+    from mps_callback import runtime
     from mps_callback.project.projector import Projector
+
+    runtime_dir = runtime.attach_to_serve()
 
     async def project(engine: AsyncEngine, settings: Settings) -> None:
         log.info("projection worker started")
-        await Projector(engine, settings.cdn_domains).run_forever()
+        await runtime.with_heartbeat(runtime_dir, Projector(engine, settings.cdn_domains).run_forever())
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

@@ -34,16 +34,16 @@ SQLITE_RECORD_REFUSALS = ("SQLITE_CONSTRAINT", "SQLITE_MISMATCH", "SQLITE_TOOBIG
 
 #: MySQL/MariaDB codes that describe the database's state, whatever the record: disk full, out
 #: of memory, too many connections, access denied (database, user, command), unknown database,
-#: shutdown, table full, missing table, lock wait, deadlock, read-only (server, mode, transaction),
+#: shutdown, unknown column (a schema not yet migrated), table full, missing table, lock wait, deadlock, read-only (server, mode, transaction),
 #: connection killed.
 MYSQL_DATABASE_STATE = frozenset(
-    {1021, 1037, 1038, 1040, 1044, 1045, 1049, 1053, 1114, 1142, 1146, 1205, 1213, 1290, 1792, 1836, 1927}
+    {1021, 1037, 1038, 1040, 1044, 1045, 1049, 1053, 1054, 1114, 1142, 1146, 1205, 1213, 1290, 1792, 1836, 1927}
 )
 #: PostgreSQL: connection (08), read-only transaction (25006), authentication (28), no such
-#: database (3D000), no such table (42P01), privilege (42501), serialization and deadlock
+#: database (3D000), no such table or column (42P01, 42703), privilege (42501), serialization and deadlock
 #: (40001, 40P01), resources: disk full, memory, connections (53), object state and lock (55),
 #: operator intervention: shutdown, cannot connect now (57).
-POSTGRES_DATABASE_STATE_PREFIXES = ("08", "25006", "28", "3D000", "42P01", "42501", "40001", "40P01", "53", "55", "57")
+POSTGRES_DATABASE_STATE_PREFIXES = ("08", "25006", "28", "3D000", "42P01", "42703", "42501", "40001", "40P01", "53", "55", "57")
 #: SQLite: full, read-only, cannot open, busy, locked, I/O error, permission.
 SQLITE_DATABASE_STATE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_BUSY", "SQLITE_LOCKED",
                          "SQLITE_IOERR", "SQLITE_PERM")
@@ -68,7 +68,7 @@ def is_database_state(error: BaseException) -> bool:
     name = getattr(original, "sqlite_errorname", None)
     if isinstance(name, str) and name.startswith(SQLITE_DATABASE_STATE):
         return True
-    return "no such table" in str(original)
+    return any(text in str(original) for text in ("no such table", "has no column named"))
 
 
 def is_record_refusal(error: BaseException) -> bool:

@@ -1,4 +1,4 @@
-"""Apply the Alembic migrations; ``serve`` calls this before it takes the first request."""
+"""Apply the Alembic migrations; ``serve`` calls this at start, or once the database answers (runtime.py)."""
 
 from __future__ import annotations
 
