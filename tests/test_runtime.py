@@ -86,6 +86,7 @@ def test_projector_killed_with_9_is_restarted_and_projects(tmp_path: Path):
         first = only_projector(service.process.pid)
         directory = runtime_dir_of(first)
         wait_until(lambda: state(directory) == "running", 15, "the first projector's heartbeat")
+        assert service.get("/readyz").json()["projection"]["projector"]["projector"] == "running"
 
         os.kill(first, signal.SIGKILL)
         wait_until(lambda: state(directory) == "down", 5, "the status to say the projector is down")

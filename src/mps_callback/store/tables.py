@@ -38,7 +38,7 @@ notifications = sa.Table(
     sa.Column("projection_error", sa.Text),
     sa.Column("projection_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UtcDateTime(), comment="a failed projection is retried after this"),
-    sa.Column("body_bytes", sa.Integer, nullable=False, server_default="0", comment="size of the stored body as JSON"),
+    sa.Column("body_bytes", sa.Integer, nullable=False, server_default="0", comment="size of the body as received, in bytes (bounds projector batches)"),
     sa.Column("projection_failed_at", UtcDateTime(),
               comment="projection given up after its attempts; reproject --failed retries"),
     sa.Index(None, "task_id", "id"),

@@ -25,7 +25,7 @@ def upgrade() -> None:
     guarded.add_columns(
         "notifications",
         sa.Column("confirmation", sa.String(16), comment="MPS_VERIFY_WITH_API: confirmed or unconfirmed; NULL: not asked"),
-        sa.Column("body_bytes", sa.Integer, nullable=False, server_default="0", comment="size of the stored body as JSON"),
+        sa.Column("body_bytes", sa.Integer, nullable=False, server_default="0", comment="size of the body as received, in bytes (bounds projector batches)"),
         sa.Column("projection_failed_at", UtcDateTime(),
                   comment="projection given up after its attempts; reproject --failed retries"),
     )
