@@ -294,15 +294,21 @@ def test_a_body_the_database_cannot_store_is_refused_413_before_any_promise(tmp_
 
     for url in _migrated("mysql", tmp_path):
         packet = query(url, "SELECT @@max_allowed_packet")[0][0]
-        service = start_service(url, tmp_path, notify_keys="k")
+        service = start_service(url, tmp_path)
         try:
             assert service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "opens-a-connection"}, "k")).status_code == 200
             words = "'" * (packet // 2 + 1024)  # under MPS_MAX_BODY_BYTES, over the packet once escaped
             response = service.post(stamp({"NotificationType": "AiRecognitionResult", "TaskId": "quoted", "Words": words}, "k"))
             assert response.status_code == 413, response.text
             assert "max_allowed_packet" in response.json()["message"]
+            # numbers grow when stored: 1E15 (4 bytes) is written back as 1000000000000000.0 (18)
+            numbers = b'{"NotificationType": "AiRecognitionResult", "TaskId": "numbers", "Values": [' + \
+                b",".join([b"1E15"] * (packet // 12)) + b"]}"
+            assert len(numbers) < packet // 2
+            grown = service.post(numbers)
+            assert grown.status_code == 413, grown.text
             assert service.get("/readyz").json()["spool_depth"] == 0
             assert "MPS_MAX_BODY_BYTES is larger than the database can store" in service.logs()
         finally:
             service.stop()
-        assert query(url, "SELECT COUNT(*) FROM notifications WHERE task_id = 'quoted'")[0][0] == 0
+        assert query(url, "SELECT COUNT(*) FROM notifications WHERE task_id IN ('quoted', 'numbers')")[0][0] == 0

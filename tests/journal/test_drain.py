@@ -22,6 +22,17 @@ from tests.journal.test_spool import row
 FAST = RetryPolicy(attempts=3, first_delay_seconds=0.3, max_delay_seconds=0.3)
 
 
+class FixedLimit(RowLimit):
+    """A row limit that is what the test says, whatever the database answers (None: not known)."""
+
+    def __init__(self, limit: int | None) -> None:
+        super().__init__()
+        self.bytes = limit
+
+    async def refresh(self, connection: object) -> None:
+        pass
+
+
 def drain(spool: Spool, url: str, limit: RowLimit | None = None, policy: RetryPolicy = FAST) -> int:
     async def go() -> int:
         engine = create_engine(url)
@@ -78,9 +89,7 @@ def test_a_record_larger_than_the_database_takes_is_quarantined_at_once(database
     big = row("too-big")
     big["body"] = {**big["body"], "Text": "'" * 5000}
     spool.write([row("small-1"), big, row("small-2")])
-    limit = RowLimit()
-    limit.bytes = 4000
-    assert drain(spool, database_url, limit) == 2
+    assert drain(spool, database_url, FixedLimit(4000)) == 2
     assert stored(database_url) == ["small-1", "small-2"]
     assert spool.depth() == 0 and spool.quarantined() == 1
 
@@ -103,9 +112,12 @@ def test_a_record_that_breaks_the_connection_is_held_and_the_rest_drain(tmp_path
         huge = row("over-the-packet")
         huge["body"] = {**huge["body"], "Words": "'" * (packet // 2 + 1024)}  # doubled by escaping
         spool.write([row("first"), huge, row("last")])
-        assert drain(spool, url, RowLimit()) == 2  # limit unknown: the database's answer decides
+        assert drain(spool, url, FixedLimit(None)) == 2  # limit unknown: the database's answer decides
         assert stored(url) == ["first", "last"]
         assert [held.attempts for held in spool.held()] == [1]
+        time.sleep(0.35)
+        assert drain(spool, url) == 0  # once the limit is read, it is set aside at once, with its reason
+        assert spool.held() == [] and spool.quarantined() == 1
 
 
 def test_a_spool_file_from_an_older_release_still_drains(database_url: str, tmp_path: Path):

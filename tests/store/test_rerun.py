@@ -101,3 +101,16 @@ def test_upgrade_finishes_0004_after_some_columns_were_converted(empty_database:
                                    "AND table_name <> 'mps_task_result' AND collation_name = :collation")
                       .bindparams(collation=MARIADB_IDENTIFIER_COLLATION))
     assert converted == [(19,)]
+
+
+def test_projections_under_the_old_state_keys_are_rebuilt_by_0003(database_url: str):
+    """Before 0003 a state key was ``rank:dedupe key``; such keys do not compare with the new ones,
+    so the upgrade has the journal projected again (the projector rebuilds the same tasks)."""
+    run_ingest(database_url, [{"NotificationType": "ProcessEof", "TaskId": "old-keys", "ProcessEofInfo": {"ErrCode": 0}}])
+    command.downgrade(alembic_config(database_url), "0002")
+    execute(database_url, "UPDATE tasks SET state_key = '0002:" + "a" * 64 + "'")
+    upgrade(database_url)
+    assert query(database_url, "SELECT COUNT(*) FROM tasks") == [(0,)]
+    assert query(database_url, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL") == [(1,)]
+    run_ingest(database_url, [])
+    assert query(database_url, "SELECT task_id, status FROM tasks") == [("old-keys", "FINISH")]

@@ -58,11 +58,12 @@ async def drain_spool(spool: Spool, engine: AsyncEngine, limit: RowLimit | None 
     Fresh spool files go first, several per transaction, then the held records that are due.
     ``on_database_down`` hears why, when the database did not take writes.
     """
-    drainer = _Drainer(spool, for_writing(engine), limit or RowLimit(), policy)
+    drainer = _Drainer(spool, for_writing(engine), limit or RowLimit(dialect=engine.dialect.name), policy)
     with spool.exclusive() as mine:
         if not mine:
             return 0
         try:
+            await drainer.refresh_limit()
             await drainer.fresh()
             await drainer.held()
         except DatabaseDown as down:
@@ -91,6 +92,14 @@ class _Drainer:
         self.limit = limit
         self.policy = policy
         self.moved = 0
+
+    async def refresh_limit(self) -> None:
+        """Ask the database its row limit before judging any record too large for it."""
+        try:
+            async with self.engine.connect() as connection:
+                await self.limit.refresh(connection)
+        except Exception as error:
+            raise DatabaseDown(describe(error)) from error
 
     async def fresh(self) -> None:
         files = self.spool.files()

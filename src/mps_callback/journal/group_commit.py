@@ -57,7 +57,7 @@ class GroupCommitJournal:
         limit: RowLimit | None = None,
     ) -> None:
         self._engine = for_writing(engine)
-        self.limit = limit or RowLimit()
+        self.limit = limit or RowLimit(dialect=engine.dialect.name)
         self._last_failure: tuple[float, str] | None = None
         self._spool = spool
         self._budget = budget_seconds

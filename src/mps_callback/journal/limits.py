@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 ROW_OVERHEAD_BYTES = 64 * 1024
 #: Per backend: a fixed limit, or None to read it from the server.
 FIXED_LIMITS: dict[str, int | None] = {"postgresql": 255 * 1024 * 1024, "sqlite": 1_000_000_000, "mysql": None}
+#: Until a MariaDB/MySQL server has been asked (it was down at start), assume its smallest
+#: default (MariaDB's 16 MiB): a body spooled meanwhile must still fit once it answers.
+ASSUMED_MYSQL_PACKET = 16 * 1024 * 1024
+#: How much larger than received a body can become as stored: a number like ``1E15`` (4 bytes)
+#: is written back as ``1000000000000000.0`` (18); whitespace and ``\u`` escapes only shrink.
+WORST_GROWTH = 5
 
 
 def stored_bytes(body: Any) -> int:
@@ -37,9 +43,10 @@ def stored_bytes(body: Any) -> int:
 class RowLimit:
     """The database's limit on one row, once known (``None`` until the first connection)."""
 
-    def __init__(self, max_body_bytes: int | None = None) -> None:
-        self.bytes: int | None = None
+    def __init__(self, max_body_bytes: int | None = None, dialect: str | None = None) -> None:
+        self.bytes: int | None = _assumed(dialect)
         self._max_body_bytes = max_body_bytes
+        self._read = False  # the limit comes from the database, not from the assumption
 
     async def refresh(self, connection: AsyncConnection) -> None:
         """Read the limit on a fresh connection, leaving no transaction open."""
@@ -49,17 +56,17 @@ class RowLimit:
             packet = (await connection.execute(sa.text("SELECT @@max_allowed_packet"))).scalar_one()
             await connection.rollback()
             limit = int(packet) - ROW_OVERHEAD_BYTES
-        if limit is not None and limit != self.bytes:
-            self.bytes = limit
+        if limit is not None and (limit != self.bytes or not self._read):
+            self.bytes, self._read = limit, True
             self._warn_if_below_body_limit(name)
 
     def check(self, body: Any, raw_bytes: int) -> None:
-        """Refuse (413) a body the database cannot store; a no-op until the limit is known.
+        """Refuse (413) a body the database cannot store.
 
-        The body as stored is never much larger than as received (whitespace and ``\\u``
-        escapes only shrink), so only bodies within a factor two of the limit are measured.
+        Only bodies that could come near the limit (``WORST_GROWTH``) are measured: the
+        typical 5 KB notification costs nothing here.
         """
-        if self.bytes is None or raw_bytes * 2 + 1024 < self.bytes:
+        if self.bytes is None or (raw_bytes + 1024) * WORST_GROWTH < self.bytes:
             return
         needed = stored_bytes(body)
         if needed > self.bytes:
@@ -74,3 +81,9 @@ class RowLimit:
                         extra={"max_body_bytes": self._max_body_bytes, "database_row_bytes": self.bytes,
                                "database": dialect,
                                "fix": "raise max_allowed_packet (e.g. 64M; quotes in a body count twice)"})
+
+
+def _assumed(dialect: str | None) -> int | None:
+    if dialect in ("mysql", "mariadb"):
+        return ASSUMED_MYSQL_PACKET - ROW_OVERHEAD_BYTES
+    return FIXED_LIMITS.get(dialect or "")

@@ -32,12 +32,16 @@ POSTGRES_RECORD_REFUSAL_PREFIXES = ("22", "23", "54000", "P0001")
 SQLITE_RECORD_REFUSALS = ("SQLITE_CONSTRAINT", "SQLITE_MISMATCH", "SQLITE_TOOBIG")
 
 
-#: MySQL/MariaDB codes that describe the database's state, whatever the record: disk full, out
-#: of memory, too many connections, access denied (database, user, command), unknown database,
-#: shutdown, unknown column (a schema not yet migrated), table full, missing table, lock wait, deadlock, read-only (server, mode, transaction),
-#: connection killed.
+#: MySQL/MariaDB codes that describe the database's state, whatever the record: an OS error
+#: (3: a temporary or log file), disk full (1021; 1026/1030 a write or storage-engine error,
+#: errno 28), out of memory (1037, 1038, 1041), too many connections (1040, 1203, 1226), access
+#: denied (1044, 1045, 1142), unknown database (1049), shutdown (1053), unknown column (1054: a
+#: schema not yet migrated), table full (1114), missing table (1146), lock wait and deadlock
+#: (1205, 1213), interrupted or timed out (1317, 1969, 3024), read-only (1290, 1792, 1836),
+#: connection killed (1927).
 MYSQL_DATABASE_STATE = frozenset(
-    {1021, 1037, 1038, 1040, 1044, 1045, 1049, 1053, 1054, 1114, 1142, 1146, 1205, 1213, 1290, 1792, 1836, 1927}
+    {3, 1021, 1026, 1030, 1037, 1038, 1040, 1041, 1044, 1045, 1049, 1053, 1054, 1114, 1142, 1146, 1203, 1205,
+     1213, 1226, 1290, 1317, 1792, 1836, 1927, 1969, 3024}
 )
 #: PostgreSQL: connection (08), read-only transaction (25006), authentication (28), no such
 #: database (3D000), no such table or column (42P01, 42703), privilege (42501), serialization and deadlock
