@@ -11,6 +11,7 @@ import io
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -21,7 +22,7 @@ import webvtt
 from mps_callback.api import cursor as cursors
 from mps_callback.api.subtitle_files import Line, render
 from mps_callback.send import stamp
-from tests.conftest import Service, load_fixture, start_service
+from tests.conftest import Service, free_port, load_fixture, start_service
 
 TOKEN = {"Authorization": "Bearer hostile-token"}
 SUBTITLES = load_fixture("vod/WorkflowTask-SmartSubtitles-TransTextTask.json")
@@ -193,3 +194,17 @@ def test_render_leaves_out_lines_no_clock_reaches():
         "1\n00:00:01,000 --> 00:00:03,000\nx\n"
     )
 
+
+@pytest.mark.parametrize("url", ["postgresql://postgres@127.0.0.1:{port}/test", "mysql://root@127.0.0.1:{port}/test",
+                                 "sqlite:////nonexistent-{port}/journal.db"])
+def test_while_the_database_is_down_the_query_api_answers_json_503(tmp_path: Path, url: str):
+    service = start_service(url.format(port=free_port()), tmp_path, api_token="hostile-token")
+    try:
+        for path in ["/v1/tasks", "/v1/tasks/x", "/v1/tasks/x/segments", "/v1/tasks/x/notifications",
+                     "/v1/tasks/x/subtitles", "/v1/notifications/1"]:
+            answer = service.get(path, headers=TOKEN)
+            assert answer.status_code == 503, (path, answer.text)
+            assert answer.headers["content-type"] == "application/json"
+            assert answer.json()["detail"].startswith("database unavailable: ") and answer.headers["retry-after"]
+    finally:
+        service.stop()
