@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 
 from mps_callback import __version__, ops
 from mps_callback.api import notifications as notification_routes
+from mps_callback.api.errors import DATABASE_ERRORS, database_error
 from mps_callback.api import subtitles as subtitle_routes
 from mps_callback.api import tasks as task_routes
 from mps_callback.api.auth import require_api_token
@@ -78,6 +79,8 @@ def create_app(settings: Settings | None = None) -> CallbackDoor:
     for router in (task_routes.router, subtitle_routes.router, notification_routes.router):
         app.include_router(router, dependencies=[Depends(require_api_token)])
     app.include_router(ops.router)
+    for error_class in DATABASE_ERRORS:  # the query API while the database is down: JSON 503, not a plain-text 500
+        app.add_exception_handler(error_class, database_error)
     app.openapi = lambda: _openapi_with_callback(app)  # type: ignore[method-assign]
     return CallbackDoor(app)
 

@@ -82,6 +82,34 @@ def test_filters(service: Service):
     assert ids("q=100%25") == set()  # LIKE wildcards are literal
     assert ids("since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z") == ids("")
     assert ids("until=2000-01-01T00:00:00Z") == set()
+    assert ids("status=finish") == ids("status=FINISH")  # the filter always took any case
+
+
+@pytest.mark.parametrize(("query", "allowed"), [
+    ("/v1/tasks?status=bogus", ["PROCESSING", "FINISH", "failed"]),
+    ("/v1/tasks?kind=file", ["vod", "live"]),
+    (f"/v1/tasks/{LIVE_ID}/segments?kind=bogus", ["subtitle", "word", "highlight", "review", "quality", "<family>.<list>"]),
+])
+def test_unknown_filter_values_answer_422_naming_the_allowed_ones(service: Service, query: str, allowed: list[str]):
+    answer = service.get(query, headers=TOKEN)
+    assert answer.status_code == 422
+    (problem,) = answer.json()["detail"]
+    assert all(value in problem["msg"] for value in allowed), problem["msg"]
+
+
+def test_live_tasks_have_a_type_and_are_found_by_it(service: Service):
+    def ids(query: str) -> set[str]:
+        return {t["task_id"] for t in service.get(f"/v1/tasks?{query}", headers=TOKEN).json()["items"]}
+
+    delogo_id = DELOGO["WorkflowTaskEvent"]["TaskId"]
+    assert ids("type=ProcessEof") == {LIVE_ID} == ids("type=AiSmartSubtitleResult") == ids("type=AiReviewResult")
+    assert ids("type=WorkflowTask") == {TRANSCODE_ID, SUBTITLES_ID, delogo_id}
+    assert ids("type=ImagePorn") == set() == ids("type=LiveStreamProcessTask")  # a result Type, not a NotificationType
+    types = {t["task_id"]: t["type"] for t in service.get("/v1/tasks", headers=TOKEN).json()["items"]}
+    assert types == {LIVE_ID: "ProcessEof", TRANSCODE_ID: "WorkflowTask", SUBTITLES_ID: "WorkflowTask",
+                     delogo_id: "WorkflowTask"}
+    detail = service.get(f"/v1/tasks/{LIVE_ID}", headers=TOKEN).json()
+    assert (detail["type"], detail["event_type"]) == ("ProcessEof", None)
 
 
 def test_cursor_pagination_is_stable_and_complete(service: Service):
@@ -98,8 +126,29 @@ def test_cursor_pagination_is_stable_and_complete(service: Service):
     assert service.get("/v1/tasks?cursor=garbage", headers=TOKEN).status_code == 400
 
 
+def every_page(service: Service, path: str) -> list[dict]:
+    """Follow next_cursor from the first page to the last."""
+    items, cursor = [], None
+    while True:
+        separator = "&" if "?" in path else "?"
+        page = service.get(path + (f"{separator}cursor={cursor}" if cursor else ""), headers=TOKEN).json()
+        assert set(page) == {"items", "next_cursor"}
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
+
+
+@pytest.mark.parametrize("path", ["/v1/tasks", f"/v1/tasks/{LIVE_ID}/segments", f"/v1/tasks/{LIVE_ID}/notifications"])
+def test_every_list_answers_items_and_next_cursor_and_pages_completely(service: Service, path: str):
+    everything = service.get(path + "?limit=100", headers=TOKEN).json()
+    assert everything["next_cursor"] is None and len(everything["items"]) > 2
+    assert every_page(service, path + "?limit=1") == everything["items"] == every_page(service, path + "?limit=2")
+    assert service.get(f"{path}?cursor=garbage", headers=TOKEN).status_code == 400
+
+
 def test_notification_history_oldest_first_and_raw_body_redacted(service: Service):
-    history = service.get(f"/v1/tasks/{TRANSCODE_ID}/notifications", headers=TOKEN).json()
+    history = service.get(f"/v1/tasks/{TRANSCODE_ID}/notifications", headers=TOKEN).json()["items"]
     assert len(history) == 2 and history[0]["id"] < history[1]["id"]
     assert all(n["signature"] == "verified" and n["projected_at"] for n in history)
     detail = service.get(f"/v1/notifications/{history[0]['id']}", headers=TOKEN).json()
@@ -135,9 +184,14 @@ def test_subtitles_404_says_why(service: Service):
 
 def test_segments_by_kind_in_time_order(service: Service):
     page = service.get(f"/v1/tasks/{LIVE_ID}/segments?kind=subtitle&limit=3", headers=TOKEN).json()
-    assert [s["text"] for s in page["items"]] == ["line 0", "line 1", "line 2"] and page["next_offset"] == 3
-    rest = service.get(f"/v1/tasks/{LIVE_ID}/segments?kind=subtitle&limit=3&offset=3", headers=TOKEN).json()
-    assert [s["text"] for s in rest["items"]] == ["line 3"] and rest["next_offset"] is None
+    assert [s["text"] for s in page["items"]] == ["line 0", "line 1", "line 2"] and page["next_cursor"]
+    rest = service.get(f"/v1/tasks/{LIVE_ID}/segments?kind=subtitle&limit=3&cursor={page['next_cursor']}",
+                       headers=TOKEN).json()
+    assert [s["text"] for s in rest["items"]] == ["line 3"] and rest["next_cursor"] is None
+    untimed = service.get(f"/v1/tasks/{TRANSCODE_ID}/segments?kind=snapshot", headers=TOKEN).json()
+    assert len(untimed["items"]) == 1
+    unnamed = service.get(f"/v1/tasks/{LIVE_ID}/segments?kind=SomeFamily.SomeList", headers=TOKEN)
+    assert unnamed.status_code == 200 and unnamed.json() == {"items": [], "next_cursor": None}
 
 
 def test_openapi_documents_the_routes(service: Service):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 
+from mps_callback.api.params import refuse_nul
 from mps_callback.api.schemas import NotificationDetail
 from mps_callback.store.tables import notifications
 
-router = APIRouter(prefix="/v1", tags=["query"])
+router = APIRouter(prefix="/v1", tags=["query"], dependencies=[Depends(refuse_nul)])
 
 
 @router.get("/notifications/{notification_id}", response_model=NotificationDetail, summary="One notification as kept")

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class TaskSummary(BaseModel):
     task_id: str
     kind: str
-    event_type: str | None
+    event_type: str | None = Field(description="EventType of a file task; null for live tasks")
+    type: str | None = Field(description="EventType (file task), or NotificationType of the latest notification (live task)")
     status: str
     failed: bool
     err_code: int | None
@@ -92,7 +93,7 @@ class Segment(BaseModel):
 
 class SegmentPage(BaseModel):
     items: list[Segment]
-    next_offset: int | None
+    next_cursor: str | None
 
 
 class NotificationSummary(BaseModel):
@@ -118,3 +119,8 @@ class NotificationDetail(NotificationSummary):
     session_context: str | None
     body: Any
     delivery: Any
+
+
+class NotificationPage(BaseModel):
+    items: list[NotificationSummary]
+    next_cursor: str | None

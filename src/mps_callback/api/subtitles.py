@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from collections import defaultdict
 from typing import Literal
+from urllib.parse import quote
 
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
+from mps_callback.api.params import refuse_nul
 from mps_callback.api.subtitle_files import Line, render
 from mps_callback.store.tables import segments, subtasks, tasks
 
-router = APIRouter(prefix="/v1", tags=["query"])
+router = APIRouter(prefix="/v1", tags=["query"], dependencies=[Depends(refuse_nul)])
 
 MEDIA_TYPES = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip; charset=utf-8", "txt": "text/plain; charset=utf-8"}
 
 #: Which subtask's lines to use when a task has several: smart subtitles first, then recognition.
 FAMILY_PREFERENCE = ("AsrFullTextTask", "TransTextTask", "OcrFullTextTask")
+
+#: Longest TaskId put in the file name offered.
+FILENAME_CHARS = 120
 
 
 @router.get(
@@ -57,7 +62,7 @@ async def get_subtitles(
         raise HTTPException(404, f"task {task_id} has no {lang} subtitle text")
     chosen = max(by_subtask, key=lambda sid: (len(by_subtask[sid]), -_preference(families[sid]), sid))
     body = render(by_subtask[chosen], format)
-    headers = {"Content-Disposition": f'inline; filename="{_safe(task_id)}.{lang}.{format}"'}
+    headers = {"Content-Disposition": content_disposition(task_id, f".{lang}.{format}")}
     return Response(body, media_type=MEDIA_TYPES[format], headers=headers)
 
 
@@ -65,5 +70,13 @@ def _preference(family: str) -> int:
     return FAMILY_PREFERENCE.index(family) if family in FAMILY_PREFERENCE else len(FAMILY_PREFERENCE)
 
 
-def _safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)[:120]
+def content_disposition(stem: str, suffix: str) -> str:
+    """``inline`` with the file name as RFC 6266 wants it: an ASCII ``filename`` and the exact ``filename*``.
+
+    A header is Latin-1 on the wire: a TaskId in another script (``任务-1``) put into
+    ``filename`` raised a 500. ``filename*=UTF-8''...`` (RFC 8187 percent-encoding) carries any
+    name, and clients that do not read it use the ASCII fallback (others replaced by ``_``).
+    """
+    name = stem[:FILENAME_CHARS] + suffix
+    fallback = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_" for ch in name)
+    return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"

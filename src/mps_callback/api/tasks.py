@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Literal
 
-import orjson
 import sqlalchemy as sa
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from mps_callback.api import cursor as cursors
+from mps_callback.api.params import KNOWN_SEGMENT_KINDS, SegmentKind, StatusFilter, UtcInstant, refuse_nul
 from mps_callback.api.schemas import (
+    NotificationPage,
     NotificationSummary,
     Output,
     Segment,
@@ -22,28 +23,45 @@ from mps_callback.api.schemas import (
 )
 from mps_callback.store.tables import notifications, outputs, segments, subtasks, tasks
 
-router = APIRouter(prefix="/v1", tags=["query"])
+router = APIRouter(prefix="/v1", tags=["query"], dependencies=[Depends(refuse_nul)])
 
-SUMMARY_COLUMNS = [tasks.c[name] for name in TaskSummary.model_fields]
+#: A task's type: its EventType, or for a live task (which has none) the NotificationType of
+#: its latest notification: one backward step on the journal's (task_id, id) index per live row.
+TASK_TYPE = sa.case(
+    (tasks.c.kind == "live",
+     sa.select(notifications.c.notification_type)
+     .where(notifications.c.task_id == tasks.c.task_id)
+     .order_by(notifications.c.id.desc())
+     .limit(1)
+     .scalar_subquery()),
+    else_=tasks.c.event_type,
+).label("type")
+SUMMARY_COLUMNS = [tasks.c[name] for name in TaskSummary.model_fields if name != "type"] + [TASK_TYPE]
+CURSOR_TEXT = Query(None, max_length=cursors.MAX_CURSOR_CHARS, description="next_cursor of the previous page")
 
 
 @router.get("/tasks", response_model=TaskPage, summary="Tasks, newest first")
 async def list_tasks(
     request: Request,
-    status: str | None = Query(None, description="PROCESSING, FINISH, or failed (any subtask failed, or an error)"),
+    status: StatusFilter | None = Query(None, description="PROCESSING, FINISH, or failed (any subtask failed, or an error)"),
     kind: Literal["vod", "live"] | None = None,
-    event_type: str | None = Query(None, description="EventType of file tasks: WorkflowTask, ScheduleTask, ..."),
-    since: datetime | None = Query(None, description="first notification at or after (ISO 8601)"),
-    until: datetime | None = Query(None, description="first notification before (ISO 8601)"),
+    type: str | None = Query(None, max_length=128, description=(
+        "EventType of file tasks (WorkflowTask, ScheduleTask, ...), or a NotificationType live tasks have received "
+        "(ProcessEof, AiSmartSubtitleResult, ...)")),
+    event_type: str | None = Query(None, max_length=128, description="EventType of file tasks only"),
+    since: UtcInstant | None = Query(None, description="first notification at or after (ISO 8601; no offset: UTC)"),
+    until: UtcInstant | None = Query(None, description="first notification before (ISO 8601; no offset: UTC)"),
     q: str | None = Query(None, max_length=200, description="text in TaskId, SessionId, SessionContext or input"),
     limit: int = Query(50, ge=1, le=500),
-    cursor: str | None = Query(None, description="next_cursor of the previous page"),
+    cursor: str | None = CURSOR_TEXT,
 ) -> TaskPage:
     query = sa.select(*SUMMARY_COLUMNS)
     if status is not None:
-        query = query.where(tasks.c.failed.is_(True) if status.lower() == "failed" else tasks.c.status == status.upper())
+        query = query.where(tasks.c.failed.is_(True) if status == "failed" else tasks.c.status == status)
     if kind is not None:
         query = query.where(tasks.c.kind == kind)
+    if type is not None:
+        query = query.where(_of_type(type))
     if event_type is not None:
         query = query.where(tasks.c.event_type == event_type)
     if since is not None:
@@ -55,7 +73,7 @@ async def list_tasks(
         columns = (tasks.c.task_id, tasks.c.session_id, tasks.c.session_context, tasks.c.input_location, tasks.c.video_name)
         query = query.where(sa.or_(*(column.like(pattern, escape="\\") for column in columns)))
     if cursor is not None:
-        after_time, after_id = _decode_cursor(cursor)
+        after_time, after_id = cursors.decode("tasks", cursor, datetime, str)
         query = query.where(
             sa.or_(tasks.c.first_received_at < after_time,
                    sa.and_(tasks.c.first_received_at == after_time, tasks.c.task_id < after_id))
@@ -64,14 +82,26 @@ async def list_tasks(
     async with request.app.state.engine.connect() as connection:
         rows = (await connection.execute(query)).mappings().all()
     items = [dict(row) for row in rows[:limit]]
-    next_cursor = _encode_cursor(items[-1]["first_received_at"], items[-1]["task_id"]) if len(rows) > limit else None
-    return TaskPage(items=items, next_cursor=next_cursor)
+    last = items[-1] if len(rows) > limit else None
+    return TaskPage(items=items, next_cursor=cursors.encode("tasks", last["first_received_at"], last["task_id"]) if last else None)
+
+
+def _of_type(type_name: str) -> sa.ColumnElement[bool]:
+    """File tasks by EventType; live tasks that have received a notification of that NotificationType.
+
+    A live task's notifications each become subtasks grouped under their NotificationType,
+    a handful of rows per task however long the stream, where the journal holds one row per
+    notification (thousands for a stream of hours): the EXISTS reads the subtasks.
+    """
+    received = sa.exists().where(subtasks.c.task_id == tasks.c.task_id, subtasks.c.group_name == type_name)
+    return sa.or_(sa.and_(tasks.c.kind != "live", tasks.c.event_type == type_name),
+                  sa.and_(tasks.c.kind == "live", received))
 
 
 @router.get("/tasks/{task_id}", response_model=TaskDetail, summary="One task: subtasks, outputs with URLs, segment counts")
 async def get_task(request: Request, task_id: str) -> TaskDetail:
     async with request.app.state.engine.connect() as connection:
-        task = (await connection.execute(sa.select(tasks).where(tasks.c.task_id == task_id))).mappings().first()
+        task = (await connection.execute(sa.select(tasks, TASK_TYPE).where(tasks.c.task_id == task_id))).mappings().first()
         if task is None:
             await _not_found(connection, task_id)
         subtask_rows = (
@@ -101,36 +131,57 @@ async def get_task(request: Request, task_id: str) -> TaskDetail:
 async def list_segments(
     request: Request,
     task_id: str,
-    kind: str | None = Query(None, description="subtitle, word, highlight, split, paragraph, review, quality, ..."),
+    kind: SegmentKind | None = Query(None, description=(
+        "one of " + ", ".join(KNOWN_SEGMENT_KINDS) + "; or <family>.<list> for a list no family names")),
     limit: int = Query(200, ge=1, le=2000),
-    offset: int = Query(0, ge=0, le=10_000_000),
+    cursor: str | None = CURSOR_TEXT,
 ) -> SegmentPage:
     query = sa.select(segments).where(segments.c.task_id == task_id)
     if kind is not None:
         query = query.where(segments.c.kind == kind)
-    query = query.order_by(segments.c.start_s.is_(None), segments.c.start_s, segments.c.id).limit(limit + 1).offset(offset)
+    if cursor is not None:
+        query = query.where(_after_segment(*cursors.decode("segments", cursor, float, int)))
+    query = query.order_by(segments.c.start_s.is_(None), segments.c.start_s, segments.c.id).limit(limit + 1)
     async with request.app.state.engine.connect() as connection:
         rows = (await connection.execute(query)).mappings().all()
-        if not rows and offset == 0:
+        if not rows and cursor is None:
             exists = await connection.execute(sa.select(tasks.c.task_id).where(tasks.c.task_id == task_id))
             if exists.first() is None:
                 await _not_found(connection, task_id)
     items = [Segment(start=row["start_s"], end=row["end_s"], **row) for row in rows[:limit]]
-    return SegmentPage(items=items, next_offset=offset + limit if len(rows) > limit else None)
+    last = items[-1] if len(rows) > limit else None
+    return SegmentPage(items=items, next_cursor=cursors.encode("segments", last.start, last.id) if last else None)
+
+
+def _after_segment(start: float | None, segment_id: int) -> sa.ColumnElement[bool]:
+    """Segments after (start, id) in the order (start IS NULL, start, id): timed ones first, untimed last."""
+    if start is None:
+        return sa.and_(segments.c.start_s.is_(None), segments.c.id > segment_id)
+    later = sa.or_(segments.c.start_s > start, sa.and_(segments.c.start_s == start, segments.c.id > segment_id))
+    return sa.or_(segments.c.start_s.is_(None), sa.and_(segments.c.start_s.is_not(None), later))
 
 
 @router.get(
-    "/tasks/{task_id}/notifications", response_model=list[NotificationSummary], summary="Every notification, oldest first"
+    "/tasks/{task_id}/notifications", response_model=NotificationPage, summary="Every notification, oldest first"
 )
-async def task_notifications(request: Request, task_id: str) -> list[NotificationSummary]:
+async def task_notifications(
+    request: Request,
+    task_id: str,
+    limit: int = Query(100, ge=1, le=1000),
+    cursor: str | None = CURSOR_TEXT,
+) -> NotificationPage:
     columns = [notifications.c[name] for name in NotificationSummary.model_fields]
+    query = sa.select(*columns).where(notifications.c.task_id == task_id)
+    if cursor is not None:
+        (after_id,) = cursors.decode("notifications", cursor, int)
+        query = query.where(notifications.c.id > after_id)
     async with request.app.state.engine.connect() as connection:
-        rows = (
-            await connection.execute(sa.select(*columns).where(notifications.c.task_id == task_id).order_by(notifications.c.id))
-        ).mappings().all()
-    if not rows:
+        rows = (await connection.execute(query.order_by(notifications.c.id).limit(limit + 1))).mappings().all()
+    if not rows and cursor is None:
         raise HTTPException(404, f"no notification received for task {task_id}")
-    return [NotificationSummary(**row) for row in rows]
+    items = [NotificationSummary(**row) for row in rows[:limit]]
+    last = items[-1] if len(rows) > limit else None
+    return NotificationPage(items=items, next_cursor=cursors.encode("notifications", last.id) if last else None)
 
 
 async def _not_found(connection: sa.ext.asyncio.AsyncConnection, task_id: str) -> None:
@@ -141,15 +192,3 @@ async def _not_found(connection: sa.ext.asyncio.AsyncConnection, task_id: str) -
     if pending.scalar_one():
         raise HTTPException(404, f"task {task_id} has notifications that are not projected yet; retry shortly")
     raise HTTPException(404, f"no task {task_id}")
-
-
-def _encode_cursor(when: datetime, task_id: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps([when.isoformat(), task_id])).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        when, task_id = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(when), str(task_id)
-    except Exception:
-        raise HTTPException(400, "cursor is not one this API gave out") from None
