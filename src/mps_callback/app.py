@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -51,6 +52,8 @@ def create_app(settings: Settings | None = None) -> CallbackDoor:
         app.state.intake = Intake(settings, journal, TaskConfirmer.from_settings(settings))
         app.state.projector_status = projector_status
         warn_if_unsigned(settings)
+        warn_if_exposed(settings)
+        report_unusable_spool(spool)
 
         async def drain() -> None:
             if (spool.files() or spool.held()) and schema_ready():  # under serve: not before the migrations are in
@@ -110,3 +113,38 @@ def warn_if_unsigned(settings: Settings) -> None:
             "MPS_NOTIFY_KEYS is empty: notifications are accepted WITHOUT signature checks; "
             "anyone who can reach this URL can post one. Set the NotifyKey you gave MPS."
         )
+
+
+#: What is open to anyone who reaches a non-loopback address when a token is not set.
+EXPOSED_WITHOUT = {
+    "url_token": "MPS_URL_TOKEN is empty while listening on {host}: anyone who reaches it can post bodies of up "
+                 "to MPS_MAX_BODY_BYTES that are decoded before the Sign is checked. Set MPS_URL_TOKEN and add "
+                 "?token= to the NotifyUrl.",
+    "api_token": "MPS_API_TOKEN is empty while listening on {host}: the query API (/v1/tasks, /v1/notifications) "
+                 "is open to anyone who reaches it. Set MPS_API_TOKEN.",
+}
+
+
+def warn_if_exposed(settings: Settings) -> None:
+    """Warn at start for each token left empty while serving beyond loopback (0.0.0.0 by default)."""
+    if _is_loopback(settings.host):
+        return
+    for name, message in EXPOSED_WITHOUT.items():
+        if not getattr(settings, name).get_secret_value():
+            log.warning(message.format(host=settings.host))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
+def report_unusable_spool(spool: Spool) -> None:
+    """An unusable spool is found at start, not at the first database outage."""
+    if problem := spool.problem():
+        log.error("MPS_SPOOL_DIR is not usable: notifications get 503 while the database is away",
+                  extra={"spool_dir": str(spool.directory), "error": problem})

@@ -59,6 +59,7 @@ def serve(
             access_log=False,
             log_config=logging_config(settings.log_level),
             timeout_graceful_shutdown=30,
+            limit_concurrency=settings.limit_concurrency,  # 503 beyond: a flood of connections is bounded
             loop="uvloop",
             http="httptools",
         )

@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     api_endpoint: str = "https://mps.tencentcloudapi.com"
     api_region: str = "ap-guangzhou"
     log_level: str = "INFO"
+    # Hostile input (bodies that cost more than they are worth; connections that never end).
+    #: A body larger than this is "large": admitted under the limits below, screened in a child process.
+    large_body_bytes: int = 1 * MIB
+    #: Large bodies a web worker takes at once; one more is answered 503 with Retry-After.
+    large_bodies: int = 2
+    #: Bytes of large bodies a web worker buffers at once (503 with Retry-After beyond).
+    large_body_budget_bytes: int = 40 * MIB
+    #: Connections and requests uvicorn serves at once per worker (503 beyond: uvicorn's limit_concurrency).
+    limit_concurrency: int = 1000
 
     @field_validator("notify_keys", mode="before")
     @classmethod

@@ -30,6 +30,8 @@ async def readyz(request: Request) -> Response:
     spool: Spool = request.app.state.spool
     body: dict[str, Any] = {"status": "ready", "problems": [], "database": "ok",
                             "spool_depth": spool.depth(), "spool": spool_health(spool)}
+    spool_problem = spool.problem()  # unusable, notifications would get 503 in the next outage
+    body["spool"]["writable"] = spool_problem is None
     journal = request.app.state.journal
     try:
         if failure := journal.recent_failure():  # a write failed just now: a full disk passes the probe
@@ -42,6 +44,9 @@ async def readyz(request: Request) -> Response:
         return JSONResponse(body, status_code=503)
     body["projection"]["projector"] = request.app.state.projector_status()
     body["problems"] = _problems(body)
+    if spool_problem:
+        body["problems"].append(f"MPS_SPOOL_DIR {spool.directory} is not usable ({spool_problem}): "
+                                "notifications would get 503 while the database is away")
     if body["problems"]:
         body["status"] = "degraded"
     return JSONResponse(body)

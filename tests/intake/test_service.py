@@ -214,7 +214,7 @@ def test_readiness_and_liveness(service: Service):
     readiness = service.get("/readyz").json()
     assert readiness["status"] == "ready" and readiness["problems"] == [] and readiness["database"] == "ok"
     assert readiness["spool_depth"] == 0
-    assert readiness["spool"] == {"depth": 0, "oldest_seconds": 0.0, "quarantined": 0}
+    assert readiness["spool"] == {"depth": 0, "oldest_seconds": 0.0, "quarantined": 0, "writable": True}
     assert readiness["projection"]["failed"] == 0 and readiness["projection"]["lag_seconds"] >= 0
 
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from mps_callback.journal.drain import drain_spool
 from mps_callback.journal.spool import Spool, decode_line, encode_line
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import notifications
-from tests.conftest import query
+from tests.conftest import query, start_service
 
 
 def row(task_id: str) -> dict:
@@ -80,3 +84,119 @@ def test_drain_waits_while_the_database_is_away(tmp_path: Path):
     spool.write([row("waits")])
     assert drain(spool, "postgresql://nobody@127.0.0.1:1/none") == 0
     assert spool.depth() == 1 and not (tmp_path / "spool" / "quarantine").exists()
+
+
+# ---------------------------------------------------------------- hostile conditions
+
+
+def _temporary_files(directory: Path) -> list[Path]:
+    return [path for path in directory.rglob("*") if path.name.endswith(".tmp")]
+
+
+def test_spool_files_are_0600_and_directories_0700_whatever_the_umask(tmp_path: Path):
+    previous = os.umask(0)
+    try:
+        spool = Spool(tmp_path / "spool")
+        written = spool.write([row("a")])
+        held = spool.hold(row("b"), 1, 10, 0)
+        quarantined = spool.quarantine([b"damaged"], "test")
+        with spool.exclusive():
+            pass
+    finally:
+        os.umask(previous)
+    for path in (written, held, quarantined, spool.directory / ".drain.lock"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for directory in (spool.directory, spool.held_directory, spool.quarantine_directory):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+
+
+def test_a_row_that_cannot_be_encoded_leaves_no_temporary_file(tmp_path: Path):
+    spool = Spool(tmp_path)
+    deep: object = 1
+    for _ in range(300):
+        deep = [deep]
+    with pytest.raises(TypeError):
+        spool.write([{**row("a"), "delivery": {"envelope": deep}}])
+    assert not _temporary_files(tmp_path) and not spool.files()
+
+
+def test_a_failed_fsync_leaves_no_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A full disk fails at the fsync, after the temporary file exists (faked: we run as root on a big disk)."""
+    spool = Spool(tmp_path)
+
+    def full(_descriptor: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError):
+        spool.write([row("a")])
+    monkeypatch.undo()
+    assert not _temporary_files(tmp_path) and not spool.files()
+
+
+def test_the_drain_lock_is_never_opened_through_a_symlink(tmp_path: Path):
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"precious")
+    spool = Spool(tmp_path / "spool")
+    spool.directory.mkdir()
+    (spool.directory / ".drain.lock").symlink_to(target)
+    with pytest.raises(OSError) as caught:
+        with spool.exclusive():
+            pass
+    assert caught.value.errno == errno.ELOOP
+    assert target.read_bytes() == b"precious"
+
+
+def test_an_unusable_spool_directory_is_named(tmp_path: Path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    assert Spool(tmp_path / "fine").problem() is None and (tmp_path / "fine").is_dir()
+    assert not list((tmp_path / "fine").iterdir())  # the probe file is gone
+    assert "NotADirectory" in (Spool(a_file).problem() or "") or "FileExists" in (Spool(a_file).problem() or "")
+    assert Spool(a_file / "below").problem()  # cannot be created
+
+
+def test_a_new_sqlite_database_is_0600(tmp_path: Path):
+    previous = os.umask(0o022)
+    try:
+        url = f"sqlite:///{tmp_path / 'new.db'}"
+
+        async def touch() -> None:
+            engine = create_engine(url)
+            try:
+                async with engine.begin() as connection:
+                    await connection.execute(sa.text("CREATE TABLE t (x INTEGER)"))
+                    await connection.execute(sa.text("INSERT INTO t VALUES (1)"))
+                for name in ("new.db", "new.db-wal", "new.db-shm"):
+                    assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+            finally:
+                await engine.dispose()
+
+        asyncio.run(touch())
+    finally:
+        os.umask(previous)
+
+
+def test_an_unusable_spool_is_reported_at_start_and_in_readyz_and_a_spool_failure_is_503(tmp_path: Path):
+    a_file = tmp_path / "not-a-directory"
+    a_file.write_text("")
+    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, spool_dir=str(a_file))
+    try:
+        readiness = service.get("/readyz")
+        assert readiness.status_code == 200, readiness.text  # the database takes writes: degraded, not down
+        body = readiness.json()
+        assert body["status"] == "degraded" and body["spool"]["writable"] is False
+        assert any("MPS_SPOOL_DIR" in problem for problem in body["problems"])
+    finally:
+        service.stop()
+    assert "MPS_SPOOL_DIR is not usable" in service.logs()
+
+    down = start_service(f"sqlite:///{tmp_path / 'missing' / 'j.db'}", tmp_path, spool_dir=str(a_file),
+                         journal_budget_seconds="0.3")
+    try:
+        response = down.post({"NotificationType": "ProcessEof", "TaskId": "nowhere"})
+        assert response.status_code == 503 and response.headers["retry-after"], response.text
+    finally:
+        down.stop()
+    assert "spool write failed" in down.logs()
+    assert not _temporary_files(tmp_path)

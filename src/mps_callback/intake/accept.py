@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from mps_callback.config import Settings
 from mps_callback.errors import Refused
-from mps_callback.intake.envelope import decode, unwrap
+from mps_callback.intake.envelope import Envelope, decode, unwrap
 from mps_callback.journal.entry import JournalEntry, Receipt, dedupe_key
 from mps_callback.verify.redact import is_secret_name, redact
 from mps_callback.verify.shape import Shape, recognise
@@ -39,25 +43,104 @@ class Confirmer(Protocol):
     async def confirm(self, task_id: str | None) -> str: ...
 
 
+class Busy(Refused):
+    """Too many large bodies at once in this process: 503 with ``Retry-After``, so MPS retries later."""
+
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(503, "busy", reason)
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A notification decoded, recognised, checked and redacted: everything but the journal."""
+
+    notification: dict[str, Any]
+    envelope: Envelope
+    shape: Shape
+    signature: str
+    dedupe_key: str
+
+
+def prepare(raw: bytes, keys: tuple[str, ...], max_skew: int, now: float) -> Prepared:
+    """The CPU part of ``accept``; a refusal after the shape is known carries it."""
+    notification, envelope = unwrap(decode(raw))
+    shape = recognise(notification)
+    try:
+        signature = check_signature(notification, keys, max_skew, now)
+        redact(notification, raw)
+        return Prepared(notification, envelope, shape, signature, dedupe_key(notification))
+    except Refused as refused:
+        refused.shape = shape
+        raise
+
+
+Verdict = tuple[int, str, str, Shape | None] | None
+
+
+def screen(raw: bytes, keys: tuple[str, ...], max_skew: int, now: float) -> Verdict:
+    """In a child process: would ``accept`` refuse ``raw``? (status, code, reason, shape) or None.
+
+    orjson holds the GIL for the whole decode (seconds for 16 MiB of nested junk), so a
+    thread would still stop the event loop; a child process does not. Only the small
+    verdict comes back: a junk body never costs the web worker more than its bytes.
+    """
+    try:
+        prepare(raw, keys, max_skew, now)
+    except Refused as refused:
+        return refused.status, refused.code, refused.reason, refused.shape
+    return None
+
+
+class Screen:
+    """The child processes that screen large bodies (started on the first one, ``spawn``: no fork of a threaded process)."""
+
+    def __init__(self, workers: int) -> None:
+        self._workers = max(workers, 1)
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def check(self, raw: bytes, keys: tuple[str, ...], max_skew: int, now: float) -> None:
+        """Raise the ``Refused`` that ``accept`` would raise for ``raw``, without decoding it here."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            verdict = await asyncio.wrap_future(self._pool.submit(screen, raw, keys, max_skew, now))
+        except BrokenProcessPool:  # a child died (out of memory?): a fresh pool next time
+            self._pool = None
+            raise Busy("the body could not be screened now; retry") from None
+        if verdict is not None:
+            status, code, reason, shape = verdict
+            refused = Refused(status, code, reason)
+            refused.shape = shape
+            raise refused
+
+
 class Intake:
     def __init__(self, settings: Settings, journal: Journal, confirmer: Confirmer | None = None) -> None:
         self._keys = settings.notify_key_values
         self._max_skew = settings.max_skew_seconds
         self._journal = journal
         self._confirmer = confirmer
+        self._large_body_bytes = settings.large_body_bytes
+        self._screen = Screen(settings.large_bodies)
 
     async def accept(self, raw: bytes, delivery: Delivery) -> Accepted:
         """Keep ``raw`` durably or raise ``Refused`` / ``JournalUnavailable``.
 
         A refusal after the shape is known carries it, so the operator's log line names the
-        TaskId of, say, an expired notification.
+        TaskId of, say, an expired notification. A large body is screened in a child process
+        first, then prepared in a thread: junk is refused without touching the event loop.
         """
-        notification, envelope = unwrap(decode(raw))
-        shape = recognise(notification)
+        now = time.time()
+        if len(raw) > self._large_body_bytes:
+            await self._screen.check(raw, self._keys, self._max_skew, now)
+            prepared = await asyncio.to_thread(prepare, raw, self._keys, self._max_skew, now)
+        else:
+            prepared = prepare(raw, self._keys, self._max_skew, now)
+        notification, envelope, shape, signature, key = (
+            prepared.notification, prepared.envelope, prepared.shape, prepared.signature, prepared.dedupe_key)
         try:
-            signature = check_signature(notification, self._keys, self._max_skew, time.time())
-            redact(notification, raw)
-            key = dedupe_key(notification)
             confirmation = await self._confirmer.confirm(shape.task_id) if self._confirmer is not None else None
         except Refused as refused:
             refused.shape = shape

@@ -40,19 +40,78 @@ def decode(raw: bytes) -> dict[str, Any]:
     return document
 
 
+#: What is kept of an envelope. Its ids and attributes are the sender's to choose and are
+#: kept beside the notification, so they are held to what a CMQ/TDMQ push carries: a few
+#: flat fields. Ids longer than the journal column are clipped (they identify a delivery,
+#: not a task, so nothing merges); strings are clipped; nesting is refused.
+MAX_MESSAGE_ID_LENGTH = 255
+MAX_ATTRIBUTES = 64
+MAX_ATTRIBUTE_NAME_LENGTH = 128
+MAX_ATTRIBUTE_STRING_LENGTH = 4096
+MAX_ENVELOPE_DEPTH = 8
+
+
 def unwrap(document: dict[str, Any]) -> tuple[dict[str, Any], Envelope]:
-    """Return the notification inside ``document`` and what wrapped it."""
+    """Return the notification inside ``document`` and what wrapped it (ids and attributes checked and clipped)."""
     message_body = document.get("msgBody")
     if isinstance(message_body, str):
-        attributes = {key: value for key, value in document.items() if key != "msgBody"}
-        message_id = document.get("msgId")
+        attributes = _attributes({key: value for key, value in document.items() if key != "msgBody"})
+        message_id = _message_id(document.get("msgId"), "msgId")
         inner = decode(message_body.encode())
-        return inner, Envelope("cmq", str(message_id) if message_id is not None else None, attributes)
+        return inner, Envelope("cmq", message_id, attributes)
     response = document.get("Response")
     if isinstance(response, dict) and len(document) == 1:
         inner = {key: value for key, value in response.items() if key != "RequestId"}
-        return inner, Envelope("api-response", response.get("RequestId"), {})
+        return inner, Envelope("api-response", _message_id(response.get("RequestId"), "Response.RequestId"), {})
     return document, Envelope()
+
+
+def _message_id(value: Any, name: str) -> str | None:
+    """A string or integer id, clipped to the journal column; anything else is refused."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise Refused(400, "bad_envelope", f"envelope {name} must be a string or an integer, not {_json_kind(value)}")
+    return str(value)[:MAX_MESSAGE_ID_LENGTH]
+
+
+def _attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The envelope's other fields: at most ``MAX_ATTRIBUTES``, names and strings clipped, nesting bounded.
+
+    Checked here, at intake, because a deep value would otherwise fail only when the
+    journal row is serialised (orjson stops at 255 levels): after the database retries and
+    the spool, as a 500.
+    """
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise Refused(400, "bad_envelope", f"envelope has more than {MAX_ATTRIBUTES} fields")
+    if _deeper_than(attributes, MAX_ENVELOPE_DEPTH):
+        raise Refused(400, "too_deep", f"envelope fields nested deeper than {MAX_ENVELOPE_DEPTH} levels")
+    return {key[:MAX_ATTRIBUTE_NAME_LENGTH]: _clipped(value) for key, value in attributes.items()}
+
+
+def _clipped(value: Any) -> Any:
+    """``value`` with every string clipped (recursion is safe: the depth was bounded first)."""
+    if isinstance(value, str):
+        return value[:MAX_ATTRIBUTE_STRING_LENGTH]
+    if isinstance(value, dict):
+        return {key[:MAX_ATTRIBUTE_NAME_LENGTH]: _clipped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clipped(item) for item in value]
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest more than ``limit`` levels; iterative, stops at the first too deep."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _has_nul(value: Any) -> bool:

@@ -13,6 +13,8 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,12 +22,61 @@ import orjson
 
 from mps_callback import metrics
 from mps_callback.errors import JournalUnavailable, Refused
-from mps_callback.intake.accept import Delivery
+from mps_callback.intake.accept import Busy, Delivery
 
 log = logging.getLogger("mps_callback.intake")
 
 CALLBACK_PATHS = ("/pyapi/mps/callback", "/v1/mps/callback")
 Scope = dict[str, Any]
+
+
+class LargeBodies:
+    """How many large bodies, and how many of their bytes, this process holds at once.
+
+    Without a URL token anyone can post 16 MiB; a hundred slow uploads would hold 1.5 GB
+    and four fast ones would keep the CPU busy decoding. Beyond the limits the answer is
+    503 with ``Retry-After`` (MPS retries), decided from Content-Length before the body is
+    read, or once a streamed body crosses the threshold.
+    """
+
+    def __init__(self, threshold: int, slots: int, budget: int) -> None:
+        self.threshold, self.slots, self.budget = threshold, slots, budget
+        self.taken = 0  # bodies
+        self.held = 0  # their bytes
+
+    @contextmanager
+    def ticket(self) -> Iterator[Ticket]:
+        """A ticket for one request; whatever it came to hold is given back at the end."""
+        ticket = Ticket(self)
+        try:
+            yield ticket
+        finally:
+            self.taken -= ticket.entered
+            self.held -= ticket.size
+
+
+class Ticket:
+    """One request's share of :class:`LargeBodies`: nothing until its body is large."""
+
+    def __init__(self, limits: LargeBodies) -> None:
+        self.limits = limits
+        self.entered = 0
+        self.size = 0
+
+    def need(self, size: int) -> None:
+        """The body is (or will be) ``size`` bytes: hold that much, or raise ``Busy``."""
+        limits = self.limits
+        if size <= limits.threshold or size <= self.size:
+            return
+        if not self.entered:
+            if limits.taken >= limits.slots:
+                raise Busy(f"{limits.taken} large bodies are being taken already; retry later")
+            limits.taken += 1
+            self.entered = 1
+        if limits.held + size - self.size > limits.budget:
+            raise Busy("too many large bodies buffered now; retry later")
+        limits.held += size - self.size
+        self.size = size
 
 
 class CallbackDoor:
@@ -34,6 +85,14 @@ class CallbackDoor:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.state = app.state  # the FastAPI app's lifespan fills it: settings, intake
+        self._large: LargeBodies | None = None
+
+    def large_bodies(self) -> LargeBodies:
+        if self._large is None:  # settings arrive with the lifespan, after __init__
+            settings = self.state.settings
+            self._large = LargeBodies(settings.large_body_bytes, settings.large_bodies,
+                                      settings.large_body_budget_bytes)
+        return self._large
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] not in CALLBACK_PATHS:
@@ -42,7 +101,8 @@ class CallbackDoor:
             await _send(send, 405, {"code": 405, "message": "use POST"}, [(b"allow", b"POST")])
         else:
             status, body = await self.take(scope, receive)
-            await _send(send, status, body)
+            retry = [(b"retry-after", b"%d" % Busy.RETRY_AFTER_SECONDS)] if status == 503 else []
+            await _send(send, status, body, retry)
 
     async def take(self, scope: Scope, receive: Any) -> tuple[int, dict[str, Any]]:
         """One notification through the door: the answer and one log line, whatever happens."""
@@ -50,8 +110,9 @@ class CallbackDoor:
         settings, intake = self.state.settings, self.state.intake
         try:
             _check_url_token(scope, settings.url_token.get_secret_value())
-            raw = await _read_body(scope, receive, settings.max_body_bytes, settings.body_timeout_seconds)
-            accepted = await intake.accept(raw, _delivery(scope))
+            with self.large_bodies().ticket() as ticket:  # held until accept is done with the body
+                raw = await _read_body(scope, receive, settings.max_body_bytes, settings.body_timeout_seconds, ticket)
+                accepted = await intake.accept(raw, _delivery(scope))
         except Refused as refused:
             metrics.NOTIFICATIONS.labels(*_labels(refused.shape), "refused", refused.code).inc()
             outcome = {"outcome": "refused", "status": refused.status, "reason": refused.reason, **_identity(refused.shape)}
@@ -73,7 +134,9 @@ class CallbackDoor:
 
 def _logged(status: int, body: dict[str, Any], started: float, outcome: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     outcome["duration_ms"] = round((time.perf_counter() - started) * 1000, 3)
-    log.log(logging.INFO if status < 500 else logging.ERROR, "notification", extra=outcome)
+    # a refused 503 ("busy") is a flood of large bodies, not a failure of ours: a warning
+    level = logging.ERROR if outcome["outcome"] == "unavailable" else logging.WARNING if status >= 500 else logging.INFO
+    log.log(level, "notification", extra=outcome)
     return status, body
 
 
@@ -100,11 +163,14 @@ def _check_url_token(scope: Scope, expected: str) -> None:
         raise Refused(401, "url_token", "missing or wrong URL token")
 
 
-async def _read_body(scope: Scope, receive: Any, limit: int, timeout: float) -> bytes:
-    """The body, refused with 413 once it exceeds ``limit`` bytes, 408 if it trickles in past ``timeout``."""
+async def _read_body(scope: Scope, receive: Any, limit: int, timeout: float, ticket: Ticket) -> bytes:
+    """The body, refused with 413 once it exceeds ``limit`` bytes, 408 if it trickles in past ``timeout``,
+    503 (``Busy``) when it is large and this process holds enough large bodies already."""
     for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise Refused(413, "too_large", f"body larger than {limit} bytes")
+        if name == b"content-length" and value.isdigit():
+            if int(value) > limit:
+                raise Refused(413, "too_large", f"body larger than {limit} bytes")
+            ticket.need(int(value))
     chunks: list[bytes] = []
     size = 0
     try:
@@ -117,6 +183,7 @@ async def _read_body(scope: Scope, receive: Any, limit: int, timeout: float) -> 
                 size += len(chunk)
                 if size > limit:
                     raise Refused(413, "too_large", f"body larger than {limit} bytes")
+                ticket.need(size)
                 chunks.append(chunk)
                 if not message.get("more_body", False):
                     return b"".join(chunks)
@@ -154,7 +221,8 @@ _OPERATION = {
         "401": {"description": "missing, wrong or expired signature; wrong URL token"},
         "408": {"description": "body not received within MPS_BODY_TIMEOUT_SECONDS"},
         "413": {"description": "body larger than MPS_MAX_BODY_BYTES"},
-        "503": {"description": "could not be made durable: retry later"},
+        "503": {"description": "could not be made durable, or too many large bodies at once: retry later "
+                               "(Retry-After)"},
     },
 }
 OPENAPI_PATHS = {path: {"post": {**_OPERATION, "operationId": f"callback_{index}"}}

@@ -203,9 +203,10 @@ class GroupCommitJournal:
     async def _spool_entries(self, entries: list[JournalEntry]) -> Receipt:
         try:
             await asyncio.to_thread(self._spool.write, [entry.row() for entry in entries])
-        except OSError as error:
+        except Exception as error:  # disk full, read-only, or a row that cannot be encoded: never a 500
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)[:200]
             log.error("spool write failed: the notification is refused with 503",
-                      extra={"error": f"{type(error).__name__}: {error.strerror or error}", "records": len(entries)})
+                      extra={"error": f"{type(error).__name__}: {reason}", "records": len(entries)})
             raise JournalUnavailable("database and spool both unavailable") from None
         metrics.SPOOLED.inc(len(entries))
         return SPOOLED

@@ -34,6 +34,9 @@ import orjson
 
 log = logging.getLogger(__name__)
 
+#: Spooled notifications are readable by this user only: they hold everything MPS sent.
+FILE_MODE = 0o600
+DIRECTORY_MODE = 0o700
 SUFFIX = ".spool"
 QUARANTINE_SUFFIX = ".quarantined"
 _counter = itertools.count()
@@ -58,9 +61,24 @@ class Spool:
     # ---------------------------------------------------------------- writing
 
     def write(self, rows: list[dict[str, Any]]) -> Path:
-        """Make ``rows`` durable on local disk; raises OSError (disk full, read-only) if it cannot."""
+        """Make ``rows`` durable on local disk; raises OSError (disk full, read-only) or TypeError (a row
+        that cannot be encoded) if it cannot, leaving nothing behind."""
         name = f"{time.time_ns():020d}-{_unique()}-{len(rows)}{SUFFIX}"
         return _write_durably(self.directory, name, [encode_line(row) for row in rows])
+
+    def problem(self) -> str | None:
+        """Why this spool cannot take a file now (not creatable, not a directory, not writable), or None.
+
+        Creates the directory (0700) and a probe file, then removes it: the only sure test.
+        """
+        try:
+            _make_directory(self.directory)
+            probe = self.directory / f".probe-{_unique()}.tmp"
+            os.close(_create(probe))
+            probe.unlink()
+        except OSError as error:
+            return f"{type(error).__name__}: {error.strerror or error}"
+        return None
 
     def hold(self, row: dict[str, Any], attempts: int, delay_seconds: float, spooled_ns: int) -> Path:
         """Keep one record aside until ``delay_seconds`` from now, with its attempt count."""
@@ -149,8 +167,10 @@ class Spool:
     @contextmanager
     def exclusive(self) -> Iterator[bool]:
         """Whether this process may drain now: one drainer at a time across processes."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with open(self.directory / ".drain.lock", "a+b") as handle:
+        _make_directory(self.directory)
+        # never through a symlink: a planted .drain.lock -> /etc/something must not be opened (or created)
+        descriptor = os.open(self.directory / ".drain.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+        with os.fdopen(descriptor, "r+b") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -184,21 +204,44 @@ def decode_line(line: bytes) -> dict[str, Any] | None:
 
 
 def _write_durably(directory: Path, name: str, lines: list[bytes]) -> Path:
-    """Temporary name, fsync, rename, fsync the directory: the file exists whole or not at all."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Temporary name (0600), fsync, rename, fsync the directory: the file exists whole or not at all.
+
+    Whatever fails (disk full, a cancelled thread, a bug), the temporary file goes: an
+    empty ``.tmp`` left per failed request would fill the directory under a flood.
+    """
+    _make_directory(directory)
     temporary = directory / f".{name}.tmp"
     try:
-        with open(temporary, "wb") as handle:
+        with os.fdopen(_create(temporary), "wb") as handle:
             handle.write(b"".join(lines))
             handle.flush()
             os.fsync(handle.fileno())
         final = directory / name
         os.rename(temporary, final)
         _fsync_directory(directory)
-    except OSError:
+    except BaseException:
         temporary.unlink(missing_ok=True)
         raise
     return final
+
+
+def _create(path: Path) -> int:
+    """A new file only this user can read, whatever the umask; never through a symlink."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+    try:
+        os.fchmod(descriptor, FILE_MODE)  # the umask may have taken bits away, never added: make it exact
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def _make_directory(directory: Path) -> None:
+    """Create ``directory`` (and missing parents) 0700 whatever the umask; an existing one keeps its mode."""
+    if directory.is_dir():
+        return
+    directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+    os.chmod(directory, DIRECTORY_MODE)
 
 
 def _listing(directory: Path, suffix: str) -> list[Path]:

@@ -6,6 +6,7 @@ the async driver for each is chosen here so nobody has to know driver names.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import orjson
@@ -38,6 +39,7 @@ def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
     options.setdefault("pool_pre_ping", True)
     if target.get_backend_name() == "sqlite":
         options.setdefault("connect_args", {"timeout": 30})
+        _create_private(target.database)
     elif "poolclass" not in options:
         options.setdefault("pool_size", 10)
         options.setdefault("max_overflow", 10)
@@ -49,6 +51,29 @@ def create_engine(url: str | URL, **options: Any) -> AsyncEngine:
     elif target.get_backend_name() in ("mysql", "mariadb"):
         sa.event.listen(engine.sync_engine, "connect", _mysql_session, insert=True)
     return engine
+
+
+#: A new SQLite database is readable by this user only (it holds every notification);
+#: SQLite gives its -wal and -shm files the mode of the database file.
+SQLITE_FILE_MODE = 0o600
+
+
+def _create_private(database: str | None) -> None:
+    """Create the SQLite file 0600 before the first connect would create it 0644 (umask).
+
+    An existing file is left as it is (the operator may have chosen its mode); so is a
+    missing directory, which SQLite reports as before.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        descriptor = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SQLITE_FILE_MODE)
+    except OSError:  # exists already, or SQLite will say why it cannot open it
+        return
+    try:
+        os.fchmod(descriptor, SQLITE_FILE_MODE)
+    finally:
+        os.close(descriptor)
 
 
 def for_writing(engine: AsyncEngine) -> AsyncEngine:
