@@ -31,6 +31,21 @@ app.add_typer(spool_app, name="spool")
 log = logging.getLogger("mps_callback")
 
 
+def load_settings() -> Settings:
+    """The settings, or exit 2 with one line naming each bad one (a traceback hides the reason from operators)."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as invalid:
+        reasons = "; ".join(
+            f"MPS_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg'].removeprefix('Value error, ')}"
+            for error in invalid.errors()
+        )
+        typer.echo(f"invalid settings: {reasons}".replace("\n", " "), err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 def serve(
     host: Annotated[Optional[str], typer.Option(help="default MPS_HOST")] = None,
@@ -43,7 +58,7 @@ def serve(
     from mps_callback import runtime
     from mps_callback.logs import configure_logging, logging_config
 
-    settings = Settings()
+    settings = load_settings()
     configure_logging(settings.log_level)
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # web workers and projector add up in /metrics
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mps-callback-metrics-")
@@ -75,7 +90,7 @@ def db_upgrade() -> None:
     from mps_callback.logs import configure_logging
     from mps_callback.store.migrate import upgrade
 
-    settings = Settings()
+    settings = load_settings()
     configure_logging(settings.log_level)
     upgrade(settings.database_url.get_secret_value())
     typer.echo("database is at the latest revision")
@@ -92,7 +107,7 @@ def parse(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help
     try:
         notification, _ = unwrap(decode(file.read_bytes()))
         redact(notification)
-        projection = parse_notification(notification, Settings().cdn_domains)
+        projection = parse_notification(notification, load_settings().cdn_domains)
     except Refused as refused:
         typer.echo(f"not an MPS notification: {refused.reason}", err=True)
         raise typer.Exit(2) from None
@@ -104,7 +119,7 @@ def with_engine(job: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
     from mps_callback.logs import configure_logging
     from mps_callback.store.engine import create_engine
 
-    settings = Settings()
+    settings = load_settings()
     configure_logging(settings.log_level)
 
     async def run() -> T:
@@ -157,7 +172,7 @@ def spool_drain() -> None:
     from mps_callback.journal.drain import drain_spool
     from mps_callback.journal.spool import Spool
 
-    spool = Spool(Settings().spool_dir)
+    spool = Spool(load_settings().spool_dir)
     moved = with_engine(lambda engine, _: drain_spool(spool, engine))
     left = spool.depth()
     typer.echo(f"drained {moved} notifications; {left} left in the spool")
@@ -170,7 +185,7 @@ def spool_requeue() -> None:
     """Put quarantined records back in the spool (after fixing what refused them); serve drains them."""
     from mps_callback.journal.spool import Spool
 
-    requeued, damaged = Spool(Settings().spool_dir).requeue()
+    requeued, damaged = Spool(load_settings().spool_dir).requeue()
     typer.echo(f"requeued {requeued} notifications; {damaged} damaged records stay in quarantine")
 
 
@@ -179,7 +194,7 @@ def purge(days: Annotated[Optional[int], typer.Option(help="default MPS_RETENTIO
     """Delete notifications and tasks older than the retention period."""
     from mps_callback.retention import purge as purge_older
 
-    keep = days if days is not None else Settings().retention_days
+    keep = days if days is not None else load_settings().retention_days
     if keep <= 0:
         raise typer.BadParameter("set --days or MPS_RETENTION_DAYS to a positive number", param_hint="--days")
     removed = with_engine(lambda engine, _: purge_older(engine, keep))
@@ -201,7 +216,7 @@ def send(
     if not isinstance(notification, dict):
         raise typer.BadParameter("the file must hold a JSON object", param_hint="FILE")
     if key is None:
-        configured = Settings().notify_key_values
+        configured = load_settings().notify_key_values
         key = configured[0] if configured else None
     response = post(url, stamp(notification, key))
     typer.echo(f"{response.status_code} {response.text}")

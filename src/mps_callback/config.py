@@ -8,8 +8,10 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import SecretStr, field_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from mps_callback.project.storage import LIVE_OUTPUTS_KEY, cdn_domains_setting, cdn_entry, storage_setting
 
 MIB = 1024 * 1024
 
@@ -20,6 +22,7 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("sqlite:///./mps-callback.db")
     notify_keys: Annotated[list[SecretStr], NoDecode] = []
     cdn_domains: Annotated[dict[str, str], NoDecode] = {}
+    live_output_storage: str = ""
     max_skew_seconds: int = 60
     url_token: SecretStr = SecretStr("")
     api_token: SecretStr = SecretStr("")
@@ -57,11 +60,32 @@ class Settings(BaseSettings):
     @field_validator("cdn_domains", mode="before")
     @classmethod
     def _split_domains(cls, value: object) -> object:
-        """MPS_CDN_DOMAINS: ``bucket=https://cdn.example.com,other-bucket=https://...``."""
+        """MPS_CDN_DOMAINS: ``bucket=https://cdn.example.com,other-bucket=https://...``; an entry without ``=`` stops start."""
         if isinstance(value, str):
-            pairs = (part.split("=", 1) for part in value.split(",") if "=" in part)
-            return {bucket.strip(): domain.strip() for bucket, domain in pairs}
+            return cdn_domains_setting(value)
         return value
+
+    @field_validator("cdn_domains")
+    @classmethod
+    def _check_domains(cls, value: dict[str, str]) -> dict[str, str]:
+        """Each domain becomes the host of output URLs: a missing scheme, a path or user info would build wrong ones."""
+        return {bucket: cdn_entry(bucket, domain) for bucket, domain in value.items()}
+
+    @field_validator("live_output_storage")
+    @classmethod
+    def _check_live_storage(cls, value: str) -> str:
+        """MPS_LIVE_OUTPUT_STORAGE: ``cos://bucket-appid.region``, ``s3://bucket.region`` or ``https://host``."""
+        value = value.strip()
+        if value:
+            storage_setting(value)
+        return value
+
+    @model_validator(mode="after")
+    def _carry_live_storage(self) -> Settings:
+        """The live output storage travels to the parser inside the CDN map, the one URL setting it is handed."""
+        if self.live_output_storage:
+            self.cdn_domains = {**self.cdn_domains, LIVE_OUTPUTS_KEY: self.live_output_storage}
+        return self
 
     @cached_property
     def notify_key_values(self) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from mps_callback.journal.entry import dedupe_key
 from mps_callback.project.extractors import family_for
 from mps_callback.project.family import Family
 from mps_callback.project.model import SubtaskProjection, TaskProjection
-from mps_callback.project.storage import Storage, input_location, input_storage, output_storage
+from mps_callback.project.storage import Storage, input_location, input_storage, live_output_storage, output_storage
 from mps_callback.project.walk import find_outputs, find_segments
 from mps_callback.verify.shape import EVENT_CONTAINERS, LIVE_NOTIFICATION_TYPES, event_task, recognise
 
@@ -274,6 +274,7 @@ def parse(body: dict[str, Any], cdn_domains: Mapping[str, str] | None = None) ->
         session_context=shape.session_context,
     )
     if shape.kind == "live":
+        reader.default_storage = live_output_storage(reader.cdn_domains)  # live results name no storage
         _live(reader, shape.type, projection)
         known = ENVELOPE_FIELDS | set(LIVE_INFOS)
     else:
