@@ -15,7 +15,7 @@ from mps_callback.config import Settings
 from mps_callback.errors import Refused
 from mps_callback.intake.envelope import Envelope, decode, unwrap
 from mps_callback.journal.entry import JournalEntry, Receipt, dedupe_key
-from mps_callback.verify.redact import is_secret_name, redact
+from mps_callback.verify.redact import is_secret_name, redact, scrub_url_params
 from mps_callback.verify.shape import Shape, recognise
 from mps_callback.verify.signature import check_signature
 
@@ -178,9 +178,14 @@ _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie
 
 
 def safe_headers(headers: dict[str, str]) -> dict[str, str]:
-    """Headers minus credentials: the fixed set above and any whose name says secret/key/token."""
+    """Headers minus credentials, and with secret URL parameters scrubbed from the rest.
+
+    Dropped: the fixed set above and any whose name says secret/key/token. Kept values go
+    through ``scrub_url_params``: a proxy's ``X-Original-URI``, ``X-Forwarded-Uri`` or a
+    ``Referer`` repeats the callback URL, whose ``?token=`` is ``MPS_URL_TOKEN``.
+    """
     return {
-        name: value
+        name: scrub_url_params(value)[0] if "=" in value else value
         for name, value in headers.items()
         if name.lower() not in _CREDENTIAL_HEADERS and not is_secret_name(name)
     }

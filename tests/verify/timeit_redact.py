@@ -1,0 +1,13 @@
+"""Before/after figure for redaction: .venv/bin/python tests/verify/timeit_redact.py (µs per body, decoding excluded)."""
+import copy, sys, timeit
+import orjson
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+from bench.bodies import large_schedule_task
+from mps_callback.verify.redact import redact
+typical = open("tests/fixtures/examples/doc-vod-WorkflowTask-transcode.json", "rb").read()
+large = large_schedule_task().replace("__TS__", "1700000000").replace("__SIGN__", "a" * 32).replace("__TASKID__", "t1").encode()
+s3 = orjson.loads(typical); s3["WorkflowTaskEvent"]["InputInfo"]["S3InputInfo"] = {"S3SecretKey": "x"}; s3 = orjson.dumps(s3)
+for name, raw, n in (("typical", typical, 20000), ("typical+S3 key (walk)", s3, 20000), ("300KB", large, 300)):
+    cost = timeit.timeit(lambda: redact(orjson.loads(raw), raw), number=n) / n
+    base = timeit.timeit(lambda: orjson.loads(raw), number=n) / n
+    print(f"{name:24s} {len(raw):7d} B  redact {1e6 * (cost - base):8.1f} us")
