@@ -208,3 +208,8 @@ def test_parse_and_the_receiver_agree_on_wrapped_bodies(tmp_path: Path, wrapper:
             s["status"] == "FAIL" for s in parsed["subtasks"]) or parsed["err_code"] not in (None, 0))]
     families = query(url, "SELECT group_name, family FROM subtasks ORDER BY group_name, family")
     assert [tuple(row) for row in families] == sorted((s["group"], s["family"]) for s in parsed["subtasks"])
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable():
+    line = one_line_error(cli("send", str(FIXTURES / "examples/doc-live-ProcessEof.json"), env={"MPS_PORT": "abc"}), 2)
+    assert line.startswith("bad configuration: MPS_PORT")
