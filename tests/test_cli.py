@@ -6,14 +6,19 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
+from mps_callback.journal.spool import Spool
+from mps_callback.send import default_url
 from mps_callback.store.migrate import alembic_config, upgrade
-from tests.conftest import FIXTURES, query, start_service
+from tests.conftest import FIXTURES, free_port, query, start_service
 from tests.project.helpers import run_ingest
 from tests.conftest import load_fixture
 
@@ -83,3 +88,128 @@ def test_db_upgrade(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'new.db'}"
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
     assert query(url, "SELECT version_num FROM alembic_version")[0][0] == head
+
+
+# ---------------------------------------------------------------- ordinary errors: one line, no traceback
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    """Assert ``result`` failed with ``code`` and said why in exactly one stderr line; return that line."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_send_to_a_server_that_is_not_up(tmp_path: Path):
+    url = f"http://127.0.0.1:{free_port()}/v1/mps/callback"
+    result = cli("send", str(FIXTURES / "examples/doc-live-ProcessEof.json"), "--url", url, "--key", "k")
+    assert one_line_error(result, 1).startswith(f"cannot reach {url}")
+
+
+def test_send_a_file_that_is_not_a_json_object(tmp_path: Path):
+    cases = {"not-json.json": "MPS notification\n", "array.json": "[1, 2]", "cmq-bad-inner.json": '{"msgBody": "{oops"}'}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        line = one_line_error(cli("send", str(tmp_path / name), "--url", "http://127.0.0.1:9/x"), 2)
+        assert line.startswith(str(tmp_path / name)), line
+    assert "missing.json" in one_line_error(cli("send", str(tmp_path / "missing.json")), 2)
+    assert "not valid JSON" in one_line_error(cli("parse", str(tmp_path / "not-json.json")), 2)
+
+
+CLOSED_DATABASES = {
+    "mysql": "mysql://root:hunter2@127.0.0.1:{port}/test",
+    "postgres": "postgresql://postgres@127.0.0.1:{port}/test",
+}
+
+
+@pytest.mark.parametrize("backend", sorted(CLOSED_DATABASES))
+@pytest.mark.parametrize("command", [("reproject",), ("purge", "--days", "3"), ("spool", "drain"), ("db", "upgrade")])
+def test_database_commands_while_the_database_is_down(tmp_path: Path, backend: str, command: tuple[str, ...]):
+    url = CLOSED_DATABASES[backend].format(port=free_port())
+    spool = tmp_path / "spool"
+    Spool(spool).write([{"received_at": datetime.now(timezone.utc), "dedupe_key": "0" * 64, "body": {}}])
+    result = cli(*command, env={"MPS_DATABASE_URL": url, "MPS_SPOOL_DIR": str(spool)})
+    line = one_line_error(result, 1)
+    assert "127.0.0.1" in line and "hunter2" not in line, line
+    assert Spool(spool).depth() == 1  # nothing lost
+
+
+def test_purge_without_a_retention_period_is_one_line():
+    assert "--days" in one_line_error(cli("purge"), 2)
+
+
+# ---------------------------------------------------------------- send: URL, unsigned, envelopes
+
+
+def test_default_url_is_where_serve_listens():
+    assert default_url("0.0.0.0", 8787) == "http://127.0.0.1:8787/v1/mps/callback"
+    assert default_url("::", 9000) == "http://[::1]:9000/v1/mps/callback"
+    assert default_url("callbacks.internal", 80) == "http://callbacks.internal:80/v1/mps/callback"
+
+
+def test_send_defaults_its_url_from_host_and_port_and_says_when_unsigned(tmp_path: Path):
+    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
+    try:
+        port = service.base_url.rsplit(":", 1)[1]
+        result = cli("send", str(FIXTURES / "examples/doc-live-ProcessEof.json"),
+                     env={"MPS_HOST": "0.0.0.0", "MPS_PORT": port})
+        assert result.returncode == 0 and result.stdout.startswith("200 "), result
+        assert "unsigned" in result.stderr
+        signed = cli("send", str(FIXTURES / "examples/doc-vod-WorkflowTask-qc.json"), "--key", "k",
+                     env={"MPS_HOST": "0.0.0.0", "MPS_PORT": port})
+        assert signed.stdout.startswith("200 ") and "unsigned" not in signed.stderr
+    finally:
+        service.stop()
+
+
+def envelopes(notification: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``notification`` in each wrapper the receiver takes off."""
+    return {
+        "cmq": {"msgId": "cmq-msg-1", "topicName": "mps-topic", "msgBody": orjson.dumps(notification).decode()},
+        "api-response": {"Response": {**notification, "RequestId": "request-1"}},
+    }
+
+
+def test_send_signs_the_notification_inside_an_envelope(tmp_path: Path):
+    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, notify_keys="envelope-key")
+    try:
+        url = service.base_url + "/v1/mps/callback"
+        for wrapper, fixture in (("cmq", "doc-vod-WorkflowTask-transcode"), ("api-response", "doc-vod-WorkflowTask-qc")):
+            document = envelopes(load_fixture(f"examples/{fixture}.json"))[wrapper]
+            path = tmp_path / f"{wrapper}.json"
+            path.write_bytes(orjson.dumps(document))
+            result = cli("send", str(path), "--url", url, "--key", "envelope-key")
+            assert result.returncode == 0 and result.stdout.startswith("200 "), (wrapper, result)
+        rows = query(service.database_url, "SELECT wrapper, signature, message_id FROM notifications ORDER BY id")
+        assert [tuple(row) for row in rows] == [("cmq", "verified", "cmq-msg-1"), ("api-response", "verified", "request-1")]
+    finally:
+        service.stop()
+
+
+@pytest.mark.parametrize("wrapper", ["cmq", "api-response"])
+def test_parse_and_the_receiver_agree_on_wrapped_bodies(tmp_path: Path, wrapper: str):
+    notification = load_fixture("vod/WorkflowTask-AiAnalysis-DeLogoTask.json")
+    path = tmp_path / "wrapped.json"
+    path.write_bytes(orjson.dumps(envelopes(notification)[wrapper]))
+    printed = cli("parse", str(path))
+    assert printed.returncode == 0, printed.stderr
+    parsed = orjson.loads(printed.stdout)
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    upgrade(url)
+    run_ingest(url, [orjson.loads(path.read_bytes())])
+    journaled = query(url, "SELECT wrapper, task_id, event_type, body FROM notifications")
+    assert [(row[0], row[1], row[2]) for row in journaled] == [(wrapper, parsed["task_id"], parsed["event_type"])]
+    assert "RequestId" not in orjson.loads(journaled[0][3]) and "msgBody" not in orjson.loads(journaled[0][3])
+    task = query(url, "SELECT task_id, kind, event_type, status, failed FROM tasks")
+    assert [tuple(row) for row in task] == [
+        (parsed["task_id"], parsed["kind"], parsed["event_type"], parsed["status"], any(
+            s["status"] == "FAIL" for s in parsed["subtasks"]) or parsed["err_code"] not in (None, 0))]
+    families = query(url, "SELECT group_name, family FROM subtasks ORDER BY group_name, family")
+    assert [tuple(row) for row in families] == sorted((s["group"], s["family"]) for s in parsed["subtasks"])
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable():
+    line = one_line_error(cli("send", str(FIXTURES / "examples/doc-live-ProcessEof.json"), env={"MPS_PORT": "abc"}), 2)
+    assert line.startswith("bad configuration: MPS_PORT")

@@ -7,9 +7,13 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from mps_callback import __version__, ops
 from mps_callback.api import notifications as notification_routes
@@ -78,7 +82,8 @@ def create_app(settings: Settings | None = None) -> CallbackDoor:
             await asyncio.gather(*background, return_exceptions=True)
             await engine.dispose()
 
-    app = FastAPI(title="mps-callback", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="mps-callback", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    _serve_docs_offline(app)
     for router in (task_routes.router, subtitle_routes.router, notification_routes.router):
         app.include_router(router, dependencies=[Depends(require_api_token)])
     app.include_router(ops.router)
@@ -86,6 +91,29 @@ def create_app(settings: Settings | None = None) -> CallbackDoor:
         app.add_exception_handler(error_class, database_error)
     app.openapi = lambda: _openapi_with_callback(app)  # type: ignore[method-assign]
     return CallbackDoor(app)
+
+
+#: Swagger UI as shipped in the package (see api/static/swagger-ui/README.md): FastAPI's default
+#: /docs loads it from a CDN, which a receiver reachable only by MPS often cannot reach.
+SWAGGER_UI_DIR = Path(__file__).parent / "api" / "static" / "swagger-ui"
+DOCS_ASSETS = "/docs/assets"
+
+
+def _serve_docs_offline(app: FastAPI) -> None:
+    """``/docs`` with every asset served from the package: no request leaves the network."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI_DIR), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")  # behind a proxy that strips a prefix
+        return get_swagger_ui_html(
+            openapi_url=root + (app.openapi_url or "/openapi.json"),
+            title=f"{app.title} API",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
+        )
 
 
 def _openapi_with_callback(app: FastAPI) -> dict:  # type: ignore[type-arg]

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar
 
 import orjson
 import typer
@@ -29,6 +29,41 @@ spool_app = typer.Typer(help="The local spool used while the database is down.",
 app.add_typer(spool_app, name="spool")
 
 log = logging.getLogger("mps_callback")
+
+#: Exit codes: the job could not be done (a server or database that does not answer, a refusal),
+#: or what was asked makes no sense (a file that is not a notification, a missing option).
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    """One line on stderr and a non-zero exit: what an operator reads for an ordinary error, never a traceback."""
+    typer.echo(" ".join(message.split()), err=True)
+    raise typer.Exit(code)
+
+
+def load_settings() -> Settings:
+    """The settings, or one line naming the variable that is wrong (pydantic's report spans many)."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(f"MPS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        fail(f"bad configuration: {problems}", EXIT_USAGE)
+
+
+def read_json_object(file: Path) -> dict[str, Any]:
+    """The JSON object in ``file``, or one line saying why it is not one."""
+    from mps_callback.errors import Refused
+    from mps_callback.intake.envelope import decode
+
+    try:
+        return decode(file.read_bytes())
+    except OSError as error:
+        fail(f"cannot read {file}: {error.strerror or error}", EXIT_USAGE)
+    except Refused as refused:
+        fail(f"{file}: {refused.reason}", EXIT_USAGE)
 
 
 def load_settings() -> Settings:
@@ -90,34 +125,55 @@ def db_upgrade() -> None:
     from mps_callback.logs import configure_logging
     from mps_callback.store.migrate import upgrade
 
+    import sqlalchemy as sa
+
+    from mps_callback.store.errors import describe
+
     settings = load_settings()
     configure_logging(settings.log_level)
-    upgrade(settings.database_url.get_secret_value())
+    try:
+        upgrade(settings.database_url.get_secret_value())
+    except (sa.exc.SQLAlchemyError, OSError, TimeoutError) as error:
+        fail(f"database error ({database_label(settings)}): {describe(error)}")
     typer.echo("database is at the latest revision")
 
 
 @app.command()
-def parse(file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a notification JSON file")]) -> None:
-    """Print what mps-callback extracts from FILE (task, subtasks, outputs, segments), touching no database."""
+def parse(file: Annotated[Path, typer.Argument(dir_okay=False, help="a notification JSON file")]) -> None:
+    """Print what mps-callback extracts from FILE (task, subtasks, outputs, segments), touching no database.
+
+    FILE may be wrapped as the receiver accepts it (CMQ ``msgBody``, API ``Response``): the
+    same unwrap as the receiver's takes the notification out.
+    """
     from mps_callback.errors import Refused
-    from mps_callback.intake.envelope import decode, unwrap
+    from mps_callback.intake.envelope import unwrap
     from mps_callback.project.parse import parse as parse_notification
     from mps_callback.verify.redact import redact
 
+    document = read_json_object(file)
     try:
-        notification, _ = unwrap(decode(file.read_bytes()))
+        notification, _ = unwrap(document)
         redact(notification)
         projection = parse_notification(notification, load_settings().cdn_domains)
     except Refused as refused:
-        typer.echo(f"not an MPS notification: {refused.reason}", err=True)
-        raise typer.Exit(2) from None
+        fail(f"not an MPS notification: {refused.reason}", EXIT_USAGE)
+    if projection is None:
+        typer.echo(f"a Tencent VOD {notification.get('EventType')} event: the receiver journals it, "
+                   "but it is not an MPS task, so nothing is projected", err=True)
     typer.echo(orjson.dumps(projection, option=orjson.OPT_INDENT_2).decode())
 
 
 def with_engine(job: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
-    """Run ``job`` against the configured database with logging set up, then close the engine."""
+    """Run ``job`` against the configured database with logging set up, then close the engine.
+
+    A database that does not answer (or refuses) ends the command with one line naming it,
+    password hidden, and exit 1.
+    """
+    import sqlalchemy as sa
+
     from mps_callback.logs import configure_logging
     from mps_callback.store.engine import create_engine
+    from mps_callback.store.errors import describe
 
     settings = load_settings()
     configure_logging(settings.log_level)
@@ -129,7 +185,21 @@ def with_engine(job: Callable[[AsyncEngine, Settings], Awaitable[T]]) -> T:
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except (sa.exc.SQLAlchemyError, OSError, TimeoutError) as error:
+        fail(f"database error ({database_label(settings)}): {describe(error)}")
+
+
+def database_label(settings: Settings) -> str:
+    """The database URL as an operator may see it: without its password."""
+    from sqlalchemy.engine import make_url
+
+    url = settings.database_url.get_secret_value()
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: say so without echoing it
+        return "MPS_DATABASE_URL"
 
 
 @app.command()
@@ -172,12 +242,17 @@ def spool_drain() -> None:
     from mps_callback.journal.drain import drain_spool
     from mps_callback.journal.spool import Spool
 
-    spool = Spool(load_settings().spool_dir)
-    moved = with_engine(lambda engine, _: drain_spool(spool, engine))
+    settings = load_settings()
+    spool = Spool(settings.spool_dir)
+    down: list[str] = []
+    moved = with_engine(lambda engine, _: drain_spool(spool, engine, on_database_down=down.append))
     left = spool.depth()
+    if down:
+        fail(f"database unavailable ({database_label(settings)}): {down[0]}; "
+             f"drained {moved}, {left} notifications stay in the spool")
     typer.echo(f"drained {moved} notifications; {left} left in the spool")
     if left:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
 
 
 @spool_app.command("requeue")
@@ -196,29 +271,45 @@ def purge(days: Annotated[Optional[int], typer.Option(help="default MPS_RETENTIO
 
     keep = days if days is not None else load_settings().retention_days
     if keep <= 0:
-        raise typer.BadParameter("set --days or MPS_RETENTION_DAYS to a positive number", param_hint="--days")
+        fail("set --days or MPS_RETENTION_DAYS to a positive number", EXIT_USAGE)
     removed = with_engine(lambda engine, _: purge_older(engine, keep))
     typer.echo(f"removed {removed['notifications']} notifications and {removed['tasks']} tasks older than {keep} days")
 
 
 @app.command()
 def send(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a notification JSON file")],
-    url: Annotated[str, typer.Option(help="the receiver's callback URL")] = "http://127.0.0.1:8787/v1/mps/callback",
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="a notification JSON file (bare, CMQ msgBody or API Response)")],
+    url: Annotated[
+        Optional[str], typer.Option(help="the receiver's callback URL; default from MPS_HOST and MPS_PORT")
+    ] = None,
     key: Annotated[
         Optional[str], typer.Option(help="NotifyKey to sign with; default the first of MPS_NOTIFY_KEYS, none: unsigned")
     ] = None,
 ) -> None:
-    """Sign FILE with a fresh Timestamp (now + 600 s) and POST it, as MPS would; print the answer."""
-    from mps_callback.send import post, stamp
+    """Sign FILE with a fresh Timestamp (now + 600 s) and POST it, as MPS would; print the answer.
 
-    notification = orjson.loads(file.read_bytes())
-    if not isinstance(notification, dict):
-        raise typer.BadParameter("the file must hold a JSON object", param_hint="FILE")
+    In a CMQ envelope the notification inside ``msgBody`` is signed: that is what the receiver verifies.
+    """
+    import httpx
+
+    from mps_callback.errors import Refused
+    from mps_callback.send import default_url, post, stamp
+
+    document = read_json_object(file)
+    settings = load_settings()
+    url = url or default_url(settings.host, settings.port)
     if key is None:
-        configured = load_settings().notify_key_values
-        key = configured[0] if configured else None
-    response = post(url, stamp(notification, key))
+        key = next(iter(settings.notify_key_values), None)
+    try:
+        response = post(url, stamp(document, key))
+    except Refused as refused:
+        fail(f"{file}: {refused.reason}", EXIT_USAGE)
+    except httpx.InvalidURL as error:
+        fail(f"bad --url {url}: {error}", EXIT_USAGE)
+    except httpx.HTTPError as error:
+        fail(f"cannot reach {url}: {error or type(error).__name__}")
+    if not key:
+        typer.echo("posted unsigned: no --key, and MPS_NOTIFY_KEYS is empty", err=True)
     typer.echo(f"{response.status_code} {response.text}")
     if response.status_code >= 300:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)

@@ -260,9 +260,11 @@ def _live(reader: Reader, notification_type: str, projection: TaskProjection) ->
 # ------------------------------------------------------------------ the entry point
 
 
-def parse(body: dict[str, Any], cdn_domains: Mapping[str, str] | None = None) -> TaskProjection:
-    """What ``body`` (a redacted notification) says about its task."""
+def parse(body: dict[str, Any], cdn_domains: Mapping[str, str] | None = None) -> TaskProjection | None:
+    """What ``body`` (a redacted notification) says about its task; None for a Tencent VOD event (no MPS task)."""
     shape = recognise(body)
+    if not shape.is_mps_task:
+        return None
     reader = Reader(body, cdn_domains or {})
     projection = TaskProjection(
         task_id=shape.task_id or _synthetic_task_id(body, shape.type, shape.session_id),

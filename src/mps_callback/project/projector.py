@@ -212,15 +212,17 @@ class Projector:
             item.projection = parse(item.body, self._cdn)
         by_task: dict[str, list[Claimed]] = defaultdict(list)
         for item in claimed:
-            by_task[item.projection.task_id].append(item)  # type: ignore[union-attr]
+            if item.projection is not None:  # None: a Tencent VOD event, journal only, nothing to project
+                by_task[item.projection.task_id].append(item)
         task_ids = sorted(by_task)
-        merges = await self._load(connection, task_ids, by_task)
+        merges = await self._load(connection, task_ids, by_task) if task_ids else {}
         for task_id in task_ids:
             merge = merges[task_id]
             for item in sorted(by_task[task_id], key=lambda c: task_key(c.projection, c.provenance)):  # type: ignore[arg-type]
                 _merge_notification(merge, item)
             merge.row["failed"] = _failed(merge)
-        await self._write(connection, merges)
+        if merges:
+            await self._write(connection, merges)
         await connection.execute(
             notifications.update()
             .where(notifications.c.id.in_([item.id for item in claimed]))

@@ -3,7 +3,8 @@
 File tasks ("ParseNotification" shape) carry ``EventType`` and the task under a matching
 key; live-stream tasks ("ParseLiveStreamProcessNotification" shape) carry
 ``NotificationType`` and ``TaskId`` at the top. MPS adds event types and keys without
-notice, so unknown values are recognised, never refused.
+notice, so unknown values are recognised, never refused. Tencent VOD's own events use the
+same ``EventType`` key; they are recognised too, and told apart by name (``is_mps_task``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,28 @@ EVENT_CONTAINERS: dict[str, str] = {
     "BatchTask": "BatchTaskEvent",
     "ExtractBlindWatermark": "ExtractBlindWatermarkTask",
 }
+
+#: Tencent Cloud VOD's own event notifications. They share the ``EventType`` key with MPS (a
+#: VOD application and MPS may call back the same URL), but they are not MPS tasks: uploads,
+#: deletions, VOD task flows, VOD edits. They are journaled like any notification (answered
+#: 200, so VOD does not retry them for days) and never projected into tasks.
+VOD_PRODUCT_EVENTS = frozenset({
+    # media: upload, pull, deletion, storage
+    "NewFileUpload", "PullComplete", "FileDeleted", "RestoreMediaComplete", "PersistenceComplete",
+    "DescribeFileAttributesComplete", "MediaCastStatusChanged",
+    # VOD task flows and media processing
+    "ProcedureStateChanged", "EditMediaComplete", "SplitMediaComplete", "ComposeMediaComplete",
+    "FastEditMediaComplete", "RebuildMediaComplete", "ReduceMediaBitrateComplete", "QualityInspectComplete",
+    "QualityEnhanceComplete", "ComplexAdaptiveDynamicStreamingComplete", "ProcessMediaByMPSComplete",
+    "ReviewAudioVideoComplete", "ExtractTraceWatermarkComplete", "ExtractCopyRightWatermarkComplete",
+    "ExtractBlindWatermarkComplete", "RemoveWatermark", "AigcImageTaskComplete", "AigcVideoTaskComplete",
+    "SceneAigcImageTaskComplete", "ProcessImageAsyncComplete",
+    # publishing
+    "WechatPublishComplete", "WechatMiniProgramPublishComplete",
+    # VOD 2017 (v2) events, still sent to applications configured for them
+    "TranscodeComplete", "ConcatComplete", "ClipComplete", "CreateImageSpriteComplete",
+    "SnapshotByTimeOffsetComplete",
+})
 
 #: The live-stream NotificationTypes MPS documents; each keeps its result under ``<type>Info``.
 LIVE_NOTIFICATION_TYPES = (
@@ -47,6 +70,11 @@ class Shape:
     def type(self) -> str:
         """EventType or NotificationType, whichever this shape has."""
         return self.event_type or self.notification_type or ""
+
+    @property
+    def is_mps_task(self) -> bool:
+        """False for Tencent VOD's own events (``VOD_PRODUCT_EVENTS``): kept in the journal, never a task."""
+        return self.event_type not in VOD_PRODUCT_EVENTS
 
 
 def recognise(body: dict[str, Any]) -> Shape:
