@@ -90,5 +90,5 @@ def _serve(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
 def test_serve_refuses_to_start_with_one_line(tmp_path: Path, setting: str, value: str, named: str):
     result = _serve(tmp_path, **{setting: value})
     assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("invalid settings: " + named), result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("bad configuration: " + named), result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "j.db").exists()

@@ -49,7 +49,8 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        problems = "; ".join(f"MPS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(f"MPS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in error.errors())
         fail(f"bad configuration: {problems}", EXIT_USAGE)
 
 
@@ -64,21 +65,6 @@ def read_json_object(file: Path) -> dict[str, Any]:
         fail(f"cannot read {file}: {error.strerror or error}", EXIT_USAGE)
     except Refused as refused:
         fail(f"{file}: {refused.reason}", EXIT_USAGE)
-
-
-def load_settings() -> Settings:
-    """The settings, or exit 2 with one line naming each bad one (a traceback hides the reason from operators)."""
-    from pydantic import ValidationError
-
-    try:
-        return Settings()
-    except ValidationError as invalid:
-        reasons = "; ".join(
-            f"MPS_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg'].removeprefix('Value error, ')}"
-            for error in invalid.errors()
-        )
-        typer.echo(f"invalid settings: {reasons}".replace("\n", " "), err=True)
-        raise typer.Exit(2) from None
 
 
 @app.command()
