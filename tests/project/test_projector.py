@@ -62,7 +62,7 @@ def test_a_later_state_replaces_the_earlier_one_and_its_outputs(database_url: st
     assert (task.status, task.notification_count) == ("FINISH", 3)
     assert query(database_url, sa.select(sa.func.count()).select_from(outputs))[0][0] == 4
     view = query(database_url, "SELECT task_id, status, video_name, url, output_path, vtt_url, en_vtt, username FROM mps_task_result")
-    assert view == [(TASK_ID, "FINISH", "dianping2.mp4",
+    assert view == [(TASK_ID, "FAIL", "dianping2.mp4",  # its AnimatedGraphicTask failed
                      "https://gztest-125****654.cos.ap-guangzhou.myqcloud.com/dasda/dianping2_transcode_10.mp4",
                      "/dasda/dianping2_transcode_10.mp4", None, None, None)]
 
