@@ -57,7 +57,7 @@ WORKFLOW_FAMILIES = [
     ("AiAnalysis-HighlightTask", "AiAnalysis", "HighlightTask", "Highlight", 4, {"highlight": 1, "highlight_segment": 2}),
     ("AiAnalysis-DeLogoTask", "AiAnalysis", "DeLogoTask", "DeLogo", 10, {}),
     ("AiAnalysis-SegmentTask", "AiAnalysis", "SegmentTask", "Segment", 8, {"split": 2}),
-    ("AiAnalysis-HeadTailTask", "AiAnalysis", "HeadTailTask", "HeadTail", 0, {}),
+    ("AiAnalysis-HeadTailTask", "AiAnalysis", "HeadTailTask", "HeadTail", 0, {"head": 1, "tail": 1}),
     ("AiAnalysis-DescriptionTask", "AiAnalysis", "DescriptionTask", "Description", 3, {"summary": 1, "paragraph": 2}),
     ("AiAnalysis-HorizontalToVerticalTask", "AiAnalysis", "HorizontalToVerticalTask", "HorizontalToVertical", 1, {}),
     ("AiAnalysis-DubbingTask", "AiAnalysis", "DubbingTask", "Dubbing", 4, {}),
@@ -258,7 +258,7 @@ def test_live_smart_subtitles_recording_quality_and_eof():
     assert [(o.kind, o.storage) for o in record.outputs] == [("video", "url")]
     quality = projection_of("examples/doc-live-AiQualityControlResult.json").subtasks[0]
     kinds = Counter(s.kind for s in quality.segments)
-    assert kinds == {"quality": 1, "diagnosis": 1}
+    assert kinds == {"quality": 1, "diagnosis": 1, "result": 1}  # result: the QualityControlResultSet's Type
     diagnosis = next(s for s in quality.segments if s.kind == "diagnosis")
     assert (diagnosis.label, diagnosis.text) == ("StreamOpenFailed", "Open url failed.")
     eof = projection_of("examples/doc-live-ProcessEof.json")

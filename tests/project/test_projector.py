@@ -62,8 +62,9 @@ def test_a_later_state_replaces_the_earlier_one_and_its_outputs(database_url: st
     assert (task.status, task.notification_count) == ("FINISH", 3)
     assert query(database_url, sa.select(sa.func.count()).select_from(outputs))[0][0] == 4
     view = query(database_url, "SELECT task_id, status, video_name, url, output_path, vtt_url, en_vtt, username FROM mps_task_result")
-    # Tencent's example masks its bucket (gztest-125****654): not a bucket name, so no URL (storage.py)
-    assert view == [(TASK_ID, "FINISH", "dianping2.mp4", None, "/dasda/dianping2_transcode_10.mp4", None, None, None)]
+    # its AnimatedGraphicTask failed; Tencent's example masks its bucket (gztest-125****654): not a
+    # bucket name, so no URL (storage.py)
+    assert view == [(TASK_ID, "FAIL", "dianping2.mp4", None, "/dasda/dianping2_transcode_10.mp4", None, None, None)]
 
 
 def test_compatibility_view_picks_de_logo_and_subtitles(database_url: str):

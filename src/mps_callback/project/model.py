@@ -44,6 +44,18 @@ class SegmentItem:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: ErrCodeExt values that say the work succeeded; any other one is an error.
+SUCCESS_CODES_EXT = frozenset({"", "SUCCESS"})
+
+
+def subtask_failed(status: str | None, err_code: int | None, err_code_ext: str | None) -> bool:
+    """FAIL, or a SUCCESS that carries an error: MPS reports a failed step with Status SUCCESS and an
+    ErrCode or ErrCodeExt. A subtask still PROCESSING has not failed yet, whatever it carries."""
+    if status == "FAIL":
+        return True
+    return status == "SUCCESS" and (err_code not in (None, 0) or (err_code_ext or "") not in SUCCESS_CODES_EXT)
+
+
 @dataclass(slots=True)
 class SubtaskProjection:
     key: str  # stable identity of the subtask within its task
@@ -63,6 +75,10 @@ class SubtaskProjection:
     output: Any = None
     outputs: list[OutputItem] = field(default_factory=list)
     segments: list[SegmentItem] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return subtask_failed(self.status, self.err_code, self.err_code_ext)
 
 
 @dataclass(slots=True)
@@ -86,4 +102,4 @@ class TaskProjection:
     @property
     def failed(self) -> bool:
         task_error = self.err_code not in (None, 0)
-        return task_error or any(subtask.status == "FAIL" for subtask in self.subtasks)
+        return task_error or any(subtask.failed for subtask in self.subtasks)

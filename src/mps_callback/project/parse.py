@@ -15,9 +15,9 @@ from typing import Any
 from mps_callback.journal.entry import dedupe_key
 from mps_callback.project.extractors import family_for
 from mps_callback.project.family import Family
-from mps_callback.project.model import SubtaskProjection, TaskProjection
+from mps_callback.project.model import SegmentItem, SubtaskProjection, TaskProjection
 from mps_callback.project.storage import Storage, input_location, input_storage, live_output_storage, output_storage
-from mps_callback.project.walk import find_outputs, find_segments
+from mps_callback.project.walk import find_outputs, find_segments, remainder
 from mps_callback.verify.shape import EVENT_CONTAINERS, LIVE_NOTIFICATION_TYPES, event_task, recognise
 
 #: The group each WorkflowTask result set belongs to.
@@ -61,6 +61,9 @@ class Reader:
         self.cdn_domains = cdn_domains
         self.default_storage: Storage | None = None
         self._occurrences: Counter[str] = Counter()
+        #: Fields beside the ``...Task`` objects of a result item (a review's SampleRate, Duration),
+        #: by the key of each subtask read from that item.
+        self.item_fields: dict[str, dict[str, Any]] = {}
 
     def subtask(
         self,
@@ -85,6 +88,9 @@ class Reader:
         base = f"{scope}{group}/{family}/{definition if definition is not None else '-'}"
         self._occurrences[base] += 1
         walk_result = result if not _is_result_list(result) else None
+        segments = find_segments(walk_result, spec, family)
+        if mode == "append":
+            segments.extend(_rest_of(walk_result, spec, family, type))
         return SubtaskProjection(
             key=f"{base}/{self._occurrences[base]}" if mode == "snapshot" else f"{scope}{group}/{family}/{type or '-'}",
             group=group,
@@ -102,7 +108,7 @@ class Reader:
             input=task_input,
             output=walk_result if mode == "snapshot" else None,
             outputs=find_outputs(walk_result, spec, storage, self.cdn_domains),
-            segments=find_segments(walk_result, spec, family),
+            segments=segments,
         )
 
     def result_items(self, items: list[Any], *, scope: str, group: str) -> list[SubtaskProjection]:
@@ -112,8 +118,12 @@ class Reader:
             if not isinstance(item, dict):
                 continue
             tasks = {key: value for key, value in item.items() if isinstance(value, dict) and key.endswith("Task")}
+            beside = {key: value for key, value in item.items()
+                      if key != "Type" and key not in tasks and value not in (None, [], "", {}) and not key.endswith("Task")}
             for key, node in tasks.items():
                 subtasks.append(self.subtask(node, scope=scope, group=group, family=key, type=_text(item.get("Type"))))
+                if beside:
+                    self.item_fields[subtasks[-1].key] = beside
             if not tasks and any(value not in (None, [], "") for key, value in item.items() if key != "Type"):
                 family = _text(item.get("Type")) or group
                 subtasks.append(self.subtask(item, scope=scope, group=group, family=family, output=item))
@@ -295,8 +305,23 @@ def parse(body: dict[str, Any], cdn_domains: Mapping[str, str] | None = None) ->
     unknown = {key: value for key, value in body.items() if key not in known and value not in (None, "", [], {})}
     if unknown:
         projection.extra["body"] = unknown
+    if reader.item_fields:
+        projection.extra["items"] = reader.item_fields
+    if body.get("Timestamp") not in (None, ""):  # the signature's expiry: about when MPS sent it, plus 10 minutes
+        projection.extra["Timestamp"] = body["Timestamp"]
     projection.video_name = _basename(projection.input_location)
     return projection
+
+
+def _rest_of(result: Any, spec: Family, family: str, type: str | None) -> list[SegmentItem]:
+    """An appended (live) result keeps no raw output: what its segments do not hold becomes one
+    segment of kind ``result`` (``RecordOver``, the Type of a quality result without findings)."""
+    rest = remainder(result, spec, family)
+    if isinstance(rest, dict) and type is not None and rest.get("Type") == type:
+        rest.pop("Type")
+    if not rest:
+        return []
+    return [SegmentItem(kind="result", extra=rest if isinstance(rest, dict) else {"value": rest})]
 
 
 def _containers_of(body: dict[str, Any], event: dict[str, Any]) -> set[str]:

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mps_callback import metrics
-from mps_callback.project.model import SubtaskProjection, TaskProjection
+from mps_callback.project.model import SubtaskProjection, TaskProjection, subtask_failed
 from mps_callback.project.parse import parse
 from mps_callback.journal.write import probe_write
 from mps_callback.project.rank import Provenance, clamp_progress, session_key, subtask_key, task_key
@@ -241,11 +241,14 @@ class Projector:
         )
         merges = {row.task_id: TaskMerge(dict(row._mapping), {}) for row in locked}
         existing = await connection.execute(
-            sa.select(subtasks.c.id, subtasks.c.task_id, subtasks.c.state_key, subtasks.c.status, subtasks.c.mode)
+            sa.select(subtasks.c.id, subtasks.c.task_id, subtasks.c.state_key, subtasks.c.status, subtasks.c.mode,
+                      subtasks.c.err_code, subtasks.c.err_code_ext)
             .where(subtasks.c.task_id.in_(task_ids))
         )
         for row in existing:
-            merges[row.task_id].subtask_states[row.id] = {"state_key": row.state_key, "status": row.status}
+            merges[row.task_id].subtask_states[row.id] = {
+                "state_key": row.state_key, "status": row.status, "err_code": row.err_code, "err_code_ext": row.err_code_ext,
+            }
         return merges
 
     async def _write(self, connection: AsyncConnection, merges: dict[str, TaskMerge]) -> None:
@@ -366,10 +369,11 @@ def _merge_subtask(merge: TaskMerge, sub: SubtaskProjection, item: Claimed) -> N
 
 
 def _failed(merge: TaskMerge) -> bool:
-    statuses = {sid: state["status"] for sid, state in merge.subtask_states.items()}
-    statuses.update({sid: row["status"] for sid, row in merge.new_subtasks.items()})
-    statuses.update({sid: row["status"] for sid, row in merge.replaced_subtasks.items()})
-    return merge.row["err_code"] not in (None, 0) or "FAIL" in statuses.values()
+    """The task has an ErrCode, or one of its subtasks (as it now stands) failed: ``subtask_failed``."""
+    states = {**merge.subtask_states, **merge.new_subtasks, **merge.replaced_subtasks}
+    return merge.row["err_code"] not in (None, 0) or any(
+        subtask_failed(state["status"], state["err_code"], state["err_code_ext"]) for state in states.values()
+    )
 
 
 # ---------------------------------------------------------------- rows
