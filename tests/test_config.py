@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from mps_callback.config import Settings
-from mps_callback.project.storage import LIVE_OUTPUTS_KEY
+from mps_callback.project.storage import OutputUrls, Storage
 
 #: MPS_CDN_DOMAINS -> what the one-line reason must say.
 BAD_CDN_DOMAINS = [
@@ -69,9 +69,10 @@ def test_a_dict_given_in_code_is_checked_too():
         Settings(cdn_domains={"b-1250000000": "cdn.example.com"})
 
 
-def test_the_live_output_storage_rides_with_the_cdn_domains():
+def test_the_output_urls_carry_the_cdn_domains_and_the_live_output_storage():
     settings = Settings(cdn_domains="a-1250000000=https://cdn.example.com", live_output_storage=" cos://l-125.ap-guangzhou ")
-    assert settings.cdn_domains == {"a-1250000000": "https://cdn.example.com", LIVE_OUTPUTS_KEY: "cos://l-125.ap-guangzhou"}
+    assert settings.output_urls == OutputUrls({"a-1250000000": "https://cdn.example.com"},
+                                              Storage("cos", "l-125", "ap-guangzhou"))
 
 
 def _serve(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:

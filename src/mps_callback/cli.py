@@ -140,7 +140,7 @@ def parse(file: Annotated[Path, typer.Argument(dir_okay=False, help="a notificat
     try:
         notification, _ = unwrap(document)
         redact(notification)
-        projection = parse_notification(notification, load_settings().cdn_domains)
+        projection = parse_notification(notification, load_settings().output_urls)
     except Refused as refused:
         fail(f"not an MPS notification: {refused.reason}", EXIT_USAGE)
     if projection is None:
@@ -198,7 +198,7 @@ def worker() -> None:
 
     async def project(engine: AsyncEngine, settings: Settings) -> None:
         log.info("projection worker started")
-        await runtime.with_heartbeat(runtime_dir, Projector(engine, settings.cdn_domains).run_forever())
+        await runtime.with_heartbeat(runtime_dir, Projector(engine, settings.output_urls).run_forever())
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -217,7 +217,7 @@ def reproject(
     async def rebuild(engine: AsyncEngine, settings: Settings) -> int:
         total = await (retry_failed(engine) if failed else reset_projections(engine))
         with typer.progressbar(length=total, label="reprojecting", file=sys.stderr) as bar:
-            return await Projector(engine, settings.cdn_domains).drain(bar.update)
+            return await Projector(engine, settings.output_urls).drain(bar.update)
 
     typer.echo(f"reprojected {with_engine(rebuild)} notifications")
 

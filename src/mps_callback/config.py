@@ -8,10 +8,10 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import SecretStr, field_validator, model_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from mps_callback.project.storage import LIVE_OUTPUTS_KEY, cdn_domains_setting, cdn_entry, storage_setting
+from mps_callback.project.storage import OutputUrls, cdn_domains_setting, cdn_entry, storage_setting
 
 MIB = 1024 * 1024
 
@@ -80,12 +80,11 @@ class Settings(BaseSettings):
             storage_setting(value)
         return value
 
-    @model_validator(mode="after")
-    def _carry_live_storage(self) -> Settings:
-        """The live output storage travels to the parser inside the CDN map, the one URL setting it is handed."""
-        if self.live_output_storage:
-            self.cdn_domains = {**self.cdn_domains, LIVE_OUTPUTS_KEY: self.live_output_storage}
-        return self
+    @cached_property
+    def output_urls(self) -> OutputUrls:
+        """What the projector needs to turn output paths into URLs."""
+        live = storage_setting(self.live_output_storage) if self.live_output_storage else None
+        return OutputUrls(self.cdn_domains, live)
 
     @cached_property
     def notify_key_values(self) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from mps_callback.config import Settings
 from mps_callback.project.parse import parse
 from mps_callback.project.projector import Projector
-from mps_callback.project.storage import LIVE_OUTPUTS_KEY, Storage, storage_setting
+from mps_callback.project.storage import OutputUrls, Storage, storage_setting
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import outputs
 from tests.conftest import fixture_files, load_fixture, query
@@ -97,14 +97,14 @@ HOSTILE_BUCKETS = [
     Storage("s3", "ab", "us-east-1"),
     Storage("s3", "mps-out", "us-east-1.evil.com"),
     Storage("s3", "mps-out", "evil.com/x?"),
-    Storage("vod", LIVE_OUTPUTS_KEY, "ap-guangzhou"),
+    Storage("vod", "*live", "ap-guangzhou"),
 ]
 
 
 @pytest.mark.parametrize("storage", HOSTILE_BUCKETS, ids=lambda s: f"{s.type}:{s.bucket}@{s.region}")
 def test_a_bucket_or_region_that_is_not_a_name_yields_no_url(storage: Storage):
     assert storage.url("/out/a.mp4", {}) is None
-    assert storage.url("/out/a.mp4", {LIVE_OUTPUTS_KEY: "https://evil.example.com"}) is None
+    assert storage.url("/out/a.mp4", {"*live": "https://evil.example.com"}) is None
 
 
 def test_a_hostile_bucket_in_a_notification_keeps_bucket_and_path_but_no_url():
@@ -134,27 +134,27 @@ LIVE_SETTINGS = [
 @pytest.mark.parametrize(("setting", "origin", "storage"), LIVE_SETTINGS)
 def test_live_paths_get_urls_from_the_live_output_storage(setting: str, origin: str, storage: str):
     body = load_fixture("live/AiAnalysisResult-HighlightResultSet.json")
-    before = _live_outputs(body, {})
-    after = _live_outputs(body, Settings(live_output_storage=setting).cdn_domains)
+    before = _live_outputs(body, OutputUrls())
+    after = _live_outputs(body, Settings(live_output_storage=setting).output_urls)
     for name in LIVE_PATHS:
         assert before[name].url is None
         assert (after[name].storage, after[name].url) == (storage, origin + after[name].path)
 
 
-def _live_outputs(body: dict, cdn: dict[str, str]) -> dict:
+def _live_outputs(body: dict, cdn: OutputUrls) -> dict:
     """The outputs of a live fixture by field name (HighlightPath, CovImgPath, HighlightUrl...)."""
     return {o.field.rsplit(".", 1)[-1]: o for s in parse(copy.deepcopy(body), cdn).subtasks for o in s.outputs}
 
 
 def test_live_output_storage_leaves_vod_outputs_alone():
     body = load_fixture("vod/WorkflowTask-AiAnalysis-DeLogoTask.json")
-    cdn = Settings(live_output_storage="cos://live-1250000000.ap-guangzhou").cdn_domains
+    cdn = Settings(live_output_storage="cos://live-1250000000.ap-guangzhou").output_urls
     assert all("live-1250000000" not in (o.url or "") for s in parse(body, cdn).subtasks for o in s.outputs)
 
 
 @pytest.mark.parametrize("path", fixture_files("live"), ids=lambda p: p.name)
 def test_every_live_path_output_gets_a_url(path):
-    cdn = Settings(live_output_storage="cos://live-1250000000.ap-guangzhou").cdn_domains
+    cdn = Settings(live_output_storage="cos://live-1250000000.ap-guangzhou").output_urls
     for subtask in parse(load_fixture(path), cdn).subtasks:
         assert all(o.url for o in subtask.outputs if o.storage != "vod"), subtask.outputs
 
@@ -168,7 +168,7 @@ def test_live_fixture_projected_with_the_live_output_storage_stores_urls(databas
     async def project() -> None:
         engine = create_engine(database_url)
         try:
-            await Projector(engine, settings.cdn_domains).drain()
+            await Projector(engine, settings.output_urls).drain()
         finally:
             await engine.dispose()
 

@@ -16,7 +16,7 @@ from mps_callback.journal.entry import dedupe_key
 from mps_callback.project.extractors import family_for
 from mps_callback.project.family import Family
 from mps_callback.project.model import SegmentItem, SubtaskProjection, TaskProjection
-from mps_callback.project.storage import Storage, input_location, input_storage, live_output_storage, output_storage
+from mps_callback.project.storage import OutputUrls, Storage, input_location, input_storage, output_storage
 from mps_callback.project.walk import find_outputs, find_segments, remainder
 from mps_callback.verify.shape import EVENT_CONTAINERS, LIVE_NOTIFICATION_TYPES, event_task, recognise
 
@@ -270,12 +270,13 @@ def _live(reader: Reader, notification_type: str, projection: TaskProjection) ->
 # ------------------------------------------------------------------ the entry point
 
 
-def parse(body: dict[str, Any], cdn_domains: Mapping[str, str] | None = None) -> TaskProjection | None:
+def parse(body: dict[str, Any], urls: OutputUrls | None = None) -> TaskProjection | None:
     """What ``body`` (a redacted notification) says about its task; None for a Tencent VOD event (no MPS task)."""
     shape = recognise(body)
     if not shape.is_mps_task:
         return None
-    reader = Reader(body, cdn_domains or {})
+    urls = urls or OutputUrls()
+    reader = Reader(body, urls.cdn_domains)
     projection = TaskProjection(
         task_id=shape.task_id or _synthetic_task_id(body, shape.type, shape.session_id),
         kind=shape.kind,
@@ -286,7 +287,7 @@ def parse(body: dict[str, Any], cdn_domains: Mapping[str, str] | None = None) ->
         session_context=shape.session_context,
     )
     if shape.kind == "live":
-        reader.default_storage = live_output_storage(reader.cdn_domains)  # live results name no storage
+        reader.default_storage = urls.live_storage  # live results name no storage
         _live(reader, shape.type, projection)
         known = ENVELOPE_FIELDS | set(LIVE_INFOS)
     else:

@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -31,6 +31,7 @@ from mps_callback import metrics
 from mps_callback.project.model import SubtaskProjection, TaskProjection, subtask_failed
 from mps_callback.project.parse import parse
 from mps_callback.journal.write import probe_write
+from mps_callback.project.storage import OutputUrls
 from mps_callback.project.rank import Provenance, clamp_progress, session_key, subtask_key, task_key
 from mps_callback.store.engine import for_writing
 from mps_callback.store.errors import describe, is_database_state
@@ -78,11 +79,11 @@ class TaskMerge:
 
 
 class Projector:
-    def __init__(self, engine: AsyncEngine, cdn_domains: Mapping[str, str] | None = None, batch_size: int = BATCH_SIZE,
+    def __init__(self, engine: AsyncEngine, urls: OutputUrls | None = None, batch_size: int = BATCH_SIZE,
                  max_attempts: int = MAX_ATTEMPTS):
         self._engine = for_writing(engine)
         self._max_attempts = max_attempts
-        self._cdn = dict(cdn_domains or {})
+        self._urls = urls or OutputUrls()
         self._batch_size = batch_size
 
     async def run_once(self) -> int:
@@ -209,7 +210,7 @@ class Projector:
 
     async def _project(self, connection: AsyncConnection, claimed: list[Claimed]) -> None:
         for item in claimed:
-            item.projection = parse(item.body, self._cdn)
+            item.projection = parse(item.body, self._urls)
         by_task: dict[str, list[Claimed]] = defaultdict(list)
         for item in claimed:
             if item.projection is not None:  # None: a Tencent VOD event, journal only, nothing to project

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -33,9 +33,6 @@ S3_FORBIDDEN = re.compile(r"\.\.|\.-|-\.|^xn--|^sthree-|^amzn-s3-demo-|-s3alias$
 #: A host name label (RFC 1123).
 HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
-#: The key of the CDN-domain map under which the live output storage travels to the parser: the map is
-#: what the projector hands the parser, and no bucket name can contain ``*``, so it never meets a bucket.
-LIVE_OUTPUTS_KEY = "*live"
 
 
 def cos_bucket_ok(bucket: str) -> bool:
@@ -214,10 +211,13 @@ def storage_setting(text: str) -> Storage:
     return Storage(scheme.lower(), bucket, region)
 
 
-def live_output_storage(cdn_domains: Mapping[str, str]) -> Storage | None:
-    """The storage configured for live outputs (``MPS_LIVE_OUTPUT_STORAGE``), which MPS sends without one."""
-    spec = cdn_domains.get(LIVE_OUTPUTS_KEY)
-    return storage_setting(spec) if spec else None
+@dataclass(frozen=True, slots=True)
+class OutputUrls:
+    """How output paths become URLs: a CDN domain per bucket (``MPS_CDN_DOMAINS``), and the storage
+    of live results' paths (``MPS_LIVE_OUTPUT_STORAGE``), which MPS sends without one."""
+
+    cdn_domains: Mapping[str, str] = field(default_factory=dict)
+    live_storage: Storage | None = None
 
 
 def output_storage(value: Any) -> Storage | None:
