@@ -126,3 +126,29 @@ def test_downgrade_gives_the_old_script_its_table_back(old_script_database: str)
     tables, views = relations(url)
     assert "mps_task_result" in tables and "mps_task_result_legacy" not in tables and not views
     assert query(url, f"SELECT {', '.join(OLD_COLUMNS)} FROM mps_task_result ORDER BY id") == OLD_ROWS
+
+
+@pytest.fixture(params=["sqlite", "mysql", "postgres"])
+def older_script_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An older script's table: only some of the columns (no create_time, video_name, en_vtt)."""
+    if request.param == "sqlite":
+        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'older.db'}"])
+    else:
+        urls = _scratch_database(request.param)
+    for url in urls:
+        execute(url, f"CREATE TABLE mps_task_result ({OLD_TABLE[request.param]}, task_id VARCHAR(128) NOT NULL, "
+                     "status VARCHAR(32), url TEXT, username VARCHAR(64))",
+                "INSERT INTO mps_task_result (task_id, status, url, username) VALUES ('older-1', 'FINISH', 'u', 'dan')")
+        yield url
+
+
+def test_an_older_table_with_fewer_columns_is_taken_over_with_nulls(older_script_database: str):
+    """Found by an adversarial pass: the view named the missing columns, so MariaDB failed the upgrade
+    (after renaming the table, leaving no mps_task_result at all) and SQLite failed every read."""
+    url = older_script_database
+    upgrade(url)
+    run_ingest(url, [process_eof("new-task")])
+    rows = view_rows(url)
+    assert rows["older-1"] == ("older-1", "FINISH", None, None, "u", None, None, None, "dan")
+    assert rows["new-task"][1] == "FINISH"
+    assert differences(url) == []

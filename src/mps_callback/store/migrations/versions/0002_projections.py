@@ -71,20 +71,37 @@ def _as_text_columns(columns: dict[str, str], dialect: sa.Dialect) -> dict[str, 
     return {**as_text, "task_id": _as_identifier(columns["task_id"], dialect)}
 
 
-def _with_legacy_rows(dialect: sa.Dialect) -> str:
-    """The old table's rows for tasks we do not have, then ours: a task in both shows once, as ours."""
-    legacy = _as_text_columns({name: f"l.{name}" for name in OUR_COLUMNS}, dialect)
+def _legacy_columns(columns: dict[str, str]) -> dict[str, str] | None:
+    """The old table's column for each of ours: NULL where its version of the script had none.
+
+    Scripts in the wild dropped or never had some columns; a view naming a missing one fails
+    (MariaDB at CREATE, SQLite at every read). Without ``task_id`` the rows cannot be matched
+    to ours, so that table is kept aside but not shown.
+    """
+    if not guarded.has_column(LEGACY_TABLE, "task_id"):
+        return None
+    return {name: f"l.{name}" if guarded.has_column(LEGACY_TABLE, name) else "NULL" for name in columns}
+
+
+def with_legacy_rows(columns: dict[str, str], dialect: sa.Dialect) -> str:
+    """The view's SELECT over ``columns``: the old table's rows for tasks we do not have (when it
+    was found), then ours; a task in both shows once, as ours."""
+    ours = _select(columns, "tasks t")
+    found = _legacy_columns(columns) if guarded.has_table(LEGACY_TABLE) else None
+    if found is None:
+        return ours
+    legacy = _as_text_columns(found, dialect)
     return (
         f"{_select(legacy, f'{LEGACY_TABLE} l')}\n"
         f"WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = {legacy['task_id']})\n"
         "UNION ALL\n"
-        f"{_select(_as_text_columns(OUR_COLUMNS, dialect), 'tasks t')}"
+        f"{_select(_as_text_columns(columns, dialect), 'tasks t')}"
     )
 
 
 def compatibility_view(dialect: sa.Dialect) -> str:
     """The view's SELECT: our tasks, with the old script's rows when its table was found."""
-    return _with_legacy_rows(dialect) if guarded.has_table(LEGACY_TABLE) else _select(OUR_COLUMNS, "tasks t")
+    return with_legacy_rows(OUR_COLUMNS, dialect)
 
 
 def upgrade() -> None:

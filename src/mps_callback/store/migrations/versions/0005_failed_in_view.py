@@ -44,17 +44,7 @@ def _projections() -> ModuleType:
 
 def view(columns: dict[str, str], dialect: sa.Dialect) -> str:
     """The view's SELECT over ``columns``, with the old script's rows when its table is there (as 0002)."""
-    base = _projections()
-    ours = base._select(columns, "tasks t")
-    if not guarded.has_table(base.LEGACY_TABLE):
-        return ours
-    legacy = base._as_text_columns({name: f"l.{name}" for name in columns}, dialect)
-    return (
-        f"{base._select(legacy, f'{base.LEGACY_TABLE} l')}\n"
-        f"WHERE NOT EXISTS (SELECT 1 FROM tasks t WHERE t.task_id = {legacy['task_id']})\n"
-        "UNION ALL\n"
-        f"{base._select(base._as_text_columns(columns, dialect), 'tasks t')}"
-    )
+    return _projections().with_legacy_rows(columns, dialect)
 
 
 def _replace(columns: dict[str, str]) -> None:
