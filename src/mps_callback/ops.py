@@ -52,6 +52,10 @@ async def readyz(request: Request) -> Response:
     return JSONResponse(body)
 
 
+#: Projection lag beyond which /readyz says degraded: a healthy projector keeps it around a second.
+LAG_WARNING_SECONDS = 60.0
+
+
 class JournalDown(Exception):
     """The journal's last write failed: the database counts as down until a write goes in."""
 
@@ -75,6 +79,8 @@ def _problems(body: dict[str, Any]) -> list[str]:
         (projection["failed"] > 0, f"{projection['failed']} notifications failed to project: "
                                    "see GET /v1/notifications/{id}, then `mps-callback reproject --failed`"),
         (projection["projector"].get("projector") == "down", "the projector is not running"),
+        (projection["lag_seconds"] > LAG_WARNING_SECONDS,
+         f"projection lags {projection['lag_seconds']:.0f} s behind: is the projector stuck or refused writes?"),
     ]
     return [message for failing, message in checks if failing]
 

@@ -307,8 +307,16 @@ def test_a_body_the_database_cannot_store_is_refused_413_before_any_promise(tmp_
             assert len(numbers) < packet // 2
             grown = service.post(numbers)
             assert grown.status_code == 413, grown.text
+            # what is kept of the delivery shares the row: a CMQ envelope's attributes, the headers
+            envelope = {"msgId": "m-1", "msgBody": orjson.dumps(stamp(
+                {"NotificationType": "ProcessEof", "TaskId": "enveloped"}, "k")).decode(),
+                "attr": ["'" * 4096] * (packet // 4096 // 2 + 16)}
+            assert service.post(envelope).status_code == 413
+            headered = service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "headered"}, "k"),
+                                    headers={f"x-quote-{i}": "'" * 4000 for i in range(packet // 4000 // 2 + 16)})
+            assert headered.status_code in (413, 431), headered.text
             assert service.get("/readyz").json()["spool_depth"] == 0
             assert "MPS_MAX_BODY_BYTES is larger than the database can store" in service.logs()
         finally:
             service.stop()
-        assert query(url, "SELECT COUNT(*) FROM notifications WHERE task_id IN ('quoted', 'numbers')")[0][0] == 0
+        assert query(url, "SELECT COUNT(*) FROM notifications WHERE task_id IN ('quoted', 'numbers', 'enveloped', 'headered')")[0][0] == 0

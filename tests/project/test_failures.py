@@ -227,3 +227,52 @@ def _peak_rss(pid: int) -> int:
     except FileNotFoundError:
         pass
     return 0
+
+
+def test_readiness_says_degraded_when_projection_lags(tmp_path: Path):
+    """Found by an adversarial pass: with the projector refused its writes, /readyz said ready at 79 s of lag."""
+    from mps_callback.store.migrate import upgrade
+    from tests.conftest import start_service
+
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    upgrade(url)
+    run_ingest(url, [eof("waiting")], project=False)
+    execute(url, "UPDATE notifications SET received_at = datetime('now', '-120 seconds')")
+    service = start_service(url, tmp_path, serve_projector="false")
+    try:
+        readiness = service.get("/readyz").json()
+    finally:
+        service.stop()
+    assert readiness["status"] == "degraded" and readiness["projection"]["lag_seconds"] >= 119
+    assert any("projection lags" in problem for problem in readiness["problems"])
+
+
+def test_a_replayed_sign_on_an_edited_body_cannot_change_a_finished_task(database_url: str):
+    """Found by an adversarial pass: a captured Timestamp/Sign on an edited body (as verified as the real
+    one) replaced the transcode output through ``"Progress": 100`` and failed the task through an extra
+    FAIL item. Notifications here are all equally strong (unsigned), as a replayed Sign would be."""
+    real = _finish("replayed-task")
+    for result in real["WorkflowTaskEvent"]["MediaProcessResultSet"]:
+        for task in result.values():
+            if isinstance(task, dict):
+                task.pop("Progress", None)
+    processing = copy.deepcopy(real)
+    processing["WorkflowTaskEvent"]["Status"] = "PROCESSING"
+    edited = copy.deepcopy(real)
+    for result in edited["WorkflowTaskEvent"]["MediaProcessResultSet"]:
+        for task in result.values():
+            if isinstance(task, dict) and isinstance(task.get("Output"), dict):
+                task.update(Progress=100)
+                task["Output"].update(Path="/evil/replaced.mp4", Bucket="evil-1250000000")
+    extra = copy.deepcopy(real)
+    extra["WorkflowTaskEvent"]["MediaProcessResultSet"].append(
+        {"Type": "Transcode", "TranscodeTask": {"Status": "FAIL", "ErrCode": 666, "Message": "forged",
+                                                "Input": {"Definition": 999999},
+                                                "Output": {"Path": "/evil/extra.mp4"}}})
+    run_ingest(database_url, [processing, real])
+    run_ingest(database_url, [edited, extra])  # later, one by one
+    [task] = query(database_url, sa.select(tasks.c.failed, tasks.c.status).where(tasks.c.task_id == "replayed-task"))
+    assert task.status == "FINISH" and not task.failed
+    paths = [row.path or "" for row in query(database_url, sa.text(
+        "SELECT path FROM outputs WHERE task_id = 'replayed-task'"))]
+    assert paths and not any("/evil/" in path for path in paths), paths

@@ -137,7 +137,7 @@ class _Drainer:
     def _storable(self, row: dict[str, Any]) -> bool:
         if self.limit.bytes is None:
             return True
-        needed = stored_bytes(row["body"])
+        needed = stored_bytes(row["body"]) + stored_bytes(row.get("delivery"))
         if needed <= self.limit.bytes:
             return True
         self._quarantine([encode_line(row)], "too_large", f"needs {needed} bytes, the database takes {self.limit.bytes}",

@@ -105,7 +105,7 @@ class GroupCommitJournal:
 
         A body the database cannot store is refused here (413), before anything is promised.
         """
-        self.limit.check(entry.body, entry.raw_bytes)
+        self.limit.check(entry.body, entry.delivery, entry.raw_bytes)
         future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
         self._pending.append((entry, future))
         self._wakeup.set()

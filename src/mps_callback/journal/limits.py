@@ -60,15 +60,20 @@ class RowLimit:
             self.bytes, self._read = limit, True
             self._warn_if_below_body_limit(name)
 
-    def check(self, body: Any, raw_bytes: int) -> None:
-        """Refuse (413) a body the database cannot store.
+    def check(self, body: Any, delivery: Any, raw_bytes: int) -> None:
+        """Refuse (413) a notification the database cannot store: its body and what is kept of its
+        delivery (headers, envelope attributes), which share the row.
 
-        Only bodies that could come near the limit (``WORST_GROWTH``) are measured: the
-        typical 5 KB notification costs nothing here.
+        The delivery record is small and measured every time (a hostile one can be megabytes of
+        headers or envelope); the body only when it could come near the limit (``WORST_GROWTH``):
+        the typical 5 KB notification costs a microsecond here.
         """
-        if self.bytes is None or (raw_bytes + 1024) * WORST_GROWTH < self.bytes:
+        if self.bytes is None:
             return
-        needed = stored_bytes(body)
+        kept = stored_bytes(delivery)
+        if (raw_bytes + 1024) * WORST_GROWTH + kept < self.bytes:
+            return
+        needed = stored_bytes(body) + kept
         if needed > self.bytes:
             raise Refused(413, "too_large_for_database",
                           f"this notification needs {needed} bytes in the database, which takes {self.bytes} "

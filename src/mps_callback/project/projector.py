@@ -344,8 +344,22 @@ def _merge_notification(merge: TaskMerge, item: Claimed) -> None:
     session = session_key(projection, item.provenance)
     if session > row["session_key"]:
         row.update(session_id=projection.session_id, session_context=projection.session_context, session_key=session)
+    late = _after_the_finish(row, item, state)
     for sub in projection.subtasks:
-        _merge_subtask(merge, sub, item)
+        if not (late and sub.mode == "snapshot"):
+            _merge_subtask(merge, sub, item)
+
+
+def _after_the_finish(row: dict[str, Any], item: Claimed, state: str) -> bool:
+    """Whether ``item`` came after its task finished and is not the state that won.
+
+    MPS sends nothing new about a finished file task (a retry is the same body, deduplicated),
+    so such a notification may only be a replay with a captured Timestamp/Sign: it must not
+    add, replace or fail subtasks. Live results (``append``) keep accumulating: MPS may deliver
+    the last of them after ProcessEof.
+    """
+    finished = row["finished_at"]
+    return finished is not None and item.received_at > finished and state != row["state_key"]
 
 
 def _merge_subtask(merge: TaskMerge, sub: SubtaskProjection, item: Claimed) -> None:

@@ -3,7 +3,8 @@
 A task or subtask keeps the state of the notification with the highest key. The key is
 built only from facts the sender cannot choose freely:
 1. the rank: how far the work had got (a late PROCESSING never overwrites FINISH); a
-   subtask adds its Progress, clamped to 0-100 (a forged ``"Progress": 999`` outranks nothing);
+   running subtask adds its Progress, clamped to 0-100 (a forged ``"Progress": 999`` outranks
+   nothing), a finished one nothing;
 2. the strength of the proof: confirmed by the MPS API > verified signature > unsigned;
 3. the earliest received (a replay with a captured Sign comes after the genuine one);
 4. the lowest journal id.
@@ -58,6 +59,12 @@ def clamp_progress(progress: int | None) -> int | None:
     return None if progress is None else min(max(progress, 0), 100)
 
 
+#: Subtask states past which Progress says nothing more: a SUCCESS with ``"Progress": 100`` must
+#: not outrank the SUCCESS MPS sent without one (a replayed Sign on an edited body would).
+TERMINAL = frozenset({"SUCCESS", "FAIL", "FINISH"})
+
+
 def subtask_key(subtask: SubtaskProjection, provenance: Provenance) -> str:
-    progress = clamp_progress(subtask.progress) or 0
-    return f"{STATUS_RANK.get(subtask.status or '', 1) * 1000 + progress:06d}:{provenance.tiebreak()}"
+    status = subtask.status or ""
+    progress = 0 if status in TERMINAL else clamp_progress(subtask.progress) or 0
+    return f"{STATUS_RANK.get(status, 1) * 1000 + progress:06d}:{provenance.tiebreak()}"
