@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from mps_callback.project.projector import DatabaseAway, Projector
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import notifications, subtasks, tasks
-from tests.conftest import execute, load_fixture, query
+from tests.conftest import execute, fixture_files, load_fixture, query
 from tests.faults.harness import CuttableProxy, wait_until
 from tests.project.helpers import run_ingest
 from tests.project.test_projector import _refuse_task, _unrefuse
@@ -276,3 +276,81 @@ def test_a_replayed_sign_on_an_edited_body_cannot_change_a_finished_task(databas
     paths = [row.path or "" for row in query(database_url, sa.text(
         "SELECT path FROM outputs WHERE task_id = 'replayed-task'"))]
     assert paths and not any("/evil/" in path for path in paths), paths
+
+
+# ---------------------------------------------------------------- found by the second adversarial pass
+
+
+def _forged_fail_after(real: dict) -> dict:
+    forged = copy.deepcopy(real)
+    forged["WorkflowTaskEvent"]["Status"] = "PROCESSING"
+    forged["WorkflowTaskEvent"]["AiAnalysisResultSet"] = [
+        {"Type": "Cover", "CoverTask": {"Status": "FAIL", "ErrCode": 70000, "Message": "forged"}}]
+    forged["SessionContext"] = "attacker"
+    return forged
+
+
+def test_a_late_forgery_is_ignored_even_in_the_same_batch_as_the_finish(database_url: str):
+    """Whether a notification came after the finish must not depend on batching (reproject batches them)."""
+    real = _finish("same-batch")
+    real.pop("SessionContext", None)
+    run_ingest(database_url, [real, _forged_fail_after(real)])  # journaled in this order, projected in one batch
+    [task] = query(database_url, sa.select(tasks).where(tasks.c.task_id == "same-batch"))
+    assert not task.failed and task.status == "FINISH" and task.session_context != "attacker"
+    [view] = query(database_url, "SELECT status, username FROM mps_task_result WHERE task_id = 'same-batch'")
+    assert view.status == "FINISH" and view.username != "attacker"
+
+
+def test_a_forged_task_level_success_cannot_pin_the_status_before_the_finish(database_url: str):
+    forged = {"EventType": "WorkflowTask",
+              "WorkflowTaskEvent": {"TaskId": "pinned", "Status": "SUCCESS", "Message": "all good"}}
+    run_ingest(database_url, [forged, _finish("pinned")])
+    [task] = query(database_url, sa.select(tasks.c.status, tasks.c.message).where(tasks.c.task_id == "pinned"))
+    assert task.status == "FINISH" and task.message != "all good"
+
+
+def test_an_error_code_beyond_int32_is_still_a_failure(database_url: str):
+    body = _finish("huge-code")
+    for result in body["WorkflowTaskEvent"]["MediaProcessResultSet"]:
+        for task in result.values():
+            if isinstance(task, dict) and "Status" in task:
+                task.update(Status="SUCCESS", ErrCode=2**40)
+    run_ingest(database_url, [body])
+    [task] = query(database_url, sa.select(tasks.c.failed).where(tasks.c.task_id == "huge-code"))
+    assert task.failed
+
+
+def test_a_live_shaped_body_cannot_add_results_to_a_finished_file_task(database_url: str):
+    run_ingest(database_url, [_finish("file-task")])
+    before = query(database_url, "SELECT COUNT(*) FROM outputs WHERE task_id = 'file-task'")[0][0]
+    live = load_fixture("live/AiAnalysisResult-HighlightResultSet.json")
+    live["TaskId"] = "file-task"
+    run_ingest(database_url, [live])
+    assert query(database_url, "SELECT COUNT(*) FROM outputs WHERE task_id = 'file-task'")[0][0] == before
+
+
+def _replace_times(node: object, value: str) -> int:
+    """Set every wall-clock StartTime/EndTime string in ``node`` to ``value``; return how many."""
+    count = 0
+    if isinstance(node, dict):
+        for key, child in node.items():
+            if key in ("StartTime", "EndTime") and isinstance(child, str):
+                node[key] = value
+                count += 1
+            else:
+                count += _replace_times(child, value)
+    elif isinstance(node, list):
+        count += sum(_replace_times(child, value) for child in node)
+    return count
+
+
+def test_wall_clock_times_out_of_range_do_not_break_parsing():
+    """0001-01-01T00:00:00+14:00 lies before year 1 in UTC: converting it raised OverflowError."""
+    from mps_callback.project.parse import parse
+
+    replaced = 0
+    for path in fixture_files("live") + fixture_files("vod"):
+        body = load_fixture(path.relative_to(path.parents[1]))
+        replaced += _replace_times(body, "0001-01-01T00:00:00+14:00")
+        parse(body)
+    assert replaced > 0

@@ -76,6 +76,23 @@ class TaskMerge:
     replaced_subtasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     children: dict[str, tuple[SubtaskProjection, Claimed]] = field(default_factory=dict)  # snapshot winners
     appended: list[tuple[str, SubtaskProjection, Claimed]] = field(default_factory=list)
+    #: Where the batch will leave the task, known before any of it is merged (so that whether a
+    #: notification came after the finish never depends on how notifications were batched).
+    finished_at: datetime | None = None
+    winner: str = ""
+    live: bool = False
+
+    def settle(self, items: list[Claimed]) -> None:
+        """Work out the task's finish and winning state over the stored row and the whole batch."""
+        row = self.row
+        finishes = [item.received_at for item in items if item.projection and item.projection.status == "FINISH"]
+        self.finished_at = min([*finishes, *([row["finished_at"]] if row["finished_at"] else [])], default=None)
+        keyed = [(task_key(item.projection, item.provenance), item) for item in items if item.projection]
+        best_key, best = max(keyed, key=lambda pair: pair[0])
+        if best_key > row["state_key"]:
+            self.winner, self.live = best_key, best.projection.kind == "live"  # type: ignore[union-attr]
+        else:
+            self.winner, self.live = row["state_key"], row["kind"] == "live"
 
 
 class Projector:
@@ -219,6 +236,7 @@ class Projector:
         merges = await self._load(connection, task_ids, by_task) if task_ids else {}
         for task_id in task_ids:
             merge = merges[task_id]
+            merge.settle(by_task[task_id])
             for item in sorted(by_task[task_id], key=lambda c: task_key(c.projection, c.provenance)):  # type: ignore[arg-type]
                 _merge_notification(merge, item)
             merge.row["failed"] = _failed(merge)
@@ -337,29 +355,29 @@ def _merge_notification(merge: TaskMerge, item: Claimed) -> None:
     if state > row["state_key"]:
         row.update(
             kind=projection.kind, event_type=projection.event_type,
-            status=projection.status[:32], err_code=_int(projection.err_code, INT32), message=projection.message,
+            status=projection.status[:32], err_code=_clamp(projection.err_code, INT32), message=projection.message,
             input=projection.input, input_location=projection.input_location, video_name=projection.video_name,
             media_metadata=projection.metadata, extra=projection.extra or None, state_key=state,
         )
+    late = _after_the_finish(merge, item, state)
     session = session_key(projection, item.provenance)
-    if session > row["session_key"]:
+    if session > row["session_key"] and not late:
         row.update(session_id=projection.session_id, session_context=projection.session_context, session_key=session)
-    late = _after_the_finish(row, item, state)
     for sub in projection.subtasks:
-        if not (late and sub.mode == "snapshot"):
+        if not late:
             _merge_subtask(merge, sub, item)
 
 
-def _after_the_finish(row: dict[str, Any], item: Claimed, state: str) -> bool:
-    """Whether ``item`` came after its task finished and is not the state that won.
+def _after_the_finish(merge: TaskMerge, item: Claimed, state: str) -> bool:
+    """Whether ``item`` came after its file task finished and is not the state that won.
 
     MPS sends nothing new about a finished file task (a retry is the same body, deduplicated),
     so such a notification may only be a replay with a captured Timestamp/Sign: it must not
-    add, replace or fail subtasks. Live results (``append``) keep accumulating: MPS may deliver
-    the last of them after ProcessEof.
+    add, replace or fail subtasks, nor fill in the session. A live task keeps taking results
+    and its session: MPS may deliver the last of them after ProcessEof.
     """
-    finished = row["finished_at"]
-    return finished is not None and item.received_at > finished and state != row["state_key"]
+    finished = merge.finished_at
+    return not merge.live and finished is not None and item.received_at > finished and state != merge.winner
 
 
 def _merge_subtask(merge: TaskMerge, sub: SubtaskProjection, item: Claimed) -> None:
@@ -413,7 +431,7 @@ def _subtask_row(subtask_id: str, task_id: str, sub: SubtaskProjection, state: s
     return {
         "id": subtask_id, "task_id": task_id, "key": sub.key[:512], "group_name": sub.group[:64],
         "family": sub.family[:128], "type": _clip(sub.type, 128), "mode": sub.mode, "status": _clip(sub.status, 32),
-        "err_code": _int(sub.err_code, INT32), "err_code_ext": _clip(sub.err_code_ext, 255), "message": sub.message,
+        "err_code": _clamp(sub.err_code, INT32), "err_code_ext": _clip(sub.err_code_ext, 255), "message": sub.message,
         "progress": clamp_progress(_int(sub.progress, INT32)), "definition": _int(sub.definition, INT64),
         "begin_process_time": _clip(sub.begin_process_time, 64), "finish_time": _clip(sub.finish_time, 64),
         "input": sub.input, "output": sub.output, "state_key": state, "notification_id": notification_id,
@@ -441,6 +459,11 @@ def _segment_row(task_id: str, subtask_id: str, source: str, seq: int, item: Any
 def _clip(value: Any, length: int) -> str | None:
     """Bounded columns get bounded values: MPS's own strings are short, a hostile one is cut, not fatal."""
     return None if value is None else str(value)[:length]
+
+
+def _clamp(value: Any, limit: int) -> int | None:
+    """An error code kept within the column: a hostile 2**40 stays non-zero (still a failure), not NULL."""
+    return min(max(value, -limit - 1), limit) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _int(value: Any, limit: int) -> int | None:

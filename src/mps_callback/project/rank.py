@@ -19,6 +19,9 @@ from datetime import datetime
 
 from mps_callback.project.model import SubtaskProjection, TaskProjection
 
+#: A task is WAITING, PROCESSING or FINISH; anything else ranks as PROCESSING (a forged task-level
+#: "SUCCESS" must not tie with FINISH and win as the earlier one).
+TASK_STATUS_RANK = {"WAITING": 0, "PROCESSING": 1, "FINISH": 2}
 STATUS_RANK = {"WAITING": 0, "PROCESSING": 1, "SUCCESS": 2, "FAIL": 2, "FINISH": 2}
 _LATEST_MICROSECONDS = 10**17 - 1  # microseconds since 1970 stay below this until the year 5138
 _LARGEST_ID = 10**19 - 1  # above any BIGINT id
@@ -45,7 +48,7 @@ class Provenance:
 
 
 def task_key(projection: TaskProjection, provenance: Provenance) -> str:
-    return f"{STATUS_RANK.get(projection.status, 1):04d}:{provenance.tiebreak()}"
+    return f"{TASK_STATUS_RANK.get(projection.status, 1):04d}:{provenance.tiebreak()}"
 
 
 def session_key(projection: TaskProjection, provenance: Provenance) -> str:

@@ -300,7 +300,10 @@ def iso_instant(value: Any) -> str | None:
         return None
     if parsed.tzinfo is None:
         return parsed.isoformat()
-    return parsed.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    try:
+        return parsed.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 lies before year 1 in UTC: kept as given
+        return parsed.isoformat()
 
 
 def _list(value: Any) -> list[Any]:
