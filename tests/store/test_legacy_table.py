@@ -57,14 +57,18 @@ def create_old_table(url: str, backend: str) -> None:
     run(fill())
 
 
+def _never_migrated(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database of ``backend``, dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        yield from _scratch_database(backend)
+
+
 @pytest.fixture(params=["sqlite", "mysql", "postgres"])
 def old_script_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database but for the old script's table: never migrated."""
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'old.db'}"])
-    else:
-        urls = _scratch_database(request.param)
-    for url in urls:
+    for url in _never_migrated(request.param, tmp_path):
         create_old_table(url, request.param)
         yield url
 
@@ -131,11 +135,7 @@ def test_downgrade_gives_the_old_script_its_table_back(old_script_database: str)
 @pytest.fixture(params=["sqlite", "mysql", "postgres"])
 def older_script_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An older script's table: only some of the columns (no create_time, video_name, en_vtt)."""
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'older.db'}"])
-    else:
-        urls = _scratch_database(request.param)
-    for url in urls:
+    for url in _never_migrated(request.param, tmp_path):
         execute(url, f"CREATE TABLE mps_task_result ({OLD_TABLE[request.param]}, task_id VARCHAR(128) NOT NULL, "
                      "status VARCHAR(32), url TEXT, username VARCHAR(64))",
                 "INSERT INTO mps_task_result (task_id, status, url, username) VALUES ('older-1', 'FINISH', 'u', 'dan')")
