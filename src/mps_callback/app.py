@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> CallbackDoor:
             yield
         finally:
             await journal.close()
+            app.state.intake.close()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

@@ -45,17 +45,20 @@ RUNTIME_DIR_ENV = "MPS_RUNTIME_DIR"
 PARENT_PID_ENV = "MPS_PROJECTOR_PARENT_PID"
 HEARTBEAT_FILE = "projector.heartbeat"
 SUPERVISED_FILE = "projector.supervised"
+DIED_FILE = "projector.died"  # a projector has died since serve started: no heartbeat means down
 SCHEMA_READY_FILE = "schema.ready"
 HEARTBEAT_SECONDS = 1.0
 #: A heartbeat older than this means the projector is hung (or gone); a batch of large
 #: notifications can hold its event loop for a few seconds, so this is not 2 x the beat.
 HEARTBEAT_STALE_SECONDS = 10.0
+#: How long after serve starts a projector without a heartbeat yet counts as starting, not down.
+STARTING_SECONDS = 30.0
 #: How long one reachability probe may take before the database counts as unreachable.
 PROBE_TIMEOUT_SECONDS = 10.0
 STOP_TIMEOUT_SECONDS = 30.0
 PR_SET_PDEATHSIG = 1
 
-ProjectorState = Literal["running", "down", "external"]
+ProjectorState = Literal["running", "starting", "down", "external"]
 
 
 # ---------------------------------------------------------------- the runtime directory
@@ -111,14 +114,19 @@ def projector_status(directory: Path | None = None) -> dict[str, str | float | N
     """Is serve's projector alive, for a web worker's ``/readyz``.
 
     ``external``: this serve runs no projector (``MPS_SERVE_PROJECTOR=false``, or not under
-    serve at all); ``running``: the heartbeat is fresh; ``down``: dead, hung, restarting,
-    or not started yet because the database has not been migrated.
+    serve at all); ``running``: the heartbeat is fresh; ``starting``: no heartbeat yet, serve
+    started moments ago; ``down``: dead, hung, restarting, or not started because the
+    database has not been migrated.
     """
     directory = directory or runtime_dir()
-    if directory is None or not (directory / SUPERVISED_FILE).exists():
+    supervised = directory / SUPERVISED_FILE if directory is not None else None
+    if supervised is None or not supervised.exists():
         return {"projector": "external", "heartbeat_age_seconds": None}
     age = heartbeat_age(directory)
     state: ProjectorState = "running" if age is not None and age <= HEARTBEAT_STALE_SECONDS else "down"
+    first = not (directory / DIED_FILE).exists()
+    if age is None and first and time.time() - supervised.stat().st_mtime < STARTING_SECONDS:
+        state = "starting"
     return {"projector": state, "heartbeat_age_seconds": None if age is None else round(age, 3)}
 
 
@@ -345,6 +353,7 @@ class Supervisor:
             log.info("projector started", extra={"pid": projector.pid})
             code = self._wait_for_exit(projector)
             (self._directory / HEARTBEAT_FILE).unlink(missing_ok=True)  # its heartbeat died with it
+            (self._directory / DIED_FILE).touch()
             if code is None:  # serve is stopping
                 self._terminate(projector)
                 return

@@ -212,7 +212,7 @@ def test_when_database_and_spool_both_refuse_the_answer_is_503(tmp_path: Path):
 def test_readiness_and_liveness(service: Service):
     assert service.get("/healthz").json() == {"status": "ok"}
     readiness = service.get("/readyz").json()
-    assert readiness["status"] == "ready" and readiness["problems"] == [] and readiness["database"] == "ok"
+    assert readiness["status"] == "ready" and readiness["problems"] == [] and readiness["database"] == "ok", readiness
     assert readiness["spool_depth"] == 0
     assert readiness["spool"] == {"depth": 0, "oldest_seconds": 0.0, "quarantined": 0, "writable": True}
     assert readiness["projection"]["failed"] == 0 and readiness["projection"]["lag_seconds"] >= 0

@@ -115,6 +115,12 @@ class Screen:
             refused.shape = shape
             raise refused
 
+    def close(self) -> None:
+        """Stop the children with the web worker (a shutdown should leave no process behind)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
 
 class Intake:
     def __init__(self, settings: Settings, journal: Journal, confirmer: Confirmer | None = None) -> None:
@@ -124,6 +130,9 @@ class Intake:
         self._confirmer = confirmer
         self._large_body_bytes = settings.large_body_bytes
         self._screen = Screen(settings.large_bodies)
+
+    def close(self) -> None:
+        self._screen.close()
 
     async def accept(self, raw: bytes, delivery: Delivery) -> Accepted:
         """Keep ``raw`` durably or raise ``Refused`` / ``JournalUnavailable``.
