@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mps_callback import metrics
 from mps_callback.journal.limits import RowLimit, stored_bytes
-from mps_callback.journal.spool import Spool, encode_line
-from mps_callback.journal.write import probe_write, write_rows
+from mps_callback.journal.spool import Spool, encode_line, written_ns
+from mps_callback.journal.write import database_fault, write_rows
 from mps_callback.store.engine import for_writing
-from mps_callback.store.errors import describe, is_database_state, is_record_refusal
+from mps_callback.store.errors import describe, is_record_refusal
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,6 @@ class _Pending:
     """One spooled record on its way in, and where it came from."""
 
     row: dict[str, Any]
-    path: Path
     spooled_ns: int
     attempts: int = 0
 
@@ -131,8 +130,8 @@ class _Drainer:
         storable = [row for row in rows if self._storable(row)]
         if damaged or len(storable) < len(rows):
             path = self.spool.replace(path, storable) or path
-        stamp = spooled_ns if spooled_ns is not None else _spooled_ns(path)
-        return path, [_Pending(row, path, stamp, attempts) for row in storable]
+        stamp = spooled_ns if spooled_ns is not None else written_ns(path)
+        return path, [_Pending(row, stamp, attempts) for row in storable]
 
     def _storable(self, row: dict[str, Any]) -> bool:
         if self.limit.bytes is None:
@@ -179,12 +178,8 @@ class _Drainer:
 
     async def _probe(self, error: BaseException) -> None:
         """Raise DatabaseDown unless the database takes a write now: then ``error`` was the record's doing."""
-        if is_database_state(error):
-            raise DatabaseDown(describe(error)) from error
-        try:
-            await probe_write(self.engine)
-        except Exception as probe_error:
-            raise DatabaseDown(describe(probe_error)) from error
+        if reason := await database_fault(self.engine, error):
+            raise DatabaseDown(reason) from error
 
     def _count_failure(self, record: _Pending, reason: str) -> None:
         attempts = record.attempts + 1
@@ -210,10 +205,3 @@ class _Drainer:
         if row is not None:
             log.error("notification quarantined", extra={"task_id": row.get("task_id"), "reason": reason,
                                                           "dedupe_key": row.get("dedupe_key")})
-
-
-def _spooled_ns(path: Path) -> int:
-    try:
-        return int(path.name.split("-", 1)[0])
-    except ValueError:
-        return time.time_ns()

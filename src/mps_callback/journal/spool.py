@@ -145,7 +145,7 @@ class Spool:
 
     def oldest_seconds(self) -> float:
         """Age of the oldest record waiting (held ones included); 0 when none."""
-        stamps = [_written_ns(path) for path in self.files()[:1]] + [held.spooled_ns for held in self.held()]
+        stamps = [written_ns(path) for path in self.files()[:1]] + [held.spooled_ns for held in self.held()]
         if not stamps:
             return 0.0
         return max((time.time_ns() - min(stamps)) / 1e9, 0.0)
@@ -261,7 +261,8 @@ def _count(path: Path) -> int:
         return 1
 
 
-def _written_ns(path: Path) -> int:
+def written_ns(path: Path) -> int:
+    """When a spool file was written, from its name (its records arrived then)."""
     try:
         return int(path.name.split("-", 1)[0])
     except ValueError:

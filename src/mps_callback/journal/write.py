@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mps_callback.journal.entry import JournalEntry, Receipt
+from mps_callback.store.errors import describe, is_database_state
 from mps_callback.store.tables import notifications
 from mps_callback.store.upsert import insert_skipping_duplicates
 
@@ -52,6 +53,18 @@ async def write_batch(target: AsyncEngine | AsyncConnection, entries: list[Journ
         seen.add(entry.dedupe_key)
         receipts.append(Receipt(notification_id, duplicate=not (first and written_by == batch_id)))
     return receipts
+
+
+async def database_fault(engine: AsyncEngine, error: BaseException) -> str | None:
+    """Why ``error`` was the database's doing; None when the database takes a write now, so the
+    record that failed is to blame. An error that plainly describes the database needs no probe."""
+    if is_database_state(error):
+        return describe(error)
+    try:
+        await probe_write(engine)
+    except Exception as probe_error:
+        return describe(probe_error)
+    return None
 
 
 async def probe_write(engine: AsyncEngine) -> None:

@@ -30,11 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from mps_callback import metrics
 from mps_callback.project.model import SubtaskProjection, TaskProjection, subtask_failed
 from mps_callback.project.parse import parse
-from mps_callback.journal.write import probe_write
+from mps_callback.journal.write import database_fault
 from mps_callback.project.storage import OutputUrls
 from mps_callback.project.rank import Provenance, clamp_progress, session_key, subtask_key, task_key
 from mps_callback.store.engine import for_writing
-from mps_callback.store.errors import describe, is_database_state
+from mps_callback.store.errors import describe
 from mps_callback.store.tables import notifications, outputs, segments, subtasks, tasks
 from mps_callback.store.upsert import insert_skipping_duplicates
 
@@ -333,12 +333,8 @@ def _fresh() -> list[sa.ColumnElement[bool]]:
 
 async def _probe(engine: AsyncEngine, error: BaseException) -> None:
     """Raise ``DatabaseAway`` unless the database takes a write now (then ``error`` was the notification's)."""
-    if is_database_state(error):
-        raise DatabaseAway(describe(error)) from error
-    try:
-        await probe_write(engine)
-    except Exception as probe_error:
-        raise DatabaseAway(describe(probe_error)) from error
+    if reason := await database_fault(engine, error):
+        raise DatabaseAway(reason) from error
 
 
 def _merge_notification(merge: TaskMerge, item: Claimed) -> None:
