@@ -69,8 +69,7 @@ def test_harmless_values_numbers_and_booleans_are_kept():
 
 def test_sign_is_redacted_and_timestamp_kept():
     body = {"EventType": "WorkflowTask", "Timestamp": 1700000600, "Sign": "a" * 32}
-    raw = orjson.dumps(body)
-    assert redact(body, raw) == 1
+    assert redact(body) == 1
     assert body == {"EventType": "WorkflowTask", "Timestamp": 1700000600, "Sign": MARKER}
 
 
@@ -136,7 +135,7 @@ def test_urls_in_body_strings_and_lists_are_scrubbed():
 def test_a_body_without_secret_names_loses_only_its_sign():
     raw = orjson.dumps({"EventType": "WorkflowTask", "Keywords": ["a"], "Sign": "a" * 32, "X": {"Word": "y"}})
     body = orjson.loads(raw)
-    assert redact(body, raw) == 1
+    assert redact(body) == 1
     assert body == {"EventType": "WorkflowTask", "Keywords": ["a"], "Sign": MARKER, "X": {"Word": "y"}}
 
 
@@ -155,7 +154,7 @@ def test_a_secret_is_found_whatever_the_raw_bytes_look_like(raw: bytes):
     body = orjson.loads(raw)
     if "msgBody" in body:
         body = orjson.loads(body["msgBody"])
-    assert redact(body, raw) >= 1
+    assert redact(body) >= 1
     assert b'"sk"' not in orjson.dumps(body) and b"=sk" not in orjson.dumps(body)
 
 
@@ -164,5 +163,5 @@ def test_a_verdict_does_not_depend_on_another_field():
     alone = {"KeyWord": "cat", "Sign": "a" * 32}
     beside_a_secret = {"KeyWord": "cat", "Sign": "a" * 32, "S3SecretKey": "sk"}
     for body in (alone, beside_a_secret):
-        redact(body, orjson.dumps(body))
+        redact(body)
         assert body["KeyWord"] == "cat"

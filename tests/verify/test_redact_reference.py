@@ -78,10 +78,9 @@ def _exposed(node: Any, under_secret: bool = False) -> list[str]:
 @settings(max_examples=500, deadline=None)
 def test_any_body_keeps_its_numbers_loses_its_secrets_and_is_redacted_once(tree: dict[str, Any]):
     body = copy.deepcopy(tree)
-    raw = orjson.dumps(tree)
-    redact(body, raw)
+    redact(body)
     assert _leaves(body) == _leaves(tree)
     assert _exposed(body) == []
     dumped = orjson.dumps(body)
     assert b"sign=s" not in dumped and b"token=t" not in dumped
-    assert redact(body, raw) == 0
+    assert redact(body) == 0

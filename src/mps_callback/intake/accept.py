@@ -69,7 +69,7 @@ def prepare(raw: bytes, keys: tuple[str, ...], max_skew: int, now: float) -> Pre
     shape = recognise(notification)
     try:
         signature = check_signature(notification, keys, max_skew, now)
-        redact(notification, raw)
+        redact(notification)
         return Prepared(notification, envelope, shape, signature, dedupe_key(notification))
     except Refused as refused:
         refused.shape = shape

@@ -36,12 +36,11 @@ MARKER = "[redacted]"
 _QUERY_PARAM = re.compile(r"(?<=[?&])([^?&=#\s\"'<>]+)=([^&#\s\"'<>]*)")
 
 
-def redact(body: dict[str, Any], raw: bytes | None = None) -> int:
+def redact(body: dict[str, Any]) -> int:
     """Replace every secret in ``body`` in place; return how many values were replaced.
 
-    ``raw`` (the bytes ``body`` came from) is accepted and not used: every body is walked,
-    since the byte scans that could prove a walk useless cost more than the walk itself
-    (see the module docstring). Empty strings are left alone: nothing in them to hide.
+    Every body is walked: the byte scans that could prove a walk useless cost more than the
+    walk itself (see the module docstring). Empty strings are left alone: nothing in them to hide.
     """
     return _walk(body)
 
