@@ -198,17 +198,18 @@ class _Picker:
         return None
 
     def text(self, keys: tuple[str, ...]) -> str | None:
-        for key in keys:
-            value = self.item.get(key)
-            if isinstance(value, str) and value:
-                self.used.add(key)
-                return value
-        return None
+        value = self._first(keys, str)
+        return value if isinstance(value, str) else None
 
     def keywords(self) -> list[Any] | None:
-        for key in KEYWORD_KEYS:
+        value = self._first(KEYWORD_KEYS, list)
+        return value if isinstance(value, list) else None
+
+    def _first(self, keys: tuple[str, ...], kind: type) -> Any:
+        """The first non-empty value of ``kind`` under ``keys``, marked used."""
+        for key in keys:
             value = self.item.get(key)
-            if isinstance(value, list) and value:
+            if isinstance(value, kind) and value:
                 self.used.add(key)
                 return value
         return None
