@@ -28,8 +28,9 @@ async def readyz(request: Request) -> Response:
     in the spool or quarantined, notifications whose projection was given up, no projector."""
     engine = request.app.state.engine
     spool: Spool = request.app.state.spool
+    health = spool_health(spool)
     body: dict[str, Any] = {"status": "ready", "problems": [], "database": "ok",
-                            "spool_depth": spool.depth(), "spool": spool_health(spool)}
+                            "spool_depth": health["depth"], "spool": health}
     spool_problem = spool.problem()  # unusable, notifications would get 503 in the next outage
     body["spool"]["writable"] = spool_problem is None
     journal = request.app.state.journal
