@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: serve test bench
+.PHONY: serve test test-fast lint format bench
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,15 @@ serve: $(VENV)/.installed  ## run the receiver on SQLite (./mps-callback.db), po
 
 test: $(VENV)/.installed  ## the whole suite: SQLite always, MariaDB and PostgreSQL where reachable (always on CI)
 	$(PY) -m pytest
+
+lint: $(VENV)/.installed  ## ruff (lint and format check) and mypy --strict, as CI runs them
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+format: $(VENV)/.installed  ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format src tests bench
 
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[test,bench]'

@@ -66,8 +66,9 @@ async def _scalar(url: str, statement: str) -> int:
 
 def rss_mb(root_pid: int) -> float:
     """The largest resident set among the processes under ``root_pid`` (the web workers)."""
-    pids = [root_pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(root_pid)], capture_output=True,
-                                                         text=True).stdout.split()]
+    pids = [root_pid] + [
+        int(p) for p in subprocess.run(["pgrep", "-P", str(root_pid)], capture_output=True, text=True).stdout.split()
+    ]
     largest = 0.0
     for pid in pids:
         try:
@@ -79,7 +80,9 @@ def rss_mb(root_pid: int) -> float:
     return largest
 
 
-def measure(contender: contenders.Contender, template: Path, seconds: float, work: Path, watch_rss: bool = False) -> Row:
+def measure(
+    contender: contenders.Contender, template: Path, seconds: float, work: Path, watch_rss: bool = False
+) -> Row:
     log = work / f"{contender.name.split()[0]}-{time.time_ns()}.log"
     process = contender.start(PORT, log)
     try:
@@ -127,6 +130,7 @@ def projection_run(url_backend: str, rate: float, seconds: float, template: Path
     process = contender.start(PORT, work / "projection.log")
     backlog = []
     try:
+
         async def run() -> int:
             async def watch() -> None:
                 while True:
@@ -140,15 +144,24 @@ def projection_run(url_backend: str, rate: float, seconds: float, template: Path
 
         accepted = asyncio.run(run())
         deadline = time.monotonic() + 60
-        while asyncio.run(_scalar(url, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL")) and \
-                time.monotonic() < deadline:
+        while (
+            asyncio.run(_scalar(url, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL"))
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.5)
     finally:
         contenders.stop(process)
     lags = asyncio.run(_lags(url))
-    return {"rate": rate, "seconds": seconds, "accepted": accepted, "projected": len(lags),
-            "lag_p50_s": _percentile(lags, 50), "lag_p99_s": _percentile(lags, 99), "lag_max_s": max(lags or [0]),
-            "backlog_samples": backlog}
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "accepted": accepted,
+        "projected": len(lags),
+        "lag_p50_s": _percentile(lags, 50),
+        "lag_p99_s": _percentile(lags, 99),
+        "lag_max_s": max(lags or [0]),
+        "backlog_samples": backlog,
+    }
 
 
 async def _lags(url: str) -> list[float]:
@@ -158,8 +171,16 @@ async def _lags(url: str) -> list[float]:
         lags = []
         for received, projected in rows:
             if projected is not None:
-                received = received if not isinstance(received, str) else __import__("datetime").datetime.fromisoformat(received)
-                projected = projected if not isinstance(projected, str) else __import__("datetime").datetime.fromisoformat(projected)
+                received = (
+                    received
+                    if not isinstance(received, str)
+                    else __import__("datetime").datetime.fromisoformat(received)
+                )
+                projected = (
+                    projected
+                    if not isinstance(projected, str)
+                    else __import__("datetime").datetime.fromisoformat(projected)
+                )
                 lags.append((projected - received).total_seconds())
     await engine.dispose()
     return lags
@@ -185,17 +206,23 @@ def main() -> None:
     backends = ["sqlite"] if args.quick else ["mariadb", "postgresql", "sqlite"]
     print(machine(MYSQL, POSTGRES), flush=True)
 
-    rows = [measure(contenders.ceiling(MATERIAL, 1), templates["typical"], seconds, work),
-            measure(contenders.ceiling(MATERIAL, 2), templates["typical"], seconds, work)]
+    rows = [
+        measure(contenders.ceiling(MATERIAL, 1), templates["typical"], seconds, work),
+        measure(contenders.ceiling(MATERIAL, 2), templates["typical"], seconds, work),
+    ]
     if not args.quick:
         peer_db = "mps_bench_peer"
         asyncio.run(_admin(f"{MYSQL}/mysql", f"DROP DATABASE IF EXISTS {peer_db}"))
         asyncio.run(_admin(f"{MYSQL}/mysql", f"CREATE DATABASE {peer_db}"))
-        rows += [measure(contenders.peer(MATERIAL, server, MYSQL, peer_db), templates["typical"], seconds, work)
-                 for server in ("werkzeug", "gunicorn")]
+        rows += [
+            measure(contenders.peer(MATERIAL, server, MYSQL, peer_db), templates["typical"], seconds, work)
+            for server in ("werkzeug", "gunicorn")
+        ]
     for backend in backends:
         url = fresh_database(backend, "mps_bench_typical", work)
-        rows.append(measure(contenders.ours(backend, url, 2, work / f"spool-{backend}"), templates["typical"], seconds, work))
+        rows.append(
+            measure(contenders.ours(backend, url, 2, work / f"spool-{backend}"), templates["typical"], seconds, work)
+        )
     print("\n## Typical body (5 KB WorkflowTask), wrk -t2 -c32: journal ingest (projection measured below)\n")
     ceiling_rps = max(rows[0].result.rps, rows[1].result.rps)  # the better of the two ceilings: the harder ratio
     print(markdown(rows, ceiling=ceiling_rps))
@@ -203,8 +230,15 @@ def main() -> None:
     large_rows = []
     for backend in backends:
         url = fresh_database(backend, "mps_bench_large", work)
-        large_rows.append(measure(contenders.ours(backend, url, 2, work / f"spool-large-{backend}"), templates["large"],
-                                  seconds, work, watch_rss=True))
+        large_rows.append(
+            measure(
+                contenders.ours(backend, url, 2, work / f"spool-large-{backend}"),
+                templates["large"],
+                seconds,
+                work,
+                watch_rss=True,
+            )
+        )
     print("\n## Large body (300 KB ScheduleTask with word-level ASR), wrk -t2 -c32: journal ingest\n")
     print(markdown(large_rows, ceiling=None))
 
@@ -214,8 +248,10 @@ def main() -> None:
     result = projection_run(backend, rate, duration, templates["typical"], work)
     print(f"\n## Projection while ingesting {rate:g}/s for {duration:g} s ({backend}, typical body)\n")
     print("| accepted | projected | lag p50 | lag p99 | lag max | backlog every 5 s |\n|---|---|---|---|---|---|")
-    print(f"| {result['accepted']} | {result['projected']} | {result['lag_p50_s']:.3f} s | {result['lag_p99_s']:.3f} s "
-          f"| {result['lag_max_s']:.3f} s | {result['backlog_samples']} |")
+    print(
+        f"| {result['accepted']} | {result['projected']} | {result['lag_p50_s']:.3f} s | {result['lag_p99_s']:.3f} s "
+        f"| {result['lag_max_s']:.3f} s | {result['backlog_samples']} |"
+    )
     print(f"\nwork directory (logs): {work}; python {platform.python_version()}; {sys.executable}")
 
 

@@ -38,8 +38,14 @@ def junk_body(size: int) -> bytes:
 
 def signed_body(number: int) -> bytes:
     expires = int(time.time()) + 600
-    return orjson.dumps({"NotificationType": "ProcessEof", "TaskId": f"flood-signed-{number}",
-                         "Timestamp": expires, "Sign": hashlib.md5(f"{expires}{KEY}".encode()).hexdigest()})
+    return orjson.dumps(
+        {
+            "NotificationType": "ProcessEof",
+            "TaskId": f"flood-signed-{number}",
+            "Timestamp": expires,
+            "Sign": hashlib.md5(f"{expires}{KEY}".encode()).hexdigest(),
+        }
+    )
 
 
 def flood(url: str, body: bytes, stop: threading.Event, answers: Counter[str]) -> None:
@@ -81,9 +87,11 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def report(label: str, latencies: list[float], answers: Counter[str]) -> None:
-    print(f"{label}: signed n={len(latencies)} p50_ms={percentile(latencies, 0.5):.1f} "
-          f"p99_ms={percentile(latencies, 0.99):.1f} max_ms={max(latencies) * 1000:.1f} "
-          f"mean_ms={statistics.fmean(latencies) * 1000:.1f} answers={dict(answers)}")
+    print(
+        f"{label}: signed n={len(latencies)} p50_ms={percentile(latencies, 0.5):.1f} "
+        f"p99_ms={percentile(latencies, 0.99):.1f} max_ms={max(latencies) * 1000:.1f} "
+        f"mean_ms={statistics.fmean(latencies) * 1000:.1f} answers={dict(answers)}"
+    )
 
 
 def main() -> None:
@@ -103,8 +111,10 @@ def main() -> None:
         threads = [threading.Thread(target=flood, args=(url, body, stop, junk)) for _ in range(arguments.flooders)]
         for thread in threads:
             thread.start()
-        report(f"flood ({arguments.flooders} x {len(body) / MIB:.1f} MiB, {arguments.seconds:g} s)",
-               *signed(url, arguments.seconds))
+        report(
+            f"flood ({arguments.flooders} x {len(body) / MIB:.1f} MiB, {arguments.seconds:g} s)",
+            *signed(url, arguments.seconds),
+        )
         stop.set()
         for thread in threads:
             thread.join()

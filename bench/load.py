@@ -27,14 +27,20 @@ class WrkResult:
 
 def signed_env(template: Path, key: str = "key") -> dict[str, str]:
     expires = int(time.time()) + 3600
-    return {"BODY_FILE": str(template), "MPS_TS": str(expires),
-            "MPS_SIGN": hashlib.md5(f"{expires}{key}".encode()).hexdigest()}
+    return {
+        "BODY_FILE": str(template),
+        "MPS_TS": str(expires),
+        "MPS_SIGN": hashlib.md5(f"{expires}{key}".encode()).hexdigest(),
+    }
 
 
 def wrk(url: str, lua: Path, template: Path, seconds: float, connections: int = 32) -> WrkResult:
     output = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(lua), url],
-        capture_output=True, text=True, env={**os.environ, **signed_env(template)}, timeout=seconds + 60,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **signed_env(template)},
+        timeout=seconds + 60,
     ).stdout
     found = RESULT.search(output)
     if not found:
@@ -56,8 +62,11 @@ async def open_loop(url: str, template: Path, rate: float, seconds: float, prefi
         nonlocal accepted
         reader, writer = await asyncio.open_connection(host, int(port))
         while (body := await queue.get()) is not None:
-            writer.write(b"POST /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                         % (path.encode(), host.encode(), len(body)) + body)
+            writer.write(
+                b"POST /%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                % (path.encode(), host.encode(), len(body))
+                + body
+            )
             await writer.drain()
             status = await reader.readline()
             length = 0

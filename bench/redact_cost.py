@@ -1,12 +1,25 @@
 """What redaction costs per body (µs, decoding excluded): ``python -m bench.redact_cost``."""
-import copy, sys, timeit
+
+import sys
+import timeit
+
 import orjson
+
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
 from bench.bodies import large_schedule_task
 from mps_callback.verify.redact import redact
+
 typical = open("tests/fixtures/examples/doc-vod-WorkflowTask-transcode.json", "rb").read()
-large = large_schedule_task().replace("__TS__", "1700000000").replace("__SIGN__", "a" * 32).replace("__TASKID__", "t1").encode()
-s3 = orjson.loads(typical); s3["WorkflowTaskEvent"]["InputInfo"]["S3InputInfo"] = {"S3SecretKey": "x"}; s3 = orjson.dumps(s3)
+large = (
+    large_schedule_task()
+    .replace("__TS__", "1700000000")
+    .replace("__SIGN__", "a" * 32)
+    .replace("__TASKID__", "t1")
+    .encode()
+)
+s3 = orjson.loads(typical)
+s3["WorkflowTaskEvent"]["InputInfo"]["S3InputInfo"] = {"S3SecretKey": "x"}
+s3 = orjson.dumps(s3)
 for name, raw, n in (("typical", typical, 20000), ("typical+S3 key (walk)", s3, 20000), ("300KB", large, 300)):
     cost = timeit.timeit(lambda: redact(orjson.loads(raw)), number=n) / n
     base = timeit.timeit(lambda: orjson.loads(raw), number=n) / n

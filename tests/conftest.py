@@ -167,14 +167,24 @@ def start_service(database_url: str, directory: Path, **settings: str) -> Servic
     """Run ``mps-callback serve`` as a user would, on a free port, and wait until it answers."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("MPS_")}
-    env.update({"MPS_DATABASE_URL": database_url, "MPS_HOST": "127.0.0.1", "MPS_PORT": str(port),
-                "MPS_SPOOL_DIR": str(directory / "spool")})
+    env.update(
+        {
+            "MPS_DATABASE_URL": database_url,
+            "MPS_HOST": "127.0.0.1",
+            "MPS_PORT": str(port),
+            "MPS_SPOOL_DIR": str(directory / "spool"),
+        }
+    )
     env.update({f"MPS_{name.upper()}": value for name, value in settings.items()})
     (directory / "spool").mkdir(exist_ok=True)
     log_path = directory / f"service-{port}.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "mps_callback", "serve"], env=env, cwd=directory, stdout=log_file, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "mps_callback", "serve"],
+            env=env,
+            cwd=directory,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
     service = Service(f"http://127.0.0.1:{port}", database_url, log_path, process)
     deadline = time.monotonic() + 30

@@ -24,8 +24,14 @@ def test_bench_quick_run_prints_its_tables():
         if ON_CI:
             pytest.fail("wrk is not installed (.ci/run installs it)")
         pytest.skip("wrk is not installed: make bench installs it")
-    result = subprocess.run([sys.executable, "-m", "bench", "--quick"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=240, env={k: v for k, v in os.environ.items() if not k.startswith("MPS_")})
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MPS_")},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "## Typical body" in out and "## Large body" in out and "## Projection" in out

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,20 @@ from alembic.script import ScriptDirectory
 from mps_callback.journal.spool import Spool
 from mps_callback.send import default_url
 from mps_callback.store.migrate import alembic_config, upgrade
-from tests.conftest import FIXTURES, free_port, query, start_service
+from tests.conftest import FIXTURES, free_port, load_fixture, query, start_service
 from tests.project.helpers import run_ingest
-from tests.conftest import load_fixture
 
 
 def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_")} | (env or {})
-    return subprocess.run([sys.executable, "-m", "mps_callback", *args], capture_output=True, text=True, env=full_env,
-                          cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "mps_callback", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def test_parse_prints_the_projection_without_a_database(tmp_path: Path):
@@ -54,8 +59,13 @@ def test_send_signs_and_posts(tmp_path: Path):
         assert ok.returncode == 0 and ok.stdout.startswith("200 ") and '"duplicate":false' in ok.stdout
         forged = cli("send", str(FIXTURES / "examples/doc-live-ProcessEof.json"), "--url", url, "--key", "wrong")
         assert forged.returncode == 1 and forged.stdout.startswith("401 ")
-        from_env = cli("send", str(FIXTURES / "examples/doc-live-ProcessEof.json"), "--url", url,
-                       env={"MPS_NOTIFY_KEYS": "send-key"})
+        from_env = cli(
+            "send",
+            str(FIXTURES / "examples/doc-live-ProcessEof.json"),
+            "--url",
+            url,
+            env={"MPS_NOTIFY_KEYS": "send-key"},
+        )
         assert from_env.stdout.startswith("200 ") and '"duplicate":true' in from_env.stdout
     finally:
         service.stop()
@@ -64,13 +74,23 @@ def test_send_signs_and_posts(tmp_path: Path):
 def test_reproject_and_worker(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'j.db'}"
     upgrade(url)
-    bodies = [load_fixture("vod/WorkflowTask-SmartSubtitles-TransTextTask.json"), load_fixture("examples/doc-live-ProcessEof.json")]
+    bodies = [
+        load_fixture("vod/WorkflowTask-SmartSubtitles-TransTextTask.json"),
+        load_fixture("examples/doc-live-ProcessEof.json"),
+    ]
     run_ingest(url, bodies, project=False)
-    worker = subprocess.Popen([sys.executable, "-m", "mps_callback", "worker"], env={**os.environ, "MPS_DATABASE_URL": url},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "mps_callback", "worker"],
+        env={**os.environ, "MPS_DATABASE_URL": url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 20
-        while query(url, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL")[0][0] and time.monotonic() < deadline:
+        while (
+            query(url, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL")[0][0]
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.2)
     finally:
         worker.terminate()
@@ -109,7 +129,11 @@ def test_send_to_a_server_that_is_not_up(tmp_path: Path):
 
 
 def test_send_a_file_that_is_not_a_json_object(tmp_path: Path):
-    cases = {"not-json.json": "MPS notification\n", "array.json": "[1, 2]", "cmq-bad-inner.json": '{"msgBody": "{oops"}'}
+    cases = {
+        "not-json.json": "MPS notification\n",
+        "array.json": "[1, 2]",
+        "cmq-bad-inner.json": '{"msgBody": "{oops"}',
+    }
     for name, text in cases.items():
         (tmp_path / name).write_text(text)
         line = one_line_error(cli("send", str(tmp_path / name), "--url", "http://127.0.0.1:9/x"), 2)
@@ -129,7 +153,7 @@ CLOSED_DATABASES = {
 def test_database_commands_while_the_database_is_down(tmp_path: Path, backend: str, command: tuple[str, ...]):
     url = CLOSED_DATABASES[backend].format(port=free_port())
     spool = tmp_path / "spool"
-    Spool(spool).write([{"received_at": datetime.now(timezone.utc), "dedupe_key": "0" * 64, "body": {}}])
+    Spool(spool).write([{"received_at": datetime.now(UTC), "dedupe_key": "0" * 64, "body": {}}])
     result = cli(*command, env={"MPS_DATABASE_URL": url, "MPS_SPOOL_DIR": str(spool)})
     line = one_line_error(result, 1)
     assert "127.0.0.1" in line and "hunter2" not in line, line
@@ -153,12 +177,18 @@ def test_send_defaults_its_url_from_host_and_port_and_says_when_unsigned(tmp_pat
     service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
     try:
         port = service.base_url.rsplit(":", 1)[1]
-        result = cli("send", str(FIXTURES / "examples/doc-live-ProcessEof.json"),
-                     env={"MPS_HOST": "0.0.0.0", "MPS_PORT": port})
+        result = cli(
+            "send", str(FIXTURES / "examples/doc-live-ProcessEof.json"), env={"MPS_HOST": "0.0.0.0", "MPS_PORT": port}
+        )
         assert result.returncode == 0 and result.stdout.startswith("200 "), result
         assert "unsigned" in result.stderr
-        signed = cli("send", str(FIXTURES / "examples/doc-vod-WorkflowTask-qc.json"), "--key", "k",
-                     env={"MPS_HOST": "0.0.0.0", "MPS_PORT": port})
+        signed = cli(
+            "send",
+            str(FIXTURES / "examples/doc-vod-WorkflowTask-qc.json"),
+            "--key",
+            "k",
+            env={"MPS_HOST": "0.0.0.0", "MPS_PORT": port},
+        )
         assert signed.stdout.startswith("200 ") and "unsigned" not in signed.stderr
     finally:
         service.stop()
@@ -176,14 +206,20 @@ def test_send_signs_the_notification_inside_an_envelope(tmp_path: Path):
     service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, notify_keys="envelope-key")
     try:
         url = service.base_url + "/v1/mps/callback"
-        for wrapper, fixture in (("cmq", "doc-vod-WorkflowTask-transcode"), ("api-response", "doc-vod-WorkflowTask-qc")):
+        for wrapper, fixture in (
+            ("cmq", "doc-vod-WorkflowTask-transcode"),
+            ("api-response", "doc-vod-WorkflowTask-qc"),
+        ):
             document = envelopes(load_fixture(f"examples/{fixture}.json"))[wrapper]
             path = tmp_path / f"{wrapper}.json"
             path.write_bytes(orjson.dumps(document))
             result = cli("send", str(path), "--url", url, "--key", "envelope-key")
             assert result.returncode == 0 and result.stdout.startswith("200 "), (wrapper, result)
         rows = query(service.database_url, "SELECT wrapper, signature, message_id FROM notifications ORDER BY id")
-        assert [tuple(row) for row in rows] == [("cmq", "verified", "cmq-msg-1"), ("api-response", "verified", "request-1")]
+        assert [tuple(row) for row in rows] == [
+            ("cmq", "verified", "cmq-msg-1"),
+            ("api-response", "verified", "request-1"),
+        ]
     finally:
         service.stop()
 
@@ -204,8 +240,14 @@ def test_parse_and_the_receiver_agree_on_wrapped_bodies(tmp_path: Path, wrapper:
     assert "RequestId" not in orjson.loads(journaled[0][3]) and "msgBody" not in orjson.loads(journaled[0][3])
     task = query(url, "SELECT task_id, kind, event_type, status, failed FROM tasks")
     assert [tuple(row) for row in task] == [
-        (parsed["task_id"], parsed["kind"], parsed["event_type"], parsed["status"], any(
-            s["status"] == "FAIL" for s in parsed["subtasks"]) or parsed["err_code"] not in (None, 0))]
+        (
+            parsed["task_id"],
+            parsed["kind"],
+            parsed["event_type"],
+            parsed["status"],
+            any(s["status"] == "FAIL" for s in parsed["subtasks"]) or parsed["err_code"] not in (None, 0),
+        )
+    ]
     families = query(url, "SELECT group_name, family FROM subtasks ORDER BY group_name, family")
     assert [tuple(row) for row in families] == sorted((s["group"], s["family"]) for s in parsed["subtasks"])
 

@@ -60,7 +60,9 @@ def test_bad_live_output_storage_is_refused(value: str, reason: str):
 def test_good_cdn_domains_are_normalised():
     settings = Settings(cdn_domains=" a-1250000000 = HTTPS://CDN.Example.com/ , my.s3.bucket=http://10.0.0.1:8080,, ")
     assert settings.cdn_domains == {"a-1250000000": "https://cdn.example.com", "my.s3.bucket": "http://10.0.0.1:8080"}
-    assert Settings(cdn_domains={"b-1250000000": "https://[::1]:8443"}).cdn_domains == {"b-1250000000": "https://[::1]:8443"}
+    assert Settings(cdn_domains={"b-1250000000": "https://[::1]:8443"}).cdn_domains == {
+        "b-1250000000": "https://[::1]:8443"
+    }
     assert Settings(cdn_domains="").cdn_domains == {}
 
 
@@ -70,24 +72,40 @@ def test_a_dict_given_in_code_is_checked_too():
 
 
 def test_the_output_urls_carry_the_cdn_domains_and_the_live_output_storage():
-    settings = Settings(cdn_domains="a-1250000000=https://cdn.example.com", live_output_storage=" cos://l-125.ap-guangzhou ")
-    assert settings.output_urls == OutputUrls({"a-1250000000": "https://cdn.example.com"},
-                                              Storage("cos", "l-125", "ap-guangzhou"))
+    settings = Settings(
+        cdn_domains="a-1250000000=https://cdn.example.com", live_output_storage=" cos://l-125.ap-guangzhou "
+    )
+    assert settings.output_urls == OutputUrls(
+        {"a-1250000000": "https://cdn.example.com"}, Storage("cos", "l-125", "ap-guangzhou")
+    )
 
 
 def _serve(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_")}
-    env |= {"MPS_DATABASE_URL": f"sqlite:///{tmp_path / 'j.db'}", "MPS_PORT": "1", "MPS_SPOOL_DIR": str(tmp_path / "spool")}
+    env |= {
+        "MPS_DATABASE_URL": f"sqlite:///{tmp_path / 'j.db'}",
+        "MPS_PORT": "1",
+        "MPS_SPOOL_DIR": str(tmp_path / "spool"),
+    }
     env |= {f"MPS_{name.upper()}": value for name, value in settings.items()}
-    return subprocess.run([sys.executable, "-m", "mps_callback", "serve"], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "mps_callback", "serve"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
 
 
-@pytest.mark.parametrize(("setting", "value", "named"), [
-    ("cdn_domains", "b-1250000000=cdn.example.com", "MPS_CDN_DOMAINS: entry b-1250000000=cdn.example.com"),
-    ("cdn_domains", "b-1250000000=https://cdn.example.com,garbage", "MPS_CDN_DOMAINS: entry 'garbage'"),
-    ("live_output_storage", "cos://evil.com/x?.ap-guangzhou", "MPS_LIVE_OUTPUT_STORAGE: "),
-])
+@pytest.mark.parametrize(
+    ("setting", "value", "named"),
+    [
+        ("cdn_domains", "b-1250000000=cdn.example.com", "MPS_CDN_DOMAINS: entry b-1250000000=cdn.example.com"),
+        ("cdn_domains", "b-1250000000=https://cdn.example.com,garbage", "MPS_CDN_DOMAINS: entry 'garbage'"),
+        ("live_output_storage", "cos://evil.com/x?.ap-guangzhou", "MPS_LIVE_OUTPUT_STORAGE: "),
+    ],
+)
 def test_serve_refuses_to_start_with_one_line(tmp_path: Path, setting: str, value: str, named: str):
     result = _serve(tmp_path, **{setting: value})
     assert result.returncode == 2

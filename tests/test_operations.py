@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -42,8 +42,13 @@ def test_metrics_count_outcomes_commits_lag_and_spool(tmp_path: Path):
     labels = {"kind": "live", "type": "AiReviewResult"}
     assert metric(text, "mps_notifications_total", **labels, outcome="accepted", reason="") == 1
     assert metric(text, "mps_notifications_total", **labels, outcome="duplicate", reason="") == 2
-    assert metric(text, "mps_notifications_total", kind="live", type="ProcessEof", outcome="refused", reason="unsigned") == 1
-    assert metric(text, "mps_notifications_total", kind="unknown", type="none", outcome="refused", reason="not_json") == 1
+    assert (
+        metric(text, "mps_notifications_total", kind="live", type="ProcessEof", outcome="refused", reason="unsigned")
+        == 1
+    )
+    assert (
+        metric(text, "mps_notifications_total", kind="unknown", type="none", outcome="refused", reason="not_json") == 1
+    )
     assert metric(text, "mps_notifications_total", kind="vod", type="other", outcome="accepted", reason="") == 1
     assert metric(text, "mps_journal_commit_seconds_count") >= 2
     assert metric(text, "mps_journal_batch_size_sum") >= 4
@@ -89,9 +94,12 @@ def test_retention_purges_old_journal_rows_and_tasks_only(database_url: str):
     from tests.project.helpers import run_ingest
 
     run_ingest(database_url, [{"NotificationType": "ProcessEof", "TaskId": f"t{i}"} for i in range(3)])
-    old = (datetime.now(timezone.utc) - timedelta(days=40)).replace(tzinfo=None).isoformat(sep=" ")
-    execute(database_url, f"UPDATE notifications SET received_at = '{old}' WHERE task_id IN ('t0', 't1')",
-            f"UPDATE tasks SET last_received_at = '{old}' WHERE task_id IN ('t0', 't1')")
+    old = (datetime.now(UTC) - timedelta(days=40)).replace(tzinfo=None).isoformat(sep=" ")
+    execute(
+        database_url,
+        f"UPDATE notifications SET received_at = '{old}' WHERE task_id IN ('t0', 't1')",
+        f"UPDATE tasks SET last_received_at = '{old}' WHERE task_id IN ('t0', 't1')",
+    )
     result = cli("purge", "--days", "30", env={"MPS_DATABASE_URL": database_url})
     assert result.returncode == 0, result.stderr
     assert "removed 2 notifications and 2 tasks older than 30 days" in result.stdout

@@ -39,14 +39,19 @@ def password_database() -> str:
     name, user = f"mps_sec_{uuid.uuid4().hex[:8]}", f"mps_{uuid.uuid4().hex[:8]}"
     admin = server.render_as_string(hide_password=False)
     try:
-        execute(admin, f"CREATE DATABASE {name}",
-                f"CREATE USER '{user}'@'%' IDENTIFIED BY '{SECRETS['database password']}'",
-                f"GRANT ALL ON {name}.* TO '{user}'@'%'")
+        execute(
+            admin,
+            f"CREATE DATABASE {name}",
+            f"CREATE USER '{user}'@'%' IDENTIFIED BY '{SECRETS['database password']}'",
+            f"GRANT ALL ON {name}.* TO '{user}'@'%'",
+        )
     except Exception as error:
         if ON_CI:
             pytest.fail(f"MariaDB unreachable on CI: {error}")
         pytest.skip(f"MariaDB unreachable: {error}")
-    yield server.set(database=name, username=user, password=SECRETS["database password"]).render_as_string(hide_password=False)
+    yield server.set(database=name, username=user, password=SECRETS["database password"]).render_as_string(
+        hide_password=False
+    )
     execute(admin, f"DROP DATABASE {name}", f"DROP USER '{user}'@'%'")
 
 
@@ -55,12 +60,19 @@ def test_no_secret_in_rows_logs_metrics_or_spool(password_database: str, tmp_pat
     target = make_url(password_database)
     proxy = CuttableProxy("127.0.0.1", target.port)
     via_proxy = target.set(port=proxy.port).render_as_string(hide_password=False)
-    service = start_service(via_proxy, tmp_path, notify_keys=SECRETS["notify key"], url_token=SECRETS["url token"],
-                            api_token=SECRETS["api token"])
+    service = start_service(
+        via_proxy,
+        tmp_path,
+        notify_keys=SECRETS["notify key"],
+        url_token=SECRETS["url token"],
+        api_token=SECRETS["api token"],
+    )
     headers = {"Authorization": f"Bearer {SECRETS['authorization header']}", "Cookie": f"s={SECRETS['cookie']}"}
     callback = f"/v1/mps/callback?token={SECRETS['url token']}"
-    bodies = [load_fixture("vod/WorkflowTask-MediaProcess-TranscodeTask.json"),
-              load_fixture("vod/WorkflowTask-AiAnalysis-DeLogoTask.json")]
+    bodies = [
+        load_fixture("vod/WorkflowTask-MediaProcess-TranscodeTask.json"),
+        load_fixture("vod/WorkflowTask-AiAnalysis-DeLogoTask.json"),
+    ]
     try:
         for body in bodies:
             assert service.post(stamp(body, SECRETS["notify key"]), path=callback, headers=headers).status_code == 200
@@ -82,10 +94,17 @@ def test_no_secret_in_rows_logs_metrics_or_spool(password_database: str, tmp_pat
         service.stop()
         proxy.close()
     tables = ("notifications", "tasks", "subtasks", "outputs", "segments")
-    rows = " ".join(str(tuple(r)) for table in tables for r in query(password_database, sa.text(f"SELECT * FROM {table}")))
+    rows = " ".join(
+        str(tuple(r)) for table in tables for r in query(password_database, sa.text(f"SELECT * FROM {table}"))
+    )
     assert "[redacted]" in rows and "[redacted]" in spool_text
-    written = {"database rows": rows, "logs": service.logs(), "metrics": metrics_text, "spool": spool_text,
-               "query API": api_text}
+    written = {
+        "database rows": rows,
+        "logs": service.logs(),
+        "metrics": metrics_text,
+        "spool": spool_text,
+        "query API": api_text,
+    }
     for place, text in written.items():
         for name, secret in SECRETS.items():
             assert secret not in text, f"{name} found in {place}"

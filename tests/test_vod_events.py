@@ -24,8 +24,16 @@ VOD_EVENT_FIXTURES = fixture_files("vod-events")
 
 def test_vod_event_names_never_shadow_an_mps_event_type():
     assert not VOD_PRODUCT_EVENTS & set(EVENT_CONTAINERS)
-    assert {"NewFileUpload", "ProcedureStateChanged", "FileDeleted", "PullComplete", "EditMediaComplete",
-            "WechatPublishComplete", "TranscodeComplete", "ReviewAudioVideoComplete"} <= VOD_PRODUCT_EVENTS
+    assert {
+        "NewFileUpload",
+        "ProcedureStateChanged",
+        "FileDeleted",
+        "PullComplete",
+        "EditMediaComplete",
+        "WechatPublishComplete",
+        "TranscodeComplete",
+        "ReviewAudioVideoComplete",
+    } <= VOD_PRODUCT_EVENTS
 
 
 @pytest.mark.parametrize("path", VOD_EVENT_FIXTURES, ids=lambda p: p.stem)

@@ -17,18 +17,18 @@ from fastapi.staticfiles import StaticFiles
 
 from mps_callback import __version__, ops
 from mps_callback.api import notifications as notification_routes
-from mps_callback.api.errors import DATABASE_ERRORS, database_error
 from mps_callback.api import subtitles as subtitle_routes
 from mps_callback.api import tasks as task_routes
 from mps_callback.api.auth import require_api_token
+from mps_callback.api.errors import DATABASE_ERRORS, database_error
 from mps_callback.config import Settings
 from mps_callback.intake import http as intake_http
-from mps_callback.intake.http import CallbackDoor
 from mps_callback.intake.accept import Intake
+from mps_callback.intake.http import CallbackDoor
 from mps_callback.journal.drain import drain_spool
 from mps_callback.journal.group_commit import GroupCommitJournal
-from mps_callback.journal.spool import Spool
 from mps_callback.journal.limits import RowLimit
+from mps_callback.journal.spool import Spool
 from mps_callback.ops import spool_health
 from mps_callback.project.projector import projection_health
 from mps_callback.retention import purge
@@ -46,8 +46,9 @@ def create_app(settings: Settings | None = None) -> CallbackDoor:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url.get_secret_value())
         spool = Spool(settings.spool_dir)
-        journal = GroupCommitJournal(engine, spool, settings.journal_budget_seconds,
-                                     limit=RowLimit(settings.max_body_bytes, engine.dialect.name))
+        journal = GroupCommitJournal(
+            engine, spool, settings.journal_budget_seconds, limit=RowLimit(settings.max_body_bytes, engine.dialect.name)
+        )
         journal.start()
         app.state.settings = settings
         app.state.engine = engine
@@ -131,8 +132,10 @@ async def every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
         try:
             await job()
         except Exception as error:
-            log.warning("background job failed", extra={"job": getattr(job, "__name__", "job"),
-                                                         "error": f"{type(error).__name__}: {str(error)[:200]}"})
+            log.warning(
+                "background job failed",
+                extra={"job": getattr(job, "__name__", "job"), "error": f"{type(error).__name__}: {str(error)[:200]}"},
+            )
         await asyncio.sleep(seconds)
 
 
@@ -147,10 +150,10 @@ def warn_if_unsigned(settings: Settings) -> None:
 #: What is open to anyone who reaches a non-loopback address when a token is not set.
 EXPOSED_WITHOUT = {
     "url_token": "MPS_URL_TOKEN is empty while listening on {host}: anyone who reaches it can post bodies of up "
-                 "to MPS_MAX_BODY_BYTES that are decoded before the Sign is checked. Set MPS_URL_TOKEN and add "
-                 "?token= to the NotifyUrl.",
+    "to MPS_MAX_BODY_BYTES that are decoded before the Sign is checked. Set MPS_URL_TOKEN and add "
+    "?token= to the NotifyUrl.",
     "api_token": "MPS_API_TOKEN is empty while listening on {host}: the query API (/v1/tasks, /v1/notifications) "
-                 "is open to anyone who reaches it. Set MPS_API_TOKEN.",
+    "is open to anyone who reaches it. Set MPS_API_TOKEN.",
 }
 
 
@@ -175,5 +178,7 @@ def _is_loopback(host: str) -> bool:
 def report_unusable_spool(spool: Spool) -> None:
     """An unusable spool is found at start, not at the first database outage."""
     if problem := spool.problem():
-        log.error("MPS_SPOOL_DIR is not usable: notifications get 503 while the database is away",
-                  extra={"spool_dir": str(spool.directory), "error": problem})
+        log.error(
+            "MPS_SPOOL_DIR is not usable: notifications get 503 while the database is away",
+            extra={"spool_dir": str(spool.directory), "error": problem},
+        )

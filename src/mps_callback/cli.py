@@ -10,7 +10,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import orjson
 import typer
@@ -49,8 +49,10 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        problems = "; ".join(f"MPS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
-                             for e in error.errors())
+        problems = "; ".join(
+            f"MPS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors()
+        )
         fail(f"bad configuration: {problems}", EXIT_USAGE)
 
 
@@ -69,9 +71,9 @@ def read_json_object(file: Path) -> dict[str, Any]:
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="default MPS_HOST")] = None,
-    port: Annotated[Optional[int], typer.Option(help="default MPS_PORT")] = None,
-    workers: Annotated[Optional[int], typer.Option(help="default MPS_WORKERS")] = None,
+    host: Annotated[str | None, typer.Option(help="default MPS_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="default MPS_PORT")] = None,
+    workers: Annotated[int | None, typer.Option(help="default MPS_WORKERS")] = None,
 ) -> None:
     """Take notifications until SIGTERM (in-flight requests finish); migrate the database once it answers."""
     import uvicorn
@@ -108,12 +110,11 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations (serve does this on start)."""
-    from mps_callback.logs import configure_logging
-    from mps_callback.store.migrate import upgrade
-
     import sqlalchemy as sa
 
+    from mps_callback.logs import configure_logging
     from mps_callback.store.errors import describe
+    from mps_callback.store.migrate import upgrade
 
     settings = load_settings()
     configure_logging(settings.log_level)
@@ -144,8 +145,11 @@ def parse(file: Annotated[Path, typer.Argument(dir_okay=False, help="a notificat
     except Refused as refused:
         fail(f"not an MPS notification: {refused.reason}", EXIT_USAGE)
     if projection is None:
-        typer.echo(f"a Tencent VOD {notification.get('EventType')} event: the receiver journals it, "
-                   "but it is not an MPS task, so nothing is projected", err=True)
+        typer.echo(
+            f"a Tencent VOD {notification.get('EventType')} event: the receiver journals it, "
+            "but it is not an MPS task, so nothing is projected",
+            err=True,
+        )
     typer.echo(orjson.dumps(projection, option=orjson.OPT_INDENT_2).decode())
 
 
@@ -209,7 +213,9 @@ def worker() -> None:
 
 @app.command()
 def reproject(
-    failed: Annotated[bool, typer.Option("--failed", help="only retry notifications whose projection was parked")] = False,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="only retry notifications whose projection was parked")
+    ] = False,
 ) -> None:
     """Rebuild every projection from the journal (after an upgrade, or a CDN domain change)."""
     from mps_callback.project.projector import Projector, reset_projections, retry_failed
@@ -234,8 +240,10 @@ def spool_drain() -> None:
     moved = with_engine(lambda engine, _: drain_spool(spool, engine, on_database_down=down.append))
     left = spool.depth()
     if down:
-        fail(f"database unavailable ({database_label(settings)}): {down[0]}; "
-             f"drained {moved}, {left} notifications stay in the spool")
+        fail(
+            f"database unavailable ({database_label(settings)}): {down[0]}; "
+            f"drained {moved}, {left} notifications stay in the spool"
+        )
     typer.echo(f"drained {moved} notifications; {left} left in the spool")
     if left:
         raise typer.Exit(EXIT_FAILED)
@@ -251,7 +259,7 @@ def spool_requeue() -> None:
 
 
 @app.command()
-def purge(days: Annotated[Optional[int], typer.Option(help="default MPS_RETENTION_DAYS")] = None) -> None:
+def purge(days: Annotated[int | None, typer.Option(help="default MPS_RETENTION_DAYS")] = None) -> None:
     """Delete notifications and tasks older than the retention period."""
     from mps_callback.retention import purge as purge_older
 
@@ -264,12 +272,14 @@ def purge(days: Annotated[Optional[int], typer.Option(help="default MPS_RETENTIO
 
 @app.command()
 def send(
-    file: Annotated[Path, typer.Argument(dir_okay=False, help="a notification JSON file (bare, CMQ msgBody or API Response)")],
+    file: Annotated[
+        Path, typer.Argument(dir_okay=False, help="a notification JSON file (bare, CMQ msgBody or API Response)")
+    ],
     url: Annotated[
-        Optional[str], typer.Option(help="the receiver's callback URL; default from MPS_HOST and MPS_PORT")
+        str | None, typer.Option(help="the receiver's callback URL; default from MPS_HOST and MPS_PORT")
     ] = None,
     key: Annotated[
-        Optional[str], typer.Option(help="NotifyKey to sign with; default the first of MPS_NOTIFY_KEYS, none: unsigned")
+        str | None, typer.Option(help="NotifyKey to sign with; default the first of MPS_NOTIFY_KEYS, none: unsigned")
     ] = None,
 ) -> None:
     """Sign FILE with a fresh Timestamp (now + 600 s) and POST it, as MPS would; print the answer.

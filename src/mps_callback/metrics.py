@@ -20,36 +20,50 @@ NOTIFICATIONS = Counter(
     "Notifications received, by kind (vod/live), type, outcome and refusal reason",
     ["kind", "type", "outcome", "reason"],
 )
-SPOOLED = Counter("mps_spooled_total", "Notifications written to the local spool because the database did not take them")
+SPOOLED = Counter(
+    "mps_spooled_total", "Notifications written to the local spool because the database did not take them"
+)
 JOURNAL_COMMIT_SECONDS = Histogram(
-    "mps_journal_commit_seconds", "Time to commit one group-commit batch",
+    "mps_journal_commit_seconds",
+    "Time to commit one group-commit batch",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 JOURNAL_BATCH_SIZE = Histogram(
-    "mps_journal_batch_size", "Notifications per group-commit batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    "mps_journal_batch_size",
+    "Notifications per group-commit batch",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
 PROJECTION_LAG_SECONDS = Gauge(
-    "mps_projection_lag_seconds", "Age of the oldest notification not yet projected (0 when none)",
+    "mps_projection_lag_seconds",
+    "Age of the oldest notification not yet projected (0 when none)",
     multiprocess_mode="max",
 )
 PROJECTED = Counter("mps_projected_total", "Notifications projected")
-PROJECTION_FAILURES = Counter("mps_projection_failures_total", "Failed projection attempts (each retried later or parked)")
+PROJECTION_FAILURES = Counter(
+    "mps_projection_failures_total", "Failed projection attempts (each retried later or parked)"
+)
 PROJECTION_PARKED = Counter("mps_projection_parked_total", "Notifications parked after every projection attempt failed")
 PROJECTIONS_FAILED = Gauge(
-    "mps_projections_failed", "Parked notifications waiting for `reproject --failed`", multiprocess_mode="max",
+    "mps_projections_failed",
+    "Parked notifications waiting for `reproject --failed`",
+    multiprocess_mode="max",
 )
 QUARANTINED = Counter(
-    "mps_quarantined_total", "Spooled records set aside in spool/quarantine, by reason (damaged, too_large, refused)",
+    "mps_quarantined_total",
+    "Spooled records set aside in spool/quarantine, by reason (damaged, too_large, refused)",
     ["reason"],
 )
 for _reason in ("damaged", "too_large", "refused"):  # every series from the start, at 0
     QUARANTINED.labels(_reason)
 SPOOL_OLDEST_SECONDS = Gauge(
-    "mps_spool_oldest_seconds", "Age of the oldest notification waiting in the spool (0 when none)",
+    "mps_spool_oldest_seconds",
+    "Age of the oldest notification waiting in the spool (0 when none)",
     multiprocess_mode="max",
 )
 SPOOL_QUARANTINE_DEPTH = Gauge(
-    "mps_spool_quarantined", "Records sitting in spool/quarantine", multiprocess_mode="max",
+    "mps_spool_quarantined",
+    "Records sitting in spool/quarantine",
+    multiprocess_mode="max",
 )
 SPOOL_DEPTH = Gauge("mps_spool_depth", "Notifications waiting in the local spool", multiprocess_mode="max")
 

@@ -29,8 +29,13 @@ async def readyz(request: Request) -> Response:
     engine = request.app.state.engine
     spool: Spool = request.app.state.spool
     health = spool_health(spool)
-    body: dict[str, Any] = {"status": "ready", "problems": [], "database": "ok",
-                            "spool_depth": health["depth"], "spool": health}
+    body: dict[str, Any] = {
+        "status": "ready",
+        "problems": [],
+        "database": "ok",
+        "spool_depth": health["depth"],
+        "spool": health,
+    }
     spool_problem = spool.problem()  # unusable, notifications would get 503 in the next outage
     body["spool"]["writable"] = spool_problem is None
     journal = request.app.state.journal
@@ -46,8 +51,10 @@ async def readyz(request: Request) -> Response:
     body["projection"]["projector"] = request.app.state.projector_status()
     body["problems"] = _problems(body)
     if spool_problem:
-        body["problems"].append(f"MPS_SPOOL_DIR {spool.directory} is not usable ({spool_problem}): "
-                                "notifications would get 503 while the database is away")
+        body["problems"].append(
+            f"MPS_SPOOL_DIR {spool.directory} is not usable ({spool_problem}): "
+            "notifications would get 503 while the database is away"
+        )
     if body["problems"]:
         body["status"] = "degraded"
     return JSONResponse(body)
@@ -63,8 +70,11 @@ class JournalDown(Exception):
 
 def spool_health(spool: Spool) -> dict[str, Any]:
     """Depth, oldest age and quarantine count, also set as gauges for Prometheus."""
-    health = {"depth": spool.depth(), "oldest_seconds": round(spool.oldest_seconds(), 3),
-              "quarantined": spool.quarantined()}
+    health = {
+        "depth": spool.depth(),
+        "oldest_seconds": round(spool.oldest_seconds(), 3),
+        "quarantined": spool.quarantined(),
+    }
     metrics.SPOOL_DEPTH.set(health["depth"])
     metrics.SPOOL_OLDEST_SECONDS.set(health["oldest_seconds"])
     metrics.SPOOL_QUARANTINE_DEPTH.set(health["quarantined"])
@@ -75,13 +85,21 @@ def _problems(body: dict[str, Any]) -> list[str]:
     spool, projection = body["spool"], body["projection"]
     checks = [
         (spool["depth"] > 0, f"{spool['depth']} notifications wait in the spool"),
-        (spool["quarantined"] > 0, f"{spool['quarantined']} spooled records are quarantined: "
-                                   "see spool/quarantine, then `mps-callback spool requeue`"),
-        (projection["failed"] > 0, f"{projection['failed']} notifications failed to project: "
-                                   "see GET /v1/notifications/{id}, then `mps-callback reproject --failed`"),
+        (
+            spool["quarantined"] > 0,
+            f"{spool['quarantined']} spooled records are quarantined: "
+            "see spool/quarantine, then `mps-callback spool requeue`",
+        ),
+        (
+            projection["failed"] > 0,
+            f"{projection['failed']} notifications failed to project: "
+            "see GET /v1/notifications/{id}, then `mps-callback reproject --failed`",
+        ),
         (projection["projector"].get("projector") == "down", "the projector is not running"),
-        (projection["lag_seconds"] > LAG_WARNING_SECONDS,
-         f"projection lags {projection['lag_seconds']:.0f} s behind: is the projector stuck or refused writes?"),
+        (
+            projection["lag_seconds"] > LAG_WARNING_SECONDS,
+            f"projection lags {projection['lag_seconds']:.0f} s behind: is the projector stuck or refused writes?",
+        ),
     ]
     return [message for failing, message in checks if failing]
 

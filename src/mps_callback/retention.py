@@ -6,7 +6,7 @@ Small batches keep each transaction short, so ingest never waits long behind a p
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,7 +21,7 @@ BATCH = 500
 
 async def purge(engine: AsyncEngine, days: int) -> dict[str, int]:
     """Delete journal rows received, and tasks last heard of, more than ``days`` ago."""
-    cutoff = datetime.now(timezone.utc) - timedelta(days=days)
+    cutoff = datetime.now(UTC) - timedelta(days=days)
     writer = for_writing(engine)
     removed = {"notifications": 0, "tasks": 0}
     while ids := await _ids(writer, sa.select(tasks.c.task_id).where(tasks.c.last_received_at < cutoff)):

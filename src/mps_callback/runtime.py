@@ -327,8 +327,10 @@ class Supervisor:
                 migrate(self._database_url)
             except DatabaseUnreachable as error:
                 delay = backoff.delay()
-                log.warning("database unreachable; migrations wait, notifications go to the spool",
-                            extra={"error": str(error), "retry_in_seconds": delay})
+                log.warning(
+                    "database unreachable; migrations wait, notifications go to the spool",
+                    extra={"error": str(error), "retry_in_seconds": delay},
+                )
                 continue
             except Exception:
                 log.exception("migrations failed against a database that answers; serve stops")
@@ -359,9 +361,15 @@ class Supervisor:
                 return
             ran_for = time.monotonic() - started
             delay = backoff.delay(ran_for)
-            log.error("projector died; restarting", extra={"pid": projector.pid, **describe_exit(code),
-                                                           "ran_seconds": round(ran_for, 1),
-                                                           "restart_in_seconds": delay})
+            log.error(
+                "projector died; restarting",
+                extra={
+                    "pid": projector.pid,
+                    **describe_exit(code),
+                    "ran_seconds": round(ran_for, 1),
+                    "restart_in_seconds": delay,
+                },
+            )
             self._stopping.wait(delay)
 
     def _wait_for_exit(self, projector: subprocess.Popen[bytes]) -> int | None:
@@ -417,8 +425,10 @@ def serve(settings: Settings, run_web: Callable[[], None]) -> int:
             log.info("database migrated")
         except DatabaseUnreachable as error:
             migrated = False
-            log.warning("database unreachable; serving anyway, notifications go to the spool until it answers",
-                        extra={"error": str(error)})
+            log.warning(
+                "database unreachable; serving anyway, notifications go to the spool until it answers",
+                extra={"error": str(error)},
+            )
         except Exception:
             log.exception("migrations failed")
             return 1

@@ -23,7 +23,9 @@ LIVE_ID = "2400002-procedure-live-api-1"
 
 @pytest.fixture(scope="module")
 def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    running = start_service(module_database_url, tmp_path_factory.mktemp("api"), notify_keys="k", api_token="api-secret-1")
+    running = start_service(
+        module_database_url, tmp_path_factory.mktemp("api"), notify_keys="k", api_token="api-secret-1"
+    )
     bodies = [processing_version(TRANSCODE), TRANSCODE, SUBTITLES, DELOGO] + live_series(LIVE_ID)
     for body in bodies:
         assert running.post(stamp(body, "k")).status_code == 200
@@ -39,8 +41,17 @@ def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) 
     running.stop()
 
 
-@pytest.mark.parametrize("path", ["/v1/tasks", f"/v1/tasks/{TRANSCODE_ID}", f"/v1/tasks/{TRANSCODE_ID}/notifications",
-                                  f"/v1/tasks/{SUBTITLES_ID}/subtitles", f"/v1/tasks/{SUBTITLES_ID}/segments", "/v1/notifications/1"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/tasks",
+        f"/v1/tasks/{TRANSCODE_ID}",
+        f"/v1/tasks/{TRANSCODE_ID}/notifications",
+        f"/v1/tasks/{SUBTITLES_ID}/subtitles",
+        f"/v1/tasks/{SUBTITLES_ID}/segments",
+        "/v1/notifications/1",
+    ],
+)
 def test_query_routes_need_the_bearer_token(service: Service, path: str):
     assert service.get(path).status_code == 401
     assert service.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -64,7 +75,12 @@ def test_task_detail_has_subtasks_outputs_and_counts(service: Service):
 
 def test_live_task_detail(service: Service):
     task = service.get(f"/v1/tasks/{LIVE_ID}", headers=TOKEN).json()
-    assert (task["kind"], task["status"], task["failed"], task["session_context"]) == ("live", "FINISH", False, "user-7")
+    assert (task["kind"], task["status"], task["failed"], task["session_context"]) == (
+        "live",
+        "FINISH",
+        False,
+        "user-7",
+    )
     assert task["segment_counts"] == {"subtitle": 4, "review": 1}
     assert {s["family"] for s in task["subtasks"]} == {"AiSmartSubtitleResult", "ImagePorn", "ProcessEof"}
 
@@ -86,11 +102,17 @@ def test_filters(service: Service):
     assert ids("status=finish") == ids("status=FINISH")  # the filter always took any case
 
 
-@pytest.mark.parametrize(("query", "allowed"), [
-    ("/v1/tasks?status=bogus", ["PROCESSING", "FINISH", "failed"]),
-    ("/v1/tasks?kind=file", ["vod", "live"]),
-    (f"/v1/tasks/{LIVE_ID}/segments?kind=bogus", ["subtitle", "word", "highlight", "review", "quality", "<family>.<list>"]),
-])
+@pytest.mark.parametrize(
+    ("query", "allowed"),
+    [
+        ("/v1/tasks?status=bogus", ["PROCESSING", "FINISH", "failed"]),
+        ("/v1/tasks?kind=file", ["vod", "live"]),
+        (
+            f"/v1/tasks/{LIVE_ID}/segments?kind=bogus",
+            ["subtitle", "word", "highlight", "review", "quality", "<family>.<list>"],
+        ),
+    ],
+)
 def test_unknown_filter_values_answer_422_naming_the_allowed_ones(service: Service, query: str, allowed: list[str]):
     answer = service.get(query, headers=TOKEN)
     assert answer.status_code == 422
@@ -107,8 +129,12 @@ def test_live_tasks_have_a_type_and_are_found_by_it(service: Service):
     assert ids("type=WorkflowTask") == {TRANSCODE_ID, SUBTITLES_ID, delogo_id}
     assert ids("type=ImagePorn") == set() == ids("type=LiveStreamProcessTask")  # a result Type, not a NotificationType
     types = {t["task_id"]: t["type"] for t in service.get("/v1/tasks", headers=TOKEN).json()["items"]}
-    assert types == {LIVE_ID: "ProcessEof", TRANSCODE_ID: "WorkflowTask", SUBTITLES_ID: "WorkflowTask",
-                     delogo_id: "WorkflowTask"}
+    assert types == {
+        LIVE_ID: "ProcessEof",
+        TRANSCODE_ID: "WorkflowTask",
+        SUBTITLES_ID: "WorkflowTask",
+        delogo_id: "WorkflowTask",
+    }
     detail = service.get(f"/v1/tasks/{LIVE_ID}", headers=TOKEN).json()
     assert (detail["type"], detail["event_type"]) == ("ProcessEof", None)
 
@@ -186,8 +212,9 @@ def test_subtitles_404_says_why(service: Service):
 def test_segments_by_kind_in_time_order(service: Service):
     page = service.get(f"/v1/tasks/{LIVE_ID}/segments?kind=subtitle&limit=3", headers=TOKEN).json()
     assert [s["text"] for s in page["items"]] == ["line 0", "line 1", "line 2"] and page["next_cursor"]
-    rest = service.get(f"/v1/tasks/{LIVE_ID}/segments?kind=subtitle&limit=3&cursor={page['next_cursor']}",
-                       headers=TOKEN).json()
+    rest = service.get(
+        f"/v1/tasks/{LIVE_ID}/segments?kind=subtitle&limit=3&cursor={page['next_cursor']}", headers=TOKEN
+    ).json()
     assert [s["text"] for s in rest["items"]] == ["line 3"] and rest["next_cursor"] is None
     untimed = service.get(f"/v1/tasks/{TRANSCODE_ID}/segments?kind=snapshot", headers=TOKEN).json()
     assert len(untimed["items"]) == 1
@@ -197,5 +224,7 @@ def test_segments_by_kind_in_time_order(service: Service):
 
 def test_openapi_documents_the_routes(service: Service):
     spec = service.get("/openapi.json").json()
-    assert {"/v1/tasks", "/v1/tasks/{task_id}", "/v1/tasks/{task_id}/subtitles", "/v1/mps/callback"} <= set(spec["paths"])
+    assert {"/v1/tasks", "/v1/tasks/{task_id}", "/v1/tasks/{task_id}/subtitles", "/v1/mps/callback"} <= set(
+        spec["paths"]
+    )
     assert service.get("/docs").status_code == 200

@@ -43,8 +43,12 @@ HOSTILE = {
     "12\n00:00:01,000 tail": "12\n00:00:01,000 tail",
 }
 #: What SubRip, which has no escaping, makes of the timing-line arrows: ``->``.
-SRT_ARROWS = {"a --> b": "a -> b", "--->": "->", "x - > y": "x -> y",
-              "7\n00:00:05.000 --> 00:00:06.000\nforged cue": "7\n00:00:05.000 -> 00:00:06.000\nforged cue"}
+SRT_ARROWS = {
+    "a --> b": "a -> b",
+    "--->": "->",
+    "x - > y": "x -> y",
+    "7\n00:00:05.000 --> 00:00:06.000\nforged cue": "7\n00:00:05.000 -> 00:00:06.000\nforged cue",
+}
 
 HOSTILE_ID = "2400002-hostile-cues-1"
 NON_LATIN1_ID = "任务-字幕-1 «ü»"
@@ -56,8 +60,10 @@ def subtitle_task(task_id: str, cues: list[tuple[float, float, str]]) -> dict[st
     body = copy.deepcopy(SUBTITLES)
     body["WorkflowTaskEvent"]["TaskId"] = task_id
     output = body["WorkflowTaskEvent"]["SmartSubtitlesTaskResult"][0]["TransTextTask"]["Output"]
-    output["SegmentSet"] = [{"StartTimeOffset": start, "EndTimeOffset": end, "Text": text, "Trans": f"t{index}"}
-                            for index, (start, end, text) in enumerate(cues)]
+    output["SegmentSet"] = [
+        {"StartTimeOffset": start, "EndTimeOffset": end, "Text": text, "Trans": f"t{index}"}
+        for index, (start, end, text) in enumerate(cues)
+    ]
     return body
 
 
@@ -66,11 +72,14 @@ HOSTILE_CUES = [(float(index), index + 0.5, text) for index, text in enumerate(H
 
 @pytest.fixture(scope="module")
 def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    running = start_service(module_database_url, tmp_path_factory.mktemp("hostile"), notify_keys="k",
-                            api_token="hostile-token")
-    bodies = [subtitle_task(HOSTILE_ID, HOSTILE_CUES),
-              subtitle_task(NON_LATIN1_ID, [(1.0, 2.0, "你好")]),
-              subtitle_task(HUGE_END_ID, [(1.0, 2.0, "first"), (3.0, 1e308, "forever")])]
+    running = start_service(
+        module_database_url, tmp_path_factory.mktemp("hostile"), notify_keys="k", api_token="hostile-token"
+    )
+    bodies = [
+        subtitle_task(HOSTILE_ID, HOSTILE_CUES),
+        subtitle_task(NON_LATIN1_ID, [(1.0, 2.0, "你好")]),
+        subtitle_task(HUGE_END_ID, [(1.0, 2.0, "first"), (3.0, 1e308, "forever")]),
+    ]
     for body in bodies:
         assert running.post(stamp(body, "k")).status_code == 200
     deadline = time.monotonic() + 20
@@ -92,8 +101,10 @@ def srt_cues(text: str) -> list[tuple[timedelta, timedelta, str]]:
 def test_hostile_cue_texts_stay_their_cues_in_webvtt(service: Service):
     answer = service.get(f"/v1/tasks/{HOSTILE_ID}/subtitles?format=vtt", headers=TOKEN)
     assert answer.status_code == 200
-    expected = [(f"00:00:{index:02d}.000", f"00:00:{index:02d}.500", HOSTILE[text])
-                for index, (_, _, text) in enumerate(HOSTILE_CUES)]
+    expected = [
+        (f"00:00:{index:02d}.000", f"00:00:{index:02d}.500", HOSTILE[text])
+        for index, (_, _, text) in enumerate(HOSTILE_CUES)
+    ]
     assert vtt_cues(answer.text) == expected
     assert "-->" not in answer.text.replace(" --> ", "")  # only timing lines hold an arrow
 
@@ -101,8 +112,10 @@ def test_hostile_cue_texts_stay_their_cues_in_webvtt(service: Service):
 def test_hostile_cue_texts_stay_their_cues_in_srt(service: Service):
     answer = service.get(f"/v1/tasks/{HOSTILE_ID}/subtitles?format=srt", headers=TOKEN)
     assert answer.status_code == 200
-    expected = [(timedelta(seconds=index), timedelta(seconds=index + 0.5), SRT_ARROWS.get(text, HOSTILE[text]))
-                for index, (_, _, text) in enumerate(HOSTILE_CUES)]
+    expected = [
+        (timedelta(seconds=index), timedelta(seconds=index + 0.5), SRT_ARROWS.get(text, HOSTILE[text]))
+        for index, (_, _, text) in enumerate(HOSTILE_CUES)
+    ]
     assert srt_cues(answer.text) == expected
     assert "\u2028" not in answer.text and "\u2029" not in answer.text
 
@@ -121,10 +134,16 @@ def test_non_latin1_task_id_gets_an_rfc6266_file_name(service: Service):
 def test_an_end_of_1e308_is_clamped_not_a_500(service: Service):
     vtt = service.get(f"/v1/tasks/{HUGE_END_ID}/subtitles", headers=TOKEN)
     assert vtt.status_code == 200
-    assert [(start, end) for start, end, _ in vtt_cues(vtt.text)] == [("00:00:01.000", "00:00:02.000"),
-                                                                      ("00:00:03.000", "99:59:59.999")]
+    assert [(start, end) for start, end, _ in vtt_cues(vtt.text)] == [
+        ("00:00:01.000", "00:00:02.000"),
+        ("00:00:03.000", "99:59:59.999"),
+    ]
     srt_file = service.get(f"/v1/tasks/{HUGE_END_ID}/subtitles?format=srt", headers=TOKEN)
-    assert srt_cues(srt_file.text)[1] == (timedelta(seconds=3), timedelta(hours=99, minutes=59, seconds=59.999), "forever")
+    assert srt_cues(srt_file.text)[1] == (
+        timedelta(seconds=3),
+        timedelta(hours=99, minutes=59, seconds=59.999),
+        "forever",
+    )
     segments = service.get(f"/v1/tasks/{HUGE_END_ID}/segments?kind=subtitle", headers=TOKEN).json()["items"]
     assert [segment["end"] for segment in segments] == [2.0, 1e308]
 
@@ -140,8 +159,10 @@ def test_instants_past_utc_range_answer_422(service: Service, name: str, instant
     assert "out of range" in answer.text
 
 
-@pytest.mark.parametrize(("instant", "status"), [("9999-12-31T23:59:59-23:59", 400), ("0001-01-01T00:00:00+23:59", 400),
-                                                  ("9999-12-31T23:59:59", 200)])
+@pytest.mark.parametrize(
+    ("instant", "status"),
+    [("9999-12-31T23:59:59-23:59", 400), ("0001-01-01T00:00:00+23:59", 400), ("9999-12-31T23:59:59", 200)],
+)
 def test_a_cursor_past_utc_range_answers_400(service: Service, instant: str, status: int):
     forged = cursors.encode("tasks", instant, "x")
     assert service.get(f"/v1/tasks?cursor={forged}", headers=TOKEN).status_code == status
@@ -153,11 +174,19 @@ def test_the_edges_of_the_range_are_a_right_answer(service: Service):
 
 
 NUL_PATHS = [
-    "/v1/tasks/a%00b", "/v1/tasks/a%00b/segments", "/v1/tasks/a%00b/notifications", "/v1/tasks/a%00b/subtitles",
+    "/v1/tasks/a%00b",
+    "/v1/tasks/a%00b/segments",
+    "/v1/tasks/a%00b/notifications",
+    "/v1/tasks/a%00b/subtitles",
 ]
 NUL_QUERIES = [
-    "/v1/tasks?q=a%00b", "/v1/tasks?type=Process%00Eof", "/v1/tasks?event_type=%00", "/v1/tasks?cursor=%00",
-    "/v1/tasks?status=%00", f"/v1/tasks/{HOSTILE_ID}/segments?kind=a.%00", f"/v1/tasks/{HOSTILE_ID}/subtitles?subtask=%00",
+    "/v1/tasks?q=a%00b",
+    "/v1/tasks?type=Process%00Eof",
+    "/v1/tasks?event_type=%00",
+    "/v1/tasks?cursor=%00",
+    "/v1/tasks?status=%00",
+    f"/v1/tasks/{HOSTILE_ID}/segments?kind=a.%00",
+    f"/v1/tasks/{HOSTILE_ID}/subtitles?subtask=%00",
     "/v1/tasks?x%00=1",
 ]
 
@@ -190,18 +219,30 @@ def test_a_forged_cursor_answers_4xx(service: Service, path: str, forged: str):
 
 
 def test_render_leaves_out_lines_no_clock_reaches():
-    assert render([Line(1e308, None, "never"), Line(float("inf"), None, "never"), Line(1.0, float("nan"), "x")], "srt") == (
-        "1\n00:00:01,000 --> 00:00:03,000\nx\n"
-    )
+    assert render(
+        [Line(1e308, None, "never"), Line(float("inf"), None, "never"), Line(1.0, float("nan"), "x")], "srt"
+    ) == ("1\n00:00:01,000 --> 00:00:03,000\nx\n")
 
 
-@pytest.mark.parametrize("url", ["postgresql://postgres@127.0.0.1:{port}/test", "mysql://root@127.0.0.1:{port}/test",
-                                 "sqlite:////nonexistent-{port}/journal.db"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres@127.0.0.1:{port}/test",
+        "mysql://root@127.0.0.1:{port}/test",
+        "sqlite:////nonexistent-{port}/journal.db",
+    ],
+)
 def test_while_the_database_is_down_the_query_api_answers_json_503(tmp_path: Path, url: str):
     service = start_service(url.format(port=free_port()), tmp_path, api_token="hostile-token")
     try:
-        for path in ["/v1/tasks", "/v1/tasks/x", "/v1/tasks/x/segments", "/v1/tasks/x/notifications",
-                     "/v1/tasks/x/subtitles", "/v1/notifications/1"]:
+        for path in [
+            "/v1/tasks",
+            "/v1/tasks/x",
+            "/v1/tasks/x/segments",
+            "/v1/tasks/x/notifications",
+            "/v1/tasks/x/subtitles",
+            "/v1/notifications/1",
+        ]:
             answer = service.get(path, headers=TOKEN)
             assert answer.status_code == 503, (path, answer.text)
             assert answer.headers["content-type"] == "application/json"

@@ -15,10 +15,25 @@ def test_no_generated_request_gets_a_server_error(tmp_path: Path):
     try:
         service.post(stamp(load_fixture("vod/WorkflowTask-SmartSubtitles-TransTextTask.json"), "k"))
         result = subprocess.run(
-            [sys.executable, "-m", "schemathesis.cli", "run", service.base_url + "/openapi.json",
-             "--checks", "not_a_server_error", "--max-examples", "25", "--seed", "1",
-             "--header", "Authorization: Bearer schema-token"],
-            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+            [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "run",
+                service.base_url + "/openapi.json",
+                "--checks",
+                "not_a_server_error",
+                "--max-examples",
+                "25",
+                "--seed",
+                "1",
+                "--header",
+                "Authorization: Bearer schema-token",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
         )
     finally:
         service.stop()

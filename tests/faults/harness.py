@@ -85,8 +85,13 @@ class LoadResult:
         return {task_id for task_id, code in self.answers.items() if code == status}
 
 
-def run_load(base_url: str, seconds: float, prefix: str, threads: int = 8,
-             events: list[tuple[float, Callable[[], None]]] | None = None) -> LoadResult:
+def run_load(
+    base_url: str,
+    seconds: float,
+    prefix: str,
+    threads: int = 8,
+    events: list[tuple[float, Callable[[], None]]] | None = None,
+) -> LoadResult:
     """POST distinct notifications from ``threads`` clients for ``seconds``; fire ``events`` at their offsets."""
     result = LoadResult()
     lock = threading.Lock()

@@ -48,8 +48,10 @@ def stored_task_ids(url: str) -> Counter[str]:
 
 def report(name: str, load, stored: Counter[str]) -> None:
     statuses = Counter(load.answers.values())
-    print(f"\n{name}: sent={len(load.answers)} answers={dict(statuses)} spooled={len(load.spooled)} "
-          f"stored={sum(stored.values())} distinct={len(stored)}")
+    print(
+        f"\n{name}: sent={len(load.answers)} answers={dict(statuses)} spooled={len(load.spooled)} "
+        f"stored={sum(stored.values())} distinct={len(stored)}"
+    )
 
 
 def test_database_cut_for_ten_seconds_mid_load(server_database: str, tmp_path: Path):
@@ -77,8 +79,11 @@ def test_kill_9_mid_load_loses_nothing_answered(any_database: str, tmp_path: Pat
     service.process.wait(10)
     restarted = start_service(server_database, tmp_path)  # same database, same spool
     try:
-        wait_until(lambda: query(server_database, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL")[0][0] == 0,
-                   30, "the restarted service to project what the killed one journaled")
+        wait_until(
+            lambda: query(server_database, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL")[0][0] == 0,
+            30,
+            "the restarted service to project what the killed one journaled",
+        )
     finally:
         restarted.stop()
     stored = stored_task_ids(server_database)

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from mps_callback.store.migrate import upgrade
 from mps_callback.store.tables import notifications
-from tests.conftest import ON_CI, SERVER_URLS, Service, execute, query, run, start_service, _admin, _scratch_database
+from tests.conftest import ON_CI, SERVER_URLS, Service, _admin, _scratch_database, execute, query, run, start_service
 from tests.faults.harness import wait_until
 
 pytestmark = pytest.mark.faults
@@ -51,12 +51,17 @@ def admin(url: str, *statements: str) -> None:
 
 def _postgres(database: str) -> tuple[str, str]:
     server = make_url(SERVER_URLS["postgres"])
-    return server.render_as_string(hide_password=False), server.set(database=database).render_as_string(hide_password=False)
+    return server.render_as_string(hide_password=False), server.set(database=database).render_as_string(
+        hide_password=False
+    )
 
 
 def _terminate(server: str, database: str) -> None:
-    admin(server, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}' "
-                  "AND pid <> pg_backend_pid()")
+    admin(
+        server,
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}' "
+        "AND pid <> pg_backend_pid()",
+    )
 
 
 def postgres_read_only(url: str) -> Outage:
@@ -88,8 +93,11 @@ def postgres_login_refused(url: str) -> Outage:
     server, _ = _postgres(database)
     role = f"mps_{uuid.uuid4().hex[:8]}"
     admin(server, f"CREATE ROLE {role} LOGIN PASSWORD 'first-password'")
-    execute(url, f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}",
-            f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    execute(
+        url,
+        f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}",
+        f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}",
+    )
     service_url = make_url(url).set(username=role, password="first-password").render_as_string(hide_password=False)
 
     def refuse() -> None:
@@ -117,8 +125,9 @@ def _mysql_user(url: str) -> tuple[str, str]:
     """A user with rights on this database only (root would ignore read_only)."""
     user = f"mps_{uuid.uuid4().hex[:8]}"
     database = make_url(url).database
-    execute(url, f"CREATE USER '{user}'@'%' IDENTIFIED BY 'first-password'",
-            f"GRANT ALL ON {database}.* TO '{user}'@'%'")
+    execute(
+        url, f"CREATE USER '{user}'@'%' IDENTIFIED BY 'first-password'", f"GRANT ALL ON {database}.* TO '{user}'@'%'"
+    )
     return user, make_url(url).set(username=user, password="first-password").render_as_string(hide_password=False)
 
 
@@ -165,7 +174,9 @@ def mysql_dropped(url: str) -> Outage:
 
 
 def _tmpfs(directory: Path, size: str) -> None:
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)], capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(directory)], capture_output=True
+    )
     if mounted.returncode != 0:
         if ON_CI:
             pytest.fail(f"cannot mount a tmpfs: {mounted.stderr.decode()}")

@@ -18,9 +18,11 @@ from mps_callback.verify.redact import redact
 from mps_callback.verify.shape import recognise
 from tests.conftest import Service, fixture_files, load_fixture, query, start_service
 
-
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=40),
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5),
     max_leaves=30,
@@ -104,13 +106,17 @@ def test_mutated_real_bodies_are_kept_and_projected_or_refused_cleanly(hostile_s
         assert _rows(hostile_service) == before
 
 
-@pytest.mark.parametrize(("raw", "status"), [
-    (b'{"EventType": "WorkflowTask", "X": NaN}', 400),
-    (b'{"EventType": "WorkflowTask", "X": Infinity}', 400),
-    (b'{"EventType": "WorkflowTask", "X": "\\ud800"}', 400),
-    (b'\xef\xbb\xbf{"EventType": "WorkflowTask"}', 400),
-    (b'{"EventType": "WorkflowTask", "X": 123456789012345678901234567890}', 200),  # valid JSON: kept
-], ids=["nan", "infinity", "lone-surrogate", "bom", "huge-int"])
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b'{"EventType": "WorkflowTask", "X": NaN}', 400),
+        (b'{"EventType": "WorkflowTask", "X": Infinity}', 400),
+        (b'{"EventType": "WorkflowTask", "X": "\\ud800"}', 400),
+        (b'\xef\xbb\xbf{"EventType": "WorkflowTask"}', 400),
+        (b'{"EventType": "WorkflowTask", "X": 123456789012345678901234567890}', 200),  # valid JSON: kept
+    ],
+    ids=["nan", "infinity", "lone-surrogate", "bom", "huge-int"],
+)
 def test_json_edge_cases_are_answered_without_server_errors(hostile_service: Service, raw: bytes, status: int):
     before = _rows(hostile_service)
     response = hostile_service.post(raw)
@@ -124,10 +130,18 @@ def test_projection_of_everything_accepted_had_no_error(hostile_service: Service
 
     deadline = time.monotonic() + 30
     while query(hostile_service.database_url, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL")[0][0]:
-        errors = query(hostile_service.database_url, "SELECT projection_error FROM notifications WHERE projection_error IS NOT NULL")
+        errors = query(
+            hostile_service.database_url,
+            "SELECT projection_error FROM notifications WHERE projection_error IS NOT NULL",
+        )
         assert not errors, errors[:3]
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    assert query(hostile_service.database_url, "SELECT COUNT(*) FROM notifications WHERE projection_error IS NOT NULL")[0][0] == 0
+    assert (
+        query(hostile_service.database_url, "SELECT COUNT(*) FROM notifications WHERE projection_error IS NOT NULL")[0][
+            0
+        ]
+        == 0
+    )
     assert _rows(hostile_service) > 10
     assert "Traceback" not in hostile_service.logs()

@@ -23,16 +23,30 @@ KEY = "large-key"
 
 @pytest.fixture
 def capped(tmp_path: Path) -> Iterator[Service]:
-    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, notify_keys=KEY, large_body_bytes="1024",
-                            large_bodies="2", large_body_budget_bytes="12000", body_timeout_seconds="20")
+    service = start_service(
+        f"sqlite:///{tmp_path / 'j.db'}",
+        tmp_path,
+        notify_keys=KEY,
+        large_body_bytes="1024",
+        large_bodies="2",
+        large_body_budget_bytes="12000",
+        body_timeout_seconds="20",
+    )
     yield service
     service.stop()
 
 
 def signed(task_id: str, padding: int = 0) -> bytes:
     expires = int(time.time()) + 600
-    return orjson.dumps({"NotificationType": "ProcessEof", "TaskId": task_id, "Pad": "x" * padding,
-                         "Timestamp": expires, "Sign": hashlib.md5(f"{expires}{KEY}".encode()).hexdigest()})
+    return orjson.dumps(
+        {
+            "NotificationType": "ProcessEof",
+            "TaskId": task_id,
+            "Pad": "x" * padding,
+            "Timestamp": expires,
+            "Sign": hashlib.md5(f"{expires}{KEY}".encode()).hexdigest(),
+        }
+    )
 
 
 def stalled_upload(service: Service, headers: bytes, first_bytes: bytes = b"{") -> socket.socket:
@@ -109,14 +123,17 @@ def test_listening_beyond_loopback_without_tokens_is_warned_at_start(tmp_path: P
     assert "MPS_API_TOKEN is empty while listening on 0.0.0.0" in logs
 
 
-@pytest.mark.parametrize(("host", "tokens", "warned"), [
-    ("127.0.0.1", {}, set()),
-    ("::1", {}, set()),
-    ("localhost", {}, set()),
-    ("0.0.0.0", {}, {"MPS_URL_TOKEN", "MPS_API_TOKEN"}),
-    ("10.0.0.5", {"url_token": "t"}, {"MPS_API_TOKEN"}),
-    ("callbacks.example.com", {"url_token": "t", "api_token": "a"}, set()),
-])
+@pytest.mark.parametrize(
+    ("host", "tokens", "warned"),
+    [
+        ("127.0.0.1", {}, set()),
+        ("::1", {}, set()),
+        ("localhost", {}, set()),
+        ("0.0.0.0", {}, {"MPS_URL_TOKEN", "MPS_API_TOKEN"}),
+        ("10.0.0.5", {"url_token": "t"}, {"MPS_API_TOKEN"}),
+        ("callbacks.example.com", {"url_token": "t", "api_token": "a"}, set()),
+    ],
+)
 def test_exposure_warnings(caplog: pytest.LogCaptureFixture, host: str, tokens: dict[str, str], warned: set[str]):
     with caplog.at_level(logging.WARNING, logger="mps_callback"):
         warn_if_exposed(Settings(host=host, **tokens))

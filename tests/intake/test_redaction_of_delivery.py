@@ -17,7 +17,10 @@ def test_headers_repeating_the_callback_url_lose_its_token():
         "x-forwarded-uri": f"/pyapi/mps/callback?a=1&token={TOKEN}",
         "referer": f"https://callbacks.example.com/v1/mps/callback?token={TOKEN}",
         "user-agent": "Go-http-client/1.1",
-        "authorization": "Bearer b", "cookie": "s=c", "x-api-key": "k", "x-cos-security-token": "t",
+        "authorization": "Bearer b",
+        "cookie": "s=c",
+        "x-api-key": "k",
+        "x-cos-security-token": "t",
     }
     kept = safe_headers(headers)
     assert kept == {
@@ -29,11 +32,21 @@ def test_headers_repeating_the_callback_url_lose_its_token():
 
 
 def test_envelope_attributes_are_redacted_by_name_and_in_urls():
-    attributes = {"msgId": "m1", "topicName": "mps", "token": "cmq-token",
-                  "callbackUrl": "https://x/cb?sign=abc&v=2", "retries": 3}
+    attributes = {
+        "msgId": "m1",
+        "topicName": "mps",
+        "token": "cmq-token",
+        "callbackUrl": "https://x/cb?sign=abc&v=2",
+        "retries": 3,
+    }
     record = _delivery_record(Delivery("http", "127.0.0.1", {}), attributes)
-    assert record["envelope"] == {"msgId": "m1", "topicName": "mps", "token": MARKER,
-                                  "callbackUrl": f"https://x/cb?sign={MARKER}&v=2", "retries": 3}
+    assert record["envelope"] == {
+        "msgId": "m1",
+        "topicName": "mps",
+        "token": MARKER,
+        "callbackUrl": f"https://x/cb?sign={MARKER}&v=2",
+        "retries": 3,
+    }
 
 
 def test_a_signed_input_url_reaches_input_location_scrubbed():
@@ -46,5 +59,6 @@ def test_a_signed_input_url_reaches_input_location_scrubbed():
     projection = parse(body)
     assert projection.input_location == (
         f"https://in-1250000000.cos.ap-guangzhou.myqcloud.com/a%20b.mp4?q-sign-algorithm=sha1&q-ak={MARKER}"
-        f"&q-signature={MARKER}")
+        f"&q-signature={MARKER}"
+    )
     assert projection.video_name == "a%20b.mp4"

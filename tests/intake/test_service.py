@@ -15,12 +15,14 @@ from mps_callback.send import stamp
 from mps_callback.store.tables import notifications
 from mps_callback.verify.signature import sign
 from tests.conftest import FIXTURES, Service, fixture_files, load_fixture, query, start_service
-from tests.fixtures.make_fixtures import SECRET_ID, SECRET_KEY
 from tests.faults.harness import wait_until
+from tests.fixtures.make_fixtures import SECRET_ID, SECRET_KEY
 from tests.journal.test_group_commit import install_refusal_trigger, remove_refusal_trigger
 
 KEYS = "old-key,new-key"
-ALL_FIXTURES = [p.relative_to(FIXTURES) for p in fixture_files("vod") + fixture_files("live") + fixture_files("examples")]
+ALL_FIXTURES = [
+    p.relative_to(FIXTURES) for p in fixture_files("vod") + fixture_files("live") + fixture_files("examples")
+]
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +102,11 @@ BAD_BODIES = {
     "deep-10000": (b'{"EventType": "WorkflowTask", "X": ' + b"[" * 10_000 + b"]" * 10_000 + b"}", 400, "JSON"),
     "deep-300-signed": (_deeply_nested_signed(300), 400, "nested"),
     "neither-shape": (b'{"hello": "world"}', 400, "EventType"),
-    "timestamp-not-integer": (b'{"NotificationType": "ProcessEof", "Timestamp": "soon", "Sign": "' + b"a" * 32 + b'"}', 400, "Timestamp"),
+    "timestamp-not-integer": (
+        b'{"NotificationType": "ProcessEof", "Timestamp": "soon", "Sign": "' + b"a" * 32 + b'"}',
+        400,
+        "Timestamp",
+    ),
     "sign-not-hex": (b'{"NotificationType": "ProcessEof", "Timestamp": 1800000000, "Sign": "zz"}', 400, "Sign"),
 }
 
@@ -133,7 +139,9 @@ def test_a_20_mib_body_is_413(service: Service):
     assert row_count(service) == before
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/octet-stream", None])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/octet-stream", None]
+)
 def test_any_content_type_is_accepted(service: Service, content_type: str | None):
     body = stamp({"NotificationType": "ProcessEof", "TaskId": f"ct-{content_type}"}, "new-key")
     headers = {"Content-Type": content_type} if content_type else {}
@@ -142,10 +150,17 @@ def test_any_content_type_is_accepted(service: Service, content_type: str | None
 
 def test_cmq_push_is_unwrapped_and_its_message_id_kept(service: Service):
     inner = stamp(load_fixture("examples/doc-live-AiReviewResult.json") | {"TaskId": "cmq-task-1"}, "new-key")
-    envelope = {"TopicOwner": 1250000000, "topicName": "mps", "subscriptionName": "sub", "msgId": "msg-42",
-                "msgBody": orjson.dumps(inner).decode(), "publishTime": 1700000000000}
-    response = service.post(envelope, headers={"Content-Type": "text/plain", "x-cmq-message-id": "msg-42",
-                                               "x-cmq-request-id": "req-7"})
+    envelope = {
+        "TopicOwner": 1250000000,
+        "topicName": "mps",
+        "subscriptionName": "sub",
+        "msgId": "msg-42",
+        "msgBody": orjson.dumps(inner).decode(),
+        "publishTime": 1700000000000,
+    }
+    response = service.post(
+        envelope, headers={"Content-Type": "text/plain", "x-cmq-message-id": "msg-42", "x-cmq-request-id": "req-7"}
+    )
     assert response.status_code == 200
     row = stored(service, response.json()["notification_id"])
     assert (row.wrapper, row.message_id, row.task_id) == ("cmq", "msg-42", "cmq-task-1")
@@ -156,8 +171,15 @@ def test_cmq_push_is_unwrapped_and_its_message_id_kept(service: Service):
 
 def test_credentials_in_headers_are_not_stored(service: Service):
     body = stamp({"NotificationType": "ProcessEof", "TaskId": "headers-1"}, "new-key")
-    response = service.post(body, headers={"Authorization": "Bearer hdr-secret-1", "Cookie": "s=hdr-secret-2",
-                                           "X-Api-Key": "hdr-secret-3", "User-Agent": "mps-test"})
+    response = service.post(
+        body,
+        headers={
+            "Authorization": "Bearer hdr-secret-1",
+            "Cookie": "s=hdr-secret-2",
+            "X-Api-Key": "hdr-secret-3",
+            "User-Agent": "mps-test",
+        },
+    )
     row = stored(service, response.json()["notification_id"])
     headers = row.delivery["headers"]
     assert headers["user-agent"] == "mps-test"
@@ -191,8 +213,10 @@ def test_a_write_the_database_refuses_is_spooled_then_held_not_lost(service: Ser
     assert readiness["status"] == "degraded" and readiness["spool"]["depth"] == 1
     remove_refusal_trigger(service.database_url)  # the database takes it now: the next attempt goes in
     wait_until(lambda: service.get("/readyz").json()["spool_depth"] == 0, 15, "the held record to go in")
-    assert query(service.database_url, sa.select(notifications.c.task_id).where(
-        notifications.c.task_id == "refuse-me")) != []
+    assert (
+        query(service.database_url, sa.select(notifications.c.task_id).where(notifications.c.task_id == "refuse-me"))
+        != []
+    )
 
 
 def test_when_database_and_spool_both_refuse_the_answer_is_503(tmp_path: Path):
@@ -231,7 +255,9 @@ def test_one_json_log_line_per_notification(service: Service):
 
 def test_zz_no_secret_reaches_the_database_or_the_logs(service: Service):
     """Runs last in the module: everything above has been sent, fixtures with S3 keys included."""
-    service.post(stamp(load_fixture("vod/WorkflowTask-MediaProcess-TranscodeTask.json") | {"SessionId": "zz"}, "new-key"))
+    service.post(
+        stamp(load_fixture("vod/WorkflowTask-MediaProcess-TranscodeTask.json") | {"SessionId": "zz"}, "new-key")
+    )
     dumped = " ".join(str(tuple(row)) for row in query(service.database_url, sa.select(notifications)))
     assert SECRET_ID not in dumped and SECRET_KEY not in dumped
     assert "[redacted]" in dumped
@@ -296,27 +322,45 @@ def test_a_body_the_database_cannot_store_is_refused_413_before_any_promise(tmp_
         packet = query(url, "SELECT @@max_allowed_packet")[0][0]
         service = start_service(url, tmp_path)
         try:
-            assert service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "opens-a-connection"}, "k")).status_code == 200
+            assert (
+                service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "opens-a-connection"}, "k")).status_code
+                == 200
+            )
             words = "'" * (packet // 2 + 1024)  # under MPS_MAX_BODY_BYTES, over the packet once escaped
-            response = service.post(stamp({"NotificationType": "AiRecognitionResult", "TaskId": "quoted", "Words": words}, "k"))
+            response = service.post(
+                stamp({"NotificationType": "AiRecognitionResult", "TaskId": "quoted", "Words": words}, "k")
+            )
             assert response.status_code == 413, response.text
             assert "max_allowed_packet" in response.json()["message"]
             # numbers grow when stored: 1E15 (4 bytes) is written back as 1000000000000000.0 (18)
-            numbers = b'{"NotificationType": "AiRecognitionResult", "TaskId": "numbers", "Values": [' + \
-                b",".join([b"1E15"] * (packet // 12)) + b"]}"
+            numbers = (
+                b'{"NotificationType": "AiRecognitionResult", "TaskId": "numbers", "Values": ['
+                + b",".join([b"1E15"] * (packet // 12))
+                + b"]}"
+            )
             assert len(numbers) < packet // 2
             grown = service.post(numbers)
             assert grown.status_code == 413, grown.text
             # what is kept of the delivery shares the row: a CMQ envelope's attributes, the headers
-            envelope = {"msgId": "m-1", "msgBody": orjson.dumps(stamp(
-                {"NotificationType": "ProcessEof", "TaskId": "enveloped"}, "k")).decode(),
-                "attr": ["'" * 4096] * (packet // 4096 // 2 + 16)}
+            envelope = {
+                "msgId": "m-1",
+                "msgBody": orjson.dumps(stamp({"NotificationType": "ProcessEof", "TaskId": "enveloped"}, "k")).decode(),
+                "attr": ["'" * 4096] * (packet // 4096 // 2 + 16),
+            }
             assert service.post(envelope).status_code == 413
-            headered = service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "headered"}, "k"),
-                                    headers={f"x-quote-{i}": "'" * 4000 for i in range(packet // 4000 // 2 + 16)})
+            headered = service.post(
+                stamp({"NotificationType": "ProcessEof", "TaskId": "headered"}, "k"),
+                headers={f"x-quote-{i}": "'" * 4000 for i in range(packet // 4000 // 2 + 16)},
+            )
             assert headered.status_code in (413, 431), headered.text
             assert service.get("/readyz").json()["spool_depth"] == 0
             assert "MPS_MAX_BODY_BYTES is larger than the database can store" in service.logs()
         finally:
             service.stop()
-        assert query(url, "SELECT COUNT(*) FROM notifications WHERE task_id IN ('quoted', 'numbers', 'enveloped', 'headered')")[0][0] == 0
+        assert (
+            query(
+                url,
+                "SELECT COUNT(*) FROM notifications WHERE task_id IN ('quoted', 'numbers', 'enveloped', 'headered')",
+            )[0][0]
+            == 0
+        )

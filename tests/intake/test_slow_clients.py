@@ -19,7 +19,7 @@ def test_trickling_bodies_and_idle_connections_do_not_block_others(tmp_path: Pat
         for index in range(300):  # half send headers slowly, half start a body and stall
             sock = socket.create_connection(("127.0.0.1", port))
             if index % 2:
-                sock.sendall(b"POST /v1/mps/callback HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{\"Event")
+                sock.sendall(b'POST /v1/mps/callback HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{"Event')
             else:
                 sock.sendall(b"POST /v1/mps/callback HTTP/1.1\r\nHost: x\r\nX-Slow:")
             held.append(sock)

@@ -48,8 +48,9 @@ def stored(url: str) -> list[str]:
     return [r.task_id for r in query(url, sa.select(notifications.c.task_id).order_by(notifications.c.id))]
 
 
-def test_a_refused_record_is_held_retried_then_quarantined_and_the_rest_go_in(database_url: str, tmp_path: Path,
-                                                                              caplog: pytest.LogCaptureFixture):
+def test_a_refused_record_is_held_retried_then_quarantined_and_the_rest_go_in(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
     install_refusal_trigger(database_url, "refuse-me")
     spool = Spool(tmp_path)
     spool.write([row("before"), row("refuse-me"), row("after")])

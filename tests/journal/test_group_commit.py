@@ -2,7 +2,7 @@
 
 import asyncio
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -20,7 +20,7 @@ from tests.conftest import execute, query
 def entry(task_id: str, **extra: object) -> JournalEntry:
     body = {"NotificationType": "ProcessEof", "TaskId": task_id, "ProcessEofInfo": {"ErrCode": 0}, **extra}
     return JournalEntry(
-        received_at=datetime.now(timezone.utc),
+        received_at=datetime.now(UTC),
         shape=recognise(body),
         body=body,
         signature="unsigned",
@@ -73,7 +73,9 @@ def test_copies_from_separate_journals_are_stored_once(database_url: str):
     """Two processes' journals racing on one notification: the unique key decides, both get 200."""
 
     async def race() -> list:
-        return await asyncio.gather(append_all(database_url, [entry("raced")]), append_all(database_url, [entry("raced")]))
+        return await asyncio.gather(
+            append_all(database_url, [entry("raced")]), append_all(database_url, [entry("raced")])
+        )
 
     first, second = asyncio.run(race())
     assert first[0].notification_id == second[0].notification_id
@@ -106,8 +108,11 @@ def install_refusal_trigger(url: str, task_id: str) -> None:
     """Make the real database refuse inserts of one TaskId, as a full disk or a bad row would."""
     backend = sa.engine.make_url(url).get_backend_name()
     if backend == "sqlite":
-        execute(url, f"CREATE TRIGGER refuse BEFORE INSERT ON notifications WHEN NEW.task_id = '{task_id}' "
-                     "BEGIN SELECT RAISE(ABORT, 'refused by test'); END")
+        execute(
+            url,
+            f"CREATE TRIGGER refuse BEFORE INSERT ON notifications WHEN NEW.task_id = '{task_id}' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
+        )
     elif backend == "postgresql":
         execute(
             url,
@@ -116,9 +121,12 @@ def install_refusal_trigger(url: str, task_id: str) -> None:
             "CREATE TRIGGER refuse BEFORE INSERT ON notifications FOR EACH ROW EXECUTE FUNCTION refuse()",
         )
     else:
-        execute(url, "CREATE TRIGGER refuse BEFORE INSERT ON notifications FOR EACH ROW BEGIN "
-                     f"IF NEW.task_id = '{task_id}' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by test'; "
-                     "END IF; END")
+        execute(
+            url,
+            "CREATE TRIGGER refuse BEFORE INSERT ON notifications FOR EACH ROW BEGIN "
+            f"IF NEW.task_id = '{task_id}' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by test'; "
+            "END IF; END",
+        )
 
 
 def remove_refusal_trigger(url: str) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import errno
 import os
 import stat
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,10 +21,20 @@ from tests.conftest import query, start_service
 
 def row(task_id: str) -> dict:
     return {
-        "received_at": datetime(2026, 11, 1, tzinfo=timezone.utc).isoformat(), "kind": "live", "event_type": None,
-        "notification_type": "ProcessEof", "task_id": task_id, "session_id": None, "session_context": None,
-        "body": {"NotificationType": "ProcessEof", "TaskId": task_id}, "signature": "unsigned", "channel": "http",
-        "wrapper": "none", "message_id": None, "delivery": {}, "dedupe_key": f"{task_id:0>64}"[-64:],
+        "received_at": datetime(2026, 11, 1, tzinfo=UTC).isoformat(),
+        "kind": "live",
+        "event_type": None,
+        "notification_type": "ProcessEof",
+        "task_id": task_id,
+        "session_id": None,
+        "session_context": None,
+        "body": {"NotificationType": "ProcessEof", "TaskId": task_id},
+        "signature": "unsigned",
+        "channel": "http",
+        "wrapper": "none",
+        "message_id": None,
+        "delivery": {},
+        "dedupe_key": f"{task_id:0>64}"[-64:],
     }
 
 
@@ -140,9 +150,8 @@ def test_the_drain_lock_is_never_opened_through_a_symlink(tmp_path: Path):
     spool = Spool(tmp_path / "spool")
     spool.directory.mkdir()
     (spool.directory / ".drain.lock").symlink_to(target)
-    with pytest.raises(OSError) as caught:
-        with spool.exclusive():
-            pass
+    with pytest.raises(OSError) as caught, spool.exclusive():
+        pass
     assert caught.value.errno == errno.ELOOP
     assert target.read_bytes() == b"precious"
 
@@ -191,8 +200,9 @@ def test_an_unusable_spool_is_reported_at_start_and_in_readyz_and_a_spool_failur
         service.stop()
     assert "MPS_SPOOL_DIR is not usable" in service.logs()
 
-    down = start_service(f"sqlite:///{tmp_path / 'missing' / 'j.db'}", tmp_path, spool_dir=str(a_file),
-                         journal_budget_seconds="0.3")
+    down = start_service(
+        f"sqlite:///{tmp_path / 'missing' / 'j.db'}", tmp_path, spool_dir=str(a_file), journal_budget_seconds="0.3"
+    )
     try:
         response = down.post({"NotificationType": "ProcessEof", "TaskId": "nowhere"})
         assert response.status_code == 503 and response.headers["retry-after"], response.text

@@ -61,8 +61,10 @@ class Generator:
         if type_name == "bool":
             return rng.random() < 0.5
         if name.endswith(("Time", "TimeSet")) or name == "DateTime":
-            return f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:" \
-                   f"{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z"
+            return (
+                f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:"
+                f"{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z"
+            )
         return f"{name[:12]}-{rng.getrandbits(40):010x}"
 
     def value(self, name: str, type_name: str, depth: int) -> Any:

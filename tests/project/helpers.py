@@ -7,6 +7,7 @@ import copy
 import tempfile
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from mps_callback.config import Settings
@@ -17,10 +18,10 @@ from mps_callback.project.projector import Projector
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import outputs, segments, subtasks, tasks
 
-import orjson
 
-
-async def ingest_and_project(url: str, bodies: list[dict[str, Any]], project: bool = True, batch_size: int = 200) -> None:
+async def ingest_and_project(
+    url: str, bodies: list[dict[str, Any]], project: bool = True, batch_size: int = 200
+) -> None:
     """Journal ``bodies`` one after another (as MPS would send them), then project."""
     engine = create_engine(url)
     journal = GroupCommitJournal(engine, Spool(tempfile.mkdtemp()))
@@ -51,7 +52,9 @@ async def _dump(url: str) -> dict[str, list[tuple]]:
             for table in (tasks, subtasks, outputs, segments):
                 columns = [column for column in table.c if column.name not in skip]
                 rows = await connection.execute(sa.select(*columns))
-                result[table.name] = sorted((tuple(orjson.dumps(v, option=orjson.OPT_SORT_KEYS) for v in row) for row in rows))
+                result[table.name] = sorted(
+                    tuple(orjson.dumps(v, option=orjson.OPT_SORT_KEYS) for v in row) for row in rows
+                )
             return result
     finally:
         await engine.dispose()
@@ -76,13 +79,45 @@ def processing_version(body: dict[str, Any], progress: int = 50) -> dict[str, An
 
 def live_series(task_id: str) -> list[dict[str, Any]]:
     """A live task's notifications: subtitle batches, a review finding, then ProcessEof."""
+
     def subtitle(i: int) -> dict[str, Any]:
-        return {"NotificationType": "AiSmartSubtitleResult", "TaskId": task_id, "SessionContext": "user-7",
-                "AiSmartSubtitleResultInfo": {"SmartSubtitleResult": [
-                    {"Text": f"line {i}", "Trans": f"trans {i}", "StartPTSTime": 2.0 * i, "EndPTSTime": 2.0 * i + 1.5,
-                     "SteadyState": True}]}}
-    review = {"NotificationType": "AiReviewResult", "TaskId": task_id, "AiReviewResultInfo": {"ResultSet": [
-        {"Type": "ImagePorn", "ImagePornResultSet": [{"StartPtsTime": 3.0, "EndPtsTime": 4.0, "Confidence": 90,
-                                                      "Suggestion": "block", "Label": "porn", "Url": "https://x.test/p.jpg"}]}]}}
+        return {
+            "NotificationType": "AiSmartSubtitleResult",
+            "TaskId": task_id,
+            "SessionContext": "user-7",
+            "AiSmartSubtitleResultInfo": {
+                "SmartSubtitleResult": [
+                    {
+                        "Text": f"line {i}",
+                        "Trans": f"trans {i}",
+                        "StartPTSTime": 2.0 * i,
+                        "EndPTSTime": 2.0 * i + 1.5,
+                        "SteadyState": True,
+                    }
+                ]
+            },
+        }
+
+    review = {
+        "NotificationType": "AiReviewResult",
+        "TaskId": task_id,
+        "AiReviewResultInfo": {
+            "ResultSet": [
+                {
+                    "Type": "ImagePorn",
+                    "ImagePornResultSet": [
+                        {
+                            "StartPtsTime": 3.0,
+                            "EndPtsTime": 4.0,
+                            "Confidence": 90,
+                            "Suggestion": "block",
+                            "Label": "porn",
+                            "Url": "https://x.test/p.jpg",
+                        }
+                    ],
+                }
+            ]
+        },
+    }
     eof = {"NotificationType": "ProcessEof", "TaskId": task_id, "ProcessEofInfo": {"ErrCode": 0, "Message": "Success"}}
     return [subtitle(i) for i in range(4)] + [review, eof]

@@ -27,21 +27,35 @@ TRANSCODE = load_fixture("examples/doc-vod-WorkflowTask-transcode.json")
 def workflow(task_id: str, **transcode_state: object) -> dict:
     """A finished WorkflowTask whose one TranscodeTask has ``transcode_state`` (Status, ErrCode, ErrCodeExt)."""
     state = {"Status": "SUCCESS", "ErrCode": 0, "ErrCodeExt": "", "Message": "SUCCESS", **transcode_state}
-    return {"EventType": "WorkflowTask", "WorkflowTaskEvent": {
-        "TaskId": task_id, "Status": "FINISH", "ErrCode": 0, "Message": "",
-        "MediaProcessResultSet": [{"Type": "Transcode", "TranscodeTask": {
-            **state, "Input": {"Definition": 10}, "Output": {"Path": "/out/a.mp4"}}}]}}
+    return {
+        "EventType": "WorkflowTask",
+        "WorkflowTaskEvent": {
+            "TaskId": task_id,
+            "Status": "FINISH",
+            "ErrCode": 0,
+            "Message": "",
+            "MediaProcessResultSet": [
+                {
+                    "Type": "Transcode",
+                    "TranscodeTask": {**state, "Input": {"Definition": 10}, "Output": {"Path": "/out/a.mp4"}},
+                }
+            ],
+        },
+    }
 
 
-@pytest.mark.parametrize(("status", "err_code", "err_code_ext", "failed"), [
-    ("SUCCESS", 0, "", False),
-    ("SUCCESS", None, None, False),
-    ("SUCCESS", 0, "SUCCESS", False),
-    ("SUCCESS", 30010, "", True),
-    ("SUCCESS", 0, "FailedOperation.MediaDecode", True),
-    ("FAIL", 0, "", True),
-    ("PROCESSING", 30010, "", False),  # not over yet
-])
+@pytest.mark.parametrize(
+    ("status", "err_code", "err_code_ext", "failed"),
+    [
+        ("SUCCESS", 0, "", False),
+        ("SUCCESS", None, None, False),
+        ("SUCCESS", 0, "SUCCESS", False),
+        ("SUCCESS", 30010, "", True),
+        ("SUCCESS", 0, "FailedOperation.MediaDecode", True),
+        ("FAIL", 0, "", True),
+        ("PROCESSING", 30010, "", False),  # not over yet
+    ],
+)
 def test_a_success_with_an_error_is_a_failure(status, err_code, err_code_ext, failed):
     assert subtask_failed(status, err_code, err_code_ext) is failed
     projection = parse(workflow("t-rule", Status=status, ErrCode=err_code, ErrCodeExt=err_code_ext))
@@ -82,7 +96,11 @@ def test_a_running_task_with_a_failed_subtask_is_still_processing_in_the_view(da
 
 
 def failed_eof(task_id: str) -> dict:
-    return {"NotificationType": "ProcessEof", "TaskId": task_id, "ProcessEofInfo": {"ErrCode": 4002, "Message": "data timeout"}}
+    return {
+        "NotificationType": "ProcessEof",
+        "TaskId": task_id,
+        "ProcessEofInfo": {"ErrCode": 4002, "Message": "data timeout"},
+    }
 
 
 def test_beside_the_old_scripts_rows_a_failed_task_shows_fail_and_theirs_stay(old_script_database: str):

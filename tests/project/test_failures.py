@@ -20,7 +20,7 @@ from mps_callback.project.projector import DatabaseAway, Projector
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import notifications, subtasks, tasks
 from tests.conftest import execute, fixture_files, load_fixture, query
-from tests.faults.harness import CuttableProxy, wait_until
+from tests.faults.harness import CuttableProxy
 from tests.project.helpers import run_ingest
 from tests.project.test_projector import _refuse_task, _unrefuse
 from tests.test_cli import cli
@@ -140,7 +140,9 @@ def test_a_forged_progress_cannot_outrank_a_real_result(database_url: str):
             if isinstance(task, dict) and "Status" in task:
                 task.update(Status="PROCESSING", Progress=999, ErrCode=70000, Message="forged")
     run_ingest(database_url, [real, forged])
-    assert query(database_url, sa.select(tasks.c.status).where(tasks.c.task_id == "forged-progress"))[0].status == "FINISH"
+    assert (
+        query(database_url, sa.select(tasks.c.status).where(tasks.c.task_id == "forged-progress"))[0].status == "FINISH"
+    )
     rows = query(database_url, sa.select(subtasks.c.message, subtasks.c.progress, subtasks.c.err_code))
     assert rows and all(row.message != "forged" for row in rows)
     assert all(row.progress is None or 0 <= row.progress <= 100 for row in rows)
@@ -164,10 +166,13 @@ def test_a_verified_notification_beats_an_earlier_unsigned_one(database_url: str
     forged = _finish("strength-task")
     forged["WorkflowTaskEvent"]["Message"] = "unsigned forgery"
     run_ingest(database_url, [forged, _finish("strength-task")], project=False)
-    execute(database_url, "UPDATE notifications SET signature = 'verified' WHERE id = (SELECT MAX(id) FROM notifications)"
-            if make_url(database_url).get_backend_name() != "mysql" else
-            "UPDATE notifications n JOIN (SELECT MAX(id) AS id FROM notifications) m ON n.id = m.id "
-            "SET n.signature = 'verified'")
+    execute(
+        database_url,
+        "UPDATE notifications SET signature = 'verified' WHERE id = (SELECT MAX(id) FROM notifications)"
+        if make_url(database_url).get_backend_name() != "mysql"
+        else "UPDATE notifications n JOIN (SELECT MAX(id) AS id FROM notifications) m ON n.id = m.id "
+        "SET n.signature = 'verified'",
+    )
     project(database_url)
     [task] = query(database_url, sa.select(tasks.c.message).where(tasks.c.task_id == "strength-task"))
     assert task.message != "unsigned forgery"
@@ -199,8 +204,13 @@ def test_a_backlog_of_huge_bodies_projects_within_a_bounded_memory(tmp_path: Pat
     run_ingest(url, [_huge_asr_body(f"huge-{i}", 15) for i in range(10)], project=False)
     env = {key: value for key, value in os.environ.items() if not key.startswith("MPS_")}
     env["MPS_DATABASE_URL"] = url
-    worker = subprocess.Popen([sys.executable, "-m", "mps_callback", "worker"], env=env, cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "mps_callback", "worker"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     peak = 0
     try:
         deadline = time.monotonic() + 240
@@ -266,15 +276,25 @@ def test_a_replayed_sign_on_an_edited_body_cannot_change_a_finished_task(databas
                 task["Output"].update(Path="/evil/replaced.mp4", Bucket="evil-1250000000")
     extra = copy.deepcopy(real)
     extra["WorkflowTaskEvent"]["MediaProcessResultSet"].append(
-        {"Type": "Transcode", "TranscodeTask": {"Status": "FAIL", "ErrCode": 666, "Message": "forged",
-                                                "Input": {"Definition": 999999},
-                                                "Output": {"Path": "/evil/extra.mp4"}}})
+        {
+            "Type": "Transcode",
+            "TranscodeTask": {
+                "Status": "FAIL",
+                "ErrCode": 666,
+                "Message": "forged",
+                "Input": {"Definition": 999999},
+                "Output": {"Path": "/evil/extra.mp4"},
+            },
+        }
+    )
     run_ingest(database_url, [processing, real])
     run_ingest(database_url, [edited, extra])  # later, one by one
     [task] = query(database_url, sa.select(tasks.c.failed, tasks.c.status).where(tasks.c.task_id == "replayed-task"))
     assert task.status == "FINISH" and not task.failed
-    paths = [row.path or "" for row in query(database_url, sa.text(
-        "SELECT path FROM outputs WHERE task_id = 'replayed-task'"))]
+    paths = [
+        row.path or ""
+        for row in query(database_url, sa.text("SELECT path FROM outputs WHERE task_id = 'replayed-task'"))
+    ]
     assert paths and not any("/evil/" in path for path in paths), paths
 
 
@@ -285,7 +305,8 @@ def _forged_fail_after(real: dict) -> dict:
     forged = copy.deepcopy(real)
     forged["WorkflowTaskEvent"]["Status"] = "PROCESSING"
     forged["WorkflowTaskEvent"]["AiAnalysisResultSet"] = [
-        {"Type": "Cover", "CoverTask": {"Status": "FAIL", "ErrCode": 70000, "Message": "forged"}}]
+        {"Type": "Cover", "CoverTask": {"Status": "FAIL", "ErrCode": 70000, "Message": "forged"}}
+    ]
     forged["SessionContext"] = "attacker"
     return forged
 
@@ -302,8 +323,10 @@ def test_a_late_forgery_is_ignored_even_in_the_same_batch_as_the_finish(database
 
 
 def test_a_forged_task_level_success_cannot_pin_the_status_before_the_finish(database_url: str):
-    forged = {"EventType": "WorkflowTask",
-              "WorkflowTaskEvent": {"TaskId": "pinned", "Status": "SUCCESS", "Message": "all good"}}
+    forged = {
+        "EventType": "WorkflowTask",
+        "WorkflowTaskEvent": {"TaskId": "pinned", "Status": "SUCCESS", "Message": "all good"},
+    }
     run_ingest(database_url, [forged, _finish("pinned")])
     [task] = query(database_url, sa.select(tasks.c.status, tasks.c.message).where(tasks.c.task_id == "pinned"))
     assert task.status == "FINISH" and task.message != "all good"

@@ -46,15 +46,36 @@ def test_every_field_matches_the_reviewed_projection(path: Path):
 WORKFLOW_FAMILIES = [
     ("MediaProcess-TranscodeTask", "MediaProcess", "TranscodeTask", "Transcode", 1, {}),
     ("MediaProcess-AnimatedGraphicTask", "MediaProcess", "AnimatedGraphicTask", "AnimatedGraphic", 1, {}),
-    ("MediaProcess-SnapshotByTimeOffsetTask", "MediaProcess", "SnapshotByTimeOffsetTask", "SnapshotByTimeOffset", 1, {"snapshot": 1}),
+    (
+        "MediaProcess-SnapshotByTimeOffsetTask",
+        "MediaProcess",
+        "SnapshotByTimeOffsetTask",
+        "SnapshotByTimeOffset",
+        1,
+        {"snapshot": 1},
+    ),
     ("MediaProcess-SampleSnapshotTask", "MediaProcess", "SampleSnapshotTask", "SampleSnapshot", 2, {}),
     ("MediaProcess-ImageSpriteTask", "MediaProcess", "ImageSpriteTask", "ImageSprite", 3, {}),
-    ("MediaProcess-AdaptiveDynamicStreamingTask", "MediaProcess", "AdaptiveDynamicStreamingTask", "AdaptiveDynamicStreaming", 1, {}),
+    (
+        "MediaProcess-AdaptiveDynamicStreamingTask",
+        "MediaProcess",
+        "AdaptiveDynamicStreamingTask",
+        "AdaptiveDynamicStreaming",
+        1,
+        {},
+    ),
     ("AiAnalysis-ClassificationTask", "AiAnalysis", "ClassificationTask", "Classification", 0, {"classification": 1}),
     ("AiAnalysis-CoverTask", "AiAnalysis", "CoverTask", "Cover", 1, {"cover": 1}),
     ("AiAnalysis-TagTask", "AiAnalysis", "TagTask", "Tag", 0, {"tag": 1}),
     ("AiAnalysis-FrameTagTask", "AiAnalysis", "FrameTagTask", "FrameTag", 0, {"frame_tag": 2, "tag": 2}),
-    ("AiAnalysis-HighlightTask", "AiAnalysis", "HighlightTask", "Highlight", 4, {"highlight": 1, "highlight_segment": 2}),
+    (
+        "AiAnalysis-HighlightTask",
+        "AiAnalysis",
+        "HighlightTask",
+        "Highlight",
+        4,
+        {"highlight": 1, "highlight_segment": 2},
+    ),
     ("AiAnalysis-DeLogoTask", "AiAnalysis", "DeLogoTask", "DeLogo", 10, {}),
     ("AiAnalysis-SegmentTask", "AiAnalysis", "SegmentTask", "Segment", 8, {"split": 2}),
     ("AiAnalysis-HeadTailTask", "AiAnalysis", "HeadTailTask", "HeadTail", 0, {"head": 1, "tail": 1}),
@@ -62,7 +83,14 @@ WORKFLOW_FAMILIES = [
     ("AiAnalysis-HorizontalToVerticalTask", "AiAnalysis", "HorizontalToVerticalTask", "HorizontalToVertical", 1, {}),
     ("AiAnalysis-DubbingTask", "AiAnalysis", "DubbingTask", "Dubbing", 4, {}),
     ("AiAnalysis-VideoRemakeTask", "AiAnalysis", "VideoRemakeTask", "VideoRemake", 1, {}),
-    ("AiAnalysis-VideoComprehensionTask", "AiAnalysis", "VideoComprehensionTask", "VideoComprehension", 0, {"comprehension": 1}),
+    (
+        "AiAnalysis-VideoComprehensionTask",
+        "AiAnalysis",
+        "VideoComprehensionTask",
+        "VideoComprehension",
+        0,
+        {"comprehension": 1},
+    ),
     ("AiAnalysis-CutoutTask", "AiAnalysis", "CutoutTask", "Cutout", 1, {}),
     ("AiAnalysis-ReelTask", "AiAnalysis", "ReelTask", "Reel", 4, {}),
     ("AiAnalysis-GenericTask", "AiAnalysis", "GenericTask", "Generic", 0, {}),
@@ -73,26 +101,64 @@ WORKFLOW_FAMILIES = [
     ("AiRecognition-OcrFullTextTask", "AiRecognition", "OcrFullTextTask", "OcrFullText", 0, {"ocr": 2, "ocr_text": 2}),
     ("AiRecognition-TransTextTask", "AiRecognition", "TransTextTask", "TransText", 1, {"subtitle": 2, "word": 4}),
     ("AiRecognition-ObjectTask", "AiRecognition", "ObjectTask", "Object", 0, {"object": 2}),
-    ("SmartSubtitles-AsrFullTextTask", "SmartSubtitles", "AsrFullTextTask", "AsrFullText", 5, {"subtitle": 2, "word": 4}),
+    (
+        "SmartSubtitles-AsrFullTextTask",
+        "SmartSubtitles",
+        "AsrFullTextTask",
+        "AsrFullText",
+        5,
+        {"subtitle": 2, "word": 4},
+    ),
     ("SmartSubtitles-TransTextTask", "SmartSubtitles", "TransTextTask", "TransText", 5, {"subtitle": 2, "word": 4}),
-    ("SmartSubtitles-PureSubtitleTransTask", "SmartSubtitles", "PureSubtitleTransTask", "PureSubtitleTrans", 3, {"subtitle_file": 1}),
+    (
+        "SmartSubtitles-PureSubtitleTransTask",
+        "SmartSubtitles",
+        "PureSubtitleTransTask",
+        "PureSubtitleTrans",
+        3,
+        {"subtitle_file": 1},
+    ),
     ("SmartSubtitles-OcrFullTextTask", "SmartSubtitles", "OcrFullTextTask", "OcrFullText", 6, {"subtitle": 2}),
-    ("AiQualityControlTaskResult", "QualityControl", "AiQualityControlTaskResult", None, 0, {"quality": 2, "diagnosis": 1, "llm_issue": 1}),
+    (
+        "AiQualityControlTaskResult",
+        "QualityControl",
+        "AiQualityControlTaskResult",
+        None,
+        0,
+        {"quality": 2, "diagnosis": 1, "llm_issue": 1},
+    ),
     ("SmartEraseTaskResult", "Task", "SmartEraseTaskResult", None, 10, {}),
     ("AiDubbingTaskResult", "Task", "AiDubbingTaskResult", None, 14, {}),
 ] + [
     (f"AiContentReview-{key}", "AiReview", key, key.removesuffix("Task"), outputs, {"review": 2})
-    for key, outputs in [("PornTask", 2), ("TerrorismTask", 2), ("PoliticalTask", 2), ("PornAsrTask", 0), ("PornOcrTask", 2),
-                         ("PoliticalAsrTask", 0), ("PoliticalOcrTask", 2), ("TerrorismOcrTask", 2),
-                         ("ProhibitedAsrTask", 0), ("ProhibitedOcrTask", 2)]
+    for key, outputs in [
+        ("PornTask", 2),
+        ("TerrorismTask", 2),
+        ("PoliticalTask", 2),
+        ("PornAsrTask", 0),
+        ("PornOcrTask", 2),
+        ("PoliticalAsrTask", 0),
+        ("PoliticalOcrTask", 2),
+        ("TerrorismOcrTask", 2),
+        ("ProhibitedAsrTask", 0),
+        ("ProhibitedOcrTask", 2),
+    ]
 ]
 
 
-@pytest.mark.parametrize(("fixture", "group", "family", "type_", "n_outputs", "segment_kinds"), WORKFLOW_FAMILIES,
-                         ids=[row[0] for row in WORKFLOW_FAMILIES])
+@pytest.mark.parametrize(
+    ("fixture", "group", "family", "type_", "n_outputs", "segment_kinds"),
+    WORKFLOW_FAMILIES,
+    ids=[row[0] for row in WORKFLOW_FAMILIES],
+)
 def test_workflow_task_families(fixture, group, family, type_, n_outputs, segment_kinds):
     projection = projection_of(f"vod/WorkflowTask-{fixture}.json")
-    assert (projection.kind, projection.event_type, projection.status, projection.failed) == ("vod", "WorkflowTask", "FINISH", False)
+    assert (projection.kind, projection.event_type, projection.status, projection.failed) == (
+        "vod",
+        "WorkflowTask",
+        "FINISH",
+        False,
+    )
     assert projection.video_name == "source.mp4" and projection.session_context == "user-42"
     assert projection.input_location == "cos://mps-out-1250000000/input/source.mp4"
     assert projection.metadata["Width"] == 1280
@@ -102,7 +168,11 @@ def test_workflow_task_families(fixture, group, family, type_, n_outputs, segmen
     redact(raw)
     node = _result_node(raw, family)
     assert subtask.status == "SUCCESS"
-    assert (subtask.err_code, subtask.message, subtask.progress) == (node.get("ErrCode"), "SUCCESS", node.get("Progress"))
+    assert (subtask.err_code, subtask.message, subtask.progress) == (
+        node.get("ErrCode"),
+        "SUCCESS",
+        node.get("Progress"),
+    )
     assert subtask.input == node["Input"] and subtask.output == node["Output"]
     assert subtask.definition == 100030 and subtask.mode == "snapshot"
     assert subtask.key == f"{group}/{family}/100030/1"
@@ -119,7 +189,9 @@ def _result_node(body: dict, family: str) -> dict:
     event = body["WorkflowTaskEvent"]
     if family in event:
         return event[family]
-    return next(item[family] for value in event.values() if isinstance(value, list) for item in value if item.get(family))
+    return next(
+        item[family] for value in event.values() if isinstance(value, list) for item in value if item.get(family)
+    )
 
 
 def test_de_logo_outputs_name_their_roles_and_urls():
@@ -129,7 +201,10 @@ def test_de_logo_outputs_name_their_roles_and_urls():
     assert (main.kind, main.storage, main.role, main.priority) == ("video", "cos", "main", 1)
     assert main.url == f"{BUCKET_URL}/mps/aianalysisresultset/delogotask/path-0.mp4"
     assert (main.bucket, main.region) == ("mps-out-1250000000", "ap-guangzhou")
-    assert (by_field["Output.OriginSubtitlePath"].kind, by_field["Output.OriginSubtitlePath"].role) == ("subtitle", "subtitle")
+    assert (by_field["Output.OriginSubtitlePath"].kind, by_field["Output.OriginSubtitlePath"].role) == (
+        "subtitle",
+        "subtitle",
+    )
     assert by_field["Output.TranslateSubtitlePath"].role == "translation"
     assert by_field["Output.FileId"].storage == "vod" and by_field["Output.FileId"].file_id == "528589078420"
     assert by_field["Output.DubbingEditInfoUrl"].storage == "url"
@@ -144,7 +219,8 @@ def test_subtitle_segments_keep_text_translation_and_words():
     ]
     words = [s for s in subtask.segments if s.kind == "word"]
     assert [(w.text, w.start, w.end, w.translation) for w in words[:2]] == [
-        ("word0", 1.0, 4.5, "translated line 0"), ("word1", 11.0, 14.5, "translated line 1")
+        ("word0", 1.0, 4.5, "translated line 0"),
+        ("word1", 11.0, 14.5, "translated line 1"),
     ]
     assert lines[0].confidence == 95.5
     subtitle_file = next(o for o in subtask.outputs if o.field == "Output.SubtitlePath")
@@ -158,11 +234,20 @@ def test_highlights_split_segments_and_llm_summary():
         (1.0, 4.5, "Title 0", "Summary 0", ["SegmentTags 0", "SegmentTags 1"]),
         (11.0, 14.5, "Title 1", "Summary 1", ["SegmentTags 0", "SegmentTags 1"]),
     ]
-    assert {o.field for o in highlight.outputs} >= {"Output.HighlightSet[0].HighlightPath", "Output.HighlightSet[0].HighlightUrl"}
+    assert {o.field for o in highlight.outputs} >= {
+        "Output.HighlightSet[0].HighlightPath",
+        "Output.HighlightSet[0].HighlightUrl",
+    }
 
     [split] = projection_of("vod/WorkflowTask-AiAnalysis-SegmentTask.json").subtasks
     first = split.segments[0]
-    assert (first.kind, first.start, first.end, first.title, first.summary) == ("split", 1.0, 4.5, "Title 0", "Summary 0")
+    assert (first.kind, first.start, first.end, first.title, first.summary) == (
+        "split",
+        1.0,
+        4.5,
+        "Title 0",
+        "Summary 0",
+    )
     assert first.url == f"{BUCKET_URL}/mps/aianalysisresultset/segmenttask/segmenturl-0.mp4"
     assert first.extra["PersonId"] == "PersonId 0"
 
@@ -176,7 +261,13 @@ def test_highlights_split_segments_and_llm_summary():
 def test_review_and_quality_findings():
     [porn] = projection_of("vod/WorkflowTask-AiContentReview-PornTask.json").subtasks
     finding = porn.segments[0]
-    assert (finding.kind, finding.start, finding.end, finding.label, finding.confidence) == ("review", 1.0, 4.5, "Label 0", 95.5)
+    assert (finding.kind, finding.start, finding.end, finding.label, finding.confidence) == (
+        "review",
+        1.0,
+        4.5,
+        "Label 0",
+        95.5,
+    )
     assert finding.extra["Suggestion"] == "review"
     [qc] = projection_of("vod/WorkflowTask-AiQualityControlTaskResult.json").subtasks
     quality = [s for s in qc.segments if s.kind == "quality"]
@@ -199,7 +290,11 @@ def test_schedule_task_activity_and_nested_results():
     projection = projection_of("vod/ScheduleTask-AnalysisTask.json")
     assert projection.event_type == "ScheduleTask"
     wrapper = projection.subtasks[0]
-    assert (wrapper.family, wrapper.type, wrapper.key) == ("AnalysisTask", "AiAnalysis", "Activity[0]/AiAnalysis/AnalysisTask/100030/1")
+    assert (wrapper.family, wrapper.type, wrapper.key) == (
+        "AnalysisTask",
+        "AiAnalysis",
+        "Activity[0]/AiAnalysis/AnalysisTask/100030/1",
+    )
     assert wrapper.output is None and wrapper.outputs == []
     nested = {s.family for s in projection.subtasks[1:]}
     assert len(nested) == 16 and {"DeLogoTask", "DescriptionTask", "HighlightTask", "SegmentTask"} <= nested
@@ -287,15 +382,31 @@ def test_real_capture_with_undocumented_keys_projects_cleanly():
     assert projection.extra == {}
 
 
-@pytest.mark.parametrize("body", [
-    {"EventType": "WorkflowTask", "WorkflowTaskEvent": "not an object"},
-    {"EventType": "WorkflowTask", "WorkflowTaskEvent": {"TaskId": "t", "MediaProcessResultSet": "nope",
-                                                        "AiAnalysisResultSet": [None, 1, {"DeLogoTask": None}]}},
-    {"EventType": "ScheduleTask", "ScheduleTaskEvent": {"TaskId": "t", "ActivityResultSet": [None, {"ActivityResItem": 5}]}},
-    {"NotificationType": "AiRecognitionResult", "TaskId": "t", "AiRecognitionResultInfo": {"ResultSet": [1, None]}},
-    {"NotificationType": "ProcessEof", "TaskId": "t", "ProcessEofInfo": {"ErrCode": "x"}},
-    {"EventType": "BatchTask", "BatchTaskEvent": {"SmartSubtitlesTaskResult": {"Outputs": [None, {"AsrFullTextTask": 1}]}}},
-], ids=range(6))
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"EventType": "WorkflowTask", "WorkflowTaskEvent": "not an object"},
+        {
+            "EventType": "WorkflowTask",
+            "WorkflowTaskEvent": {
+                "TaskId": "t",
+                "MediaProcessResultSet": "nope",
+                "AiAnalysisResultSet": [None, 1, {"DeLogoTask": None}],
+            },
+        },
+        {
+            "EventType": "ScheduleTask",
+            "ScheduleTaskEvent": {"TaskId": "t", "ActivityResultSet": [None, {"ActivityResItem": 5}]},
+        },
+        {"NotificationType": "AiRecognitionResult", "TaskId": "t", "AiRecognitionResultInfo": {"ResultSet": [1, None]}},
+        {"NotificationType": "ProcessEof", "TaskId": "t", "ProcessEofInfo": {"ErrCode": "x"}},
+        {
+            "EventType": "BatchTask",
+            "BatchTaskEvent": {"SmartSubtitlesTaskResult": {"Outputs": [None, {"AsrFullTextTask": 1}]}},
+        },
+    ],
+    ids=range(6),
+)
 def test_malformed_parts_are_skipped_not_fatal(body):
     projection = parse(body)
     assert projection.task_id

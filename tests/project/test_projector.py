@@ -33,7 +33,10 @@ def test_every_fixture_projects(database_url: str):
     run_ingest(database_url, bodies)
     assert query(database_url, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL")[0][0] == 0
     assert query(database_url, "SELECT COUNT(*) FROM notifications WHERE projection_error IS NOT NULL")[0][0] == 0
-    counts = {table: query(database_url, f"SELECT COUNT(*) FROM {table}")[0][0] for table in ("tasks", "subtasks", "outputs", "segments")}
+    counts = {
+        table: query(database_url, f"SELECT COUNT(*) FROM {table}")[0][0]
+        for table in ("tasks", "subtasks", "outputs", "segments")
+    }
     parsed = [parse(body) for body in bodies]  # each fixture is its task's only notification
     assert counts == {
         "tasks": len({p.task_id for p in parsed}),
@@ -48,9 +51,15 @@ def test_a_late_processing_never_overwrites_finish(database_url: str):
     run_ingest(database_url, [WORKFLOW, processing_version(WORKFLOW)])
     task = task_row(database_url, TASK_ID)
     assert (task.status, task.failed, task.notification_count) == ("FINISH", True, 2)
-    states = {row.family: (row.status, row.progress) for row in query(database_url, sa.select(subtasks).where(subtasks.c.task_id == TASK_ID))}
+    states = {
+        row.family: (row.status, row.progress)
+        for row in query(database_url, sa.select(subtasks).where(subtasks.c.task_id == TASK_ID))
+    }
     assert states["TranscodeTask"] == ("SUCCESS", None) and states["AnimatedGraphicTask"][0] == "FAIL"
-    assert query(database_url, sa.select(sa.func.count()).select_from(outputs).where(outputs.c.task_id == TASK_ID))[0][0] == 4
+    assert (
+        query(database_url, sa.select(sa.func.count()).select_from(outputs).where(outputs.c.task_id == TASK_ID))[0][0]
+        == 4
+    )
 
 
 def test_a_later_state_replaces_the_earlier_one_and_its_outputs(database_url: str):
@@ -61,7 +70,10 @@ def test_a_later_state_replaces_the_earlier_one_and_its_outputs(database_url: st
     task = task_row(database_url, TASK_ID)
     assert (task.status, task.notification_count) == ("FINISH", 3)
     assert query(database_url, sa.select(sa.func.count()).select_from(outputs))[0][0] == 4
-    view = query(database_url, "SELECT task_id, status, video_name, url, output_path, vtt_url, en_vtt, username FROM mps_task_result")
+    view = query(
+        database_url,
+        "SELECT task_id, status, video_name, url, output_path, vtt_url, en_vtt, username FROM mps_task_result",
+    )
     # its AnimatedGraphicTask failed; Tencent's example masks its bucket (gztest-125****654): not a
     # bucket name, so no URL (storage.py)
     assert view == [(TASK_ID, "FAIL", "dianping2.mp4", None, "/dasda/dianping2_transcode_10.mp4", None, None, None)]
@@ -76,7 +88,11 @@ def test_compatibility_view_picks_de_logo_and_subtitles(database_url: str):
     assert row._mapping["output_path"] == "/mps/aianalysisresultset/delogotask/path-0.mp4"
     assert row._mapping["vtt_url"] == f"{base}/originsubtitlepath-0.vtt"
     assert row._mapping["en_vtt"] == f"{base}/translatesubtitlepath-0.vtt"
-    assert (row._mapping["username"], row._mapping["video_name"], row._mapping["status"]) == ("user-42", "source.mp4", "FINISH")
+    assert (row._mapping["username"], row._mapping["video_name"], row._mapping["status"]) == (
+        "user-42",
+        "source.mp4",
+        "FINISH",
+    )
     assert row._mapping["create_time"] is not None
 
 
@@ -87,8 +103,12 @@ def test_live_results_accumulate_and_eof_finishes(database_url: str):
     run_ingest(database_url, series[3:])
     task = task_row(database_url, "live-acc-1")
     assert (task.status, task.failed, task.notification_count, task.session_context) == ("FINISH", False, 6, "user-7")
-    lines = query(database_url, sa.select(segments.c.text, segments.c.translation, segments.c.start_s)
-                  .where(segments.c.kind == "subtitle").order_by(segments.c.start_s))
+    lines = query(
+        database_url,
+        sa.select(segments.c.text, segments.c.translation, segments.c.start_s)
+        .where(segments.c.kind == "subtitle")
+        .order_by(segments.c.start_s),
+    )
     assert [tuple(line) for line in lines] == [(f"line {i}", f"trans {i}", 2.0 * i) for i in range(4)]
 
 
@@ -140,8 +160,11 @@ REFERENCE: dict[str, dict] = {}
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(order=st.permutations(range(len(SERIES))), repeats=st.lists(st.integers(0, len(SERIES) - 1), max_size=4),
-       batch_size=st.integers(1, 5))
+@given(
+    order=st.permutations(range(len(SERIES))),
+    repeats=st.lists(st.integers(0, len(SERIES) - 1), max_size=4),
+    batch_size=st.integers(1, 5),
+)
 def test_property_permutations_and_duplicates_do_not_change_the_projection(order, repeats, batch_size):
     if "dump" not in REFERENCE:
         reference = _sqlite_copy()
@@ -171,15 +194,24 @@ def test_a_notification_that_fails_to_project_is_marked_retried_and_not_lost(dat
 
 def _refuse_task(url: str, backend: str, task_id: str) -> None:
     if backend == "sqlite":
-        execute(url, f"CREATE TRIGGER refuse_task BEFORE INSERT ON tasks WHEN NEW.task_id = '{task_id}' "
-                     "BEGIN SELECT RAISE(ABORT, 'refused by test'); END")
+        execute(
+            url,
+            f"CREATE TRIGGER refuse_task BEFORE INSERT ON tasks WHEN NEW.task_id = '{task_id}' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
+        )
     elif backend == "postgresql":
-        execute(url, "CREATE FUNCTION refuse_task() RETURNS trigger AS $$ BEGIN "
-                     f"IF NEW.task_id = '{task_id}' THEN RAISE EXCEPTION 'refused by test'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
-                "CREATE TRIGGER refuse_task BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION refuse_task()")
+        execute(
+            url,
+            "CREATE FUNCTION refuse_task() RETURNS trigger AS $$ BEGIN "
+            f"IF NEW.task_id = '{task_id}' THEN RAISE EXCEPTION 'refused by test'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_task BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION refuse_task()",
+        )
     else:
-        execute(url, "CREATE TRIGGER refuse_task BEFORE INSERT ON tasks FOR EACH ROW BEGIN "
-                     f"IF NEW.task_id = '{task_id}' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by test'; END IF; END")
+        execute(
+            url,
+            "CREATE TRIGGER refuse_task BEFORE INSERT ON tasks FOR EACH ROW BEGIN "
+            f"IF NEW.task_id = '{task_id}' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by test'; END IF; END",
+        )
 
 
 def _unrefuse(backend: str) -> list[str]:

@@ -110,15 +110,23 @@ def test_a_bucket_or_region_that_is_not_a_name_yields_no_url(storage: Storage):
 def test_a_hostile_bucket_in_a_notification_keeps_bucket_and_path_but_no_url():
     body = load_fixture("vod/WorkflowTask-AiAnalysis-DeLogoTask.json")
     task = body["WorkflowTaskEvent"]["AiAnalysisResultSet"][0]["DeLogoTask"]
-    task["Output"]["OutputStorage"] = {"Type": "COS", "CosOutputStorage": {"Bucket": "evil.com/x?", "Region": "ap-guangzhou"}}
+    task["Output"]["OutputStorage"] = {
+        "Type": "COS",
+        "CosOutputStorage": {"Bucket": "evil.com/x?", "Region": "ap-guangzhou"},
+    }
     [subtask] = [s for s in parse(body).subtasks if s.family == "DeLogoTask"]
     stored = [o for o in subtask.outputs if o.storage == "cos"]
     assert stored and all(o.url is None and o.bucket == "evil.com/x?" and o.path for o in stored)
 
 
 def test_s3_buckets_with_dots_use_path_style_and_china_regions_their_domain():
-    assert Storage("s3", "my.media", "us-east-1").url("/a b.mp4", {}) == "https://s3.us-east-1.amazonaws.com/my.media/a%20b.mp4"
-    assert Storage("s3", "media", "cn-north-1").url("/a.mp4", {}) == "https://media.s3.cn-north-1.amazonaws.com.cn/a.mp4"
+    assert (
+        Storage("s3", "my.media", "us-east-1").url("/a b.mp4", {})
+        == "https://s3.us-east-1.amazonaws.com/my.media/a%20b.mp4"
+    )
+    assert (
+        Storage("s3", "media", "cn-north-1").url("/a.mp4", {}) == "https://media.s3.cn-north-1.amazonaws.com.cn/a.mp4"
+    )
 
 
 # ------------------------------------------------------------------ live outputs and MPS_LIVE_OUTPUT_STORAGE
@@ -162,8 +170,9 @@ def test_every_live_path_output_gets_a_url(path):
 def test_live_fixture_projected_with_the_live_output_storage_stores_urls(database_url: str):
     """Through the journal and the projector, on every backend: the outputs table holds the URLs."""
     settings = Settings(live_output_storage="cos://live-1250000000.ap-guangzhou")
-    asyncio.run(ingest_and_project(database_url, [load_fixture("live/AiAnalysisResult-HighlightResultSet.json")],
-                                   project=False))
+    asyncio.run(
+        ingest_and_project(database_url, [load_fixture("live/AiAnalysisResult-HighlightResultSet.json")], project=False)
+    )
 
     async def project() -> None:
         engine = create_engine(database_url)
@@ -173,18 +182,25 @@ def test_live_fixture_projected_with_the_live_output_storage_stores_urls(databas
             await engine.dispose()
 
     asyncio.run(project())
-    rows = query(database_url, sa.select(outputs.c.storage, outputs.c.bucket, outputs.c.region, outputs.c.path,
-                                         outputs.c.url).where(outputs.c.path.is_not(None)))
+    rows = query(
+        database_url,
+        sa.select(outputs.c.storage, outputs.c.bucket, outputs.c.region, outputs.c.path, outputs.c.url).where(
+            outputs.c.path.is_not(None)
+        ),
+    )
     base = "https://live-1250000000.cos.ap-guangzhou.myqcloud.com"
     assert sorted(tuple(row) for row in rows) == sorted(
         ("cos", "live-1250000000", "ap-guangzhou", path, base + path)
-        for path in ("/mps/live/aianalysisresult/highlightresultset/highlightpath-0.mp4",
-                     "/mps/live/aianalysisresult/highlightresultset/covimgpath-0.jpg")
+        for path in (
+            "/mps/live/aianalysisresult/highlightresultset/highlightpath-0.mp4",
+            "/mps/live/aianalysisresult/highlightresultset/covimgpath-0.jpg",
+        )
     )
 
 
-@pytest.mark.parametrize("setting", ["cos://live-1250000000.ap-guangzhou", "s3://live.media.eu-west-1",
-                                     "https://live.example.com:8443"])
+@pytest.mark.parametrize(
+    "setting", ["cos://live-1250000000.ap-guangzhou", "s3://live.media.eu-west-1", "https://live.example.com:8443"]
+)
 def test_storage_setting_round_trips(setting: str):
     storage = storage_setting(setting)
     assert storage.url("/x.mp4", {}) is not None

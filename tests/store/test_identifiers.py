@@ -9,7 +9,7 @@ SQLite and PostgreSQL compared byte-exactly already; the tests run there all the
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from sqlalchemy.pool import NullPool
 from mps_callback.journal.write import write_rows
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import metadata, notifications, tasks
-from mps_callback.store.types import Identifier, MARIADB_IDENTIFIER_COLLATION
+from mps_callback.store.types import MARIADB_IDENTIFIER_COLLATION, Identifier
 from tests.conftest import query, start_service
 from tests.project.helpers import run_ingest
 
@@ -37,10 +37,20 @@ def process_eof(task_id: str) -> dict[str, Any]:
 def journal_row(dedupe_key: str) -> dict[str, Any]:
     """A journal row as the intake writes it, told apart only by its dedupe key."""
     return {
-        "received_at": datetime.now(timezone.utc), "kind": "live", "event_type": None,
-        "notification_type": "ProcessEof", "task_id": "dedupe-task", "session_id": None, "session_context": None,
-        "body": process_eof("dedupe-task"), "signature": "unsigned", "channel": "http", "wrapper": "none",
-        "message_id": None, "delivery": {}, "dedupe_key": dedupe_key,
+        "received_at": datetime.now(UTC),
+        "kind": "live",
+        "event_type": None,
+        "notification_type": "ProcessEof",
+        "task_id": "dedupe-task",
+        "session_id": None,
+        "session_context": None,
+        "body": process_eof("dedupe-task"),
+        "signature": "unsigned",
+        "channel": "http",
+        "wrapper": "none",
+        "message_id": None,
+        "delivery": {},
+        "dedupe_key": dedupe_key,
     }
 
 
@@ -50,8 +60,12 @@ def test_task_ids_differing_in_case_or_trailing_space_are_three_tasks(database_u
     projected = query(database_url, sa.select(tasks.c.task_id, tasks.c.status, tasks.c.notification_count))
     assert sorted(projected) == sorted((task_id, "FINISH", 1) for task_id in CASE_TASK_IDS)
     for task_id in CASE_TASK_IDS:
-        journaled = query(database_url, sa.select(notifications.c.task_id, notifications.c.projection_error)
-                          .where(notifications.c.task_id == task_id, notifications.c.projected_at.is_not(None)))
+        journaled = query(
+            database_url,
+            sa.select(notifications.c.task_id, notifications.c.projection_error).where(
+                notifications.c.task_id == task_id, notifications.c.projected_at.is_not(None)
+            ),
+        )
         assert journaled == [(task_id, None)]
 
 
@@ -87,10 +101,17 @@ def test_identifier_columns_carry_the_byte_exact_collation(database_url: str):
     """Migration 0004 and tables.py agree column by column (compare_metadata lets a missing COLLATE pass)."""
     if make_url(database_url).get_backend_name() != "mysql":
         pytest.skip("SQLite and PostgreSQL compare VARCHAR byte-exactly: no collation to set")
-    declared = {(table.name, column.name) for table in metadata.tables.values()
-                for column in table.c if isinstance(column.type, Identifier)}
-    migrated = query(database_url, sa.text(
-        "SELECT table_name, column_name FROM information_schema.columns "
-        "WHERE table_schema = DATABASE() AND collation_name = :collation AND table_name <> 'mps_task_result'"
-    ).bindparams(collation=MARIADB_IDENTIFIER_COLLATION))
+    declared = {
+        (table.name, column.name)
+        for table in metadata.tables.values()
+        for column in table.c
+        if isinstance(column.type, Identifier)
+    }
+    migrated = query(
+        database_url,
+        sa.text(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND collation_name = :collation AND table_name <> 'mps_task_result'"
+        ).bindparams(collation=MARIADB_IDENTIFIER_COLLATION),
+    )
     assert len(declared) == 19 and {tuple(row) for row in migrated} == declared

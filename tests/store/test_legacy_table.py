@@ -31,8 +31,17 @@ OLD_TABLE = {
 }
 OLD_COLUMNS = ("task_id", "status", "create_time", "video_name", "url", "output_path", "vtt_url", "en_vtt", "username")
 OLD_ROWS = [
-    ("old-task-1", "FINISH", "2023-04-05 06:07:08", "lecture.mp4", "https://cdn.test/lecture.mp4",
-     "/out/lecture.mp4", "https://cdn.test/lecture.vtt", "https://cdn.test/lecture.en.vtt", "alice"),
+    (
+        "old-task-1",
+        "FINISH",
+        "2023-04-05 06:07:08",
+        "lecture.mp4",
+        "https://cdn.test/lecture.mp4",
+        "/out/lecture.mp4",
+        "https://cdn.test/lecture.vtt",
+        "https://cdn.test/lecture.en.vtt",
+        "alice",
+    ),
     ("old-task-2", "PROCESSING", "2023-04-06 00:00:00", "talk.mp4", None, None, None, None, "bob"),
     ("shared-task", "PROCESSING", "2023-04-07 00:00:00", "both.mp4", None, None, None, None, "carol"),
 ]
@@ -42,9 +51,12 @@ def create_old_table(url: str, backend: str) -> None:
     """The table and rows the Flask script left, before mps-callback ever ran."""
     placeholders = ", ".join(f":{name}" for name in OLD_COLUMNS)
     insert = sa.text(f"INSERT INTO mps_task_result ({', '.join(OLD_COLUMNS)}) VALUES ({placeholders})")
-    execute(url, f"CREATE TABLE mps_task_result ({OLD_TABLE[backend]}, task_id VARCHAR(128) NOT NULL UNIQUE, "
-                 "status VARCHAR(32), create_time VARCHAR(64), video_name VARCHAR(512), url TEXT, output_path TEXT, "
-                 "vtt_url TEXT, en_vtt TEXT, username VARCHAR(1024))")
+    execute(
+        url,
+        f"CREATE TABLE mps_task_result ({OLD_TABLE[backend]}, task_id VARCHAR(128) NOT NULL UNIQUE, "
+        "status VARCHAR(32), create_time VARCHAR(64), video_name VARCHAR(512), url TEXT, output_path TEXT, "
+        "vtt_url TEXT, en_vtt TEXT, username VARCHAR(1024))",
+    )
 
     async def fill() -> None:
         engine = create_engine(url)
@@ -90,7 +102,8 @@ def relations(url: str) -> tuple[set[str], set[str]]:
         try:
             async with engine.connect() as connection:
                 return await connection.run_sync(
-                    lambda sync: (set(sa.inspect(sync).get_table_names()), set(sa.inspect(sync).get_view_names())))
+                    lambda sync: (set(sa.inspect(sync).get_table_names()), set(sa.inspect(sync).get_view_names()))
+                )
         finally:
             await engine.dispose()
 
@@ -116,8 +129,13 @@ def test_db_upgrade_twice_over_the_old_table_is_a_no_op(old_script_database: str
     url = old_script_database
     env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_")} | {"MPS_DATABASE_URL": url}
     for _ in range(2):
-        result = subprocess.run([sys.executable, "-m", "mps_callback", "db", "upgrade"], env=env,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "mps_callback", "db", "upgrade"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
     assert view_rows(url) == {row[0]: row for row in OLD_ROWS}
     assert differences(url) == []
@@ -136,9 +154,12 @@ def test_downgrade_gives_the_old_script_its_table_back(old_script_database: str)
 def older_script_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An older script's table: only some of the columns (no create_time, video_name, en_vtt)."""
     for url in _never_migrated(request.param, tmp_path):
-        execute(url, f"CREATE TABLE mps_task_result ({OLD_TABLE[request.param]}, task_id VARCHAR(128) NOT NULL, "
-                     "status VARCHAR(32), url TEXT, username VARCHAR(64))",
-                "INSERT INTO mps_task_result (task_id, status, url, username) VALUES ('older-1', 'FINISH', 'u', 'dan')")
+        execute(
+            url,
+            f"CREATE TABLE mps_task_result ({OLD_TABLE[request.param]}, task_id VARCHAR(128) NOT NULL, "
+            "status VARCHAR(32), url TEXT, username VARCHAR(64))",
+            "INSERT INTO mps_task_result (task_id, status, url, username) VALUES ('older-1', 'FINISH', 'u', 'dan')",
+        )
         yield url
 
 

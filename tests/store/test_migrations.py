@@ -13,12 +13,15 @@ from mps_callback.store.tables import is_ours, metadata
 
 def differences(url: str) -> list:
     """What Alembic would change to make the database match the declared tables (the old script's table aside)."""
+
     async def go() -> list:
         engine = create_engine(url, poolclass=NullPool)
         try:
             async with engine.connect() as connection:
                 return await connection.run_sync(
-                    lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"include_name": is_ours}), metadata)
+                    lambda sync: compare_metadata(
+                        MigrationContext.configure(sync, opts={"include_name": is_ours}), metadata
+                    )
                 )
         finally:
             await engine.dispose()

@@ -48,6 +48,7 @@ def head(url: str) -> str:
 
 def by_hand(url: str, step: Callable[[Operations], object]) -> None:
     """Run ``step(op)`` with Alembic's operations, outside any migration: a step a failed run left done."""
+
     async def go() -> None:
         engine = create_engine(url)
         try:
@@ -77,8 +78,13 @@ def test_upgrade_finishes_0002_after_it_failed_part_way(empty_database: str):
 def test_upgrade_finishes_0002_when_some_of_its_columns_are_there(empty_database: str):
     url = empty_database
     upgrade(url, "0001")
-    by_hand(url, lambda op: [op.add_column("notifications", notifications.c[name]._copy())
-                             for name in ("projected_at", "projection_error")])
+    by_hand(
+        url,
+        lambda op: [
+            op.add_column("notifications", notifications.c[name]._copy())
+            for name in ("projected_at", "projection_error")
+        ],
+    )
     upgrade(url)
     assert revision(url) == head(url) and differences(url) == []
 
@@ -103,16 +109,22 @@ def test_upgrade_finishes_0004_after_some_columns_were_converted(empty_database:
     execute(url, f"ALTER TABLE tasks MODIFY task_id VARCHAR(255) COLLATE {MARIADB_IDENTIFIER_COLLATION} NOT NULL")
     upgrade(url)
     assert revision(url) == head(url) and differences(url) == []
-    converted = query(url, sa.text("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
-                                   "AND table_name <> 'mps_task_result' AND collation_name = :collation")
-                      .bindparams(collation=MARIADB_IDENTIFIER_COLLATION))
+    converted = query(
+        url,
+        sa.text(
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
+            "AND table_name <> 'mps_task_result' AND collation_name = :collation"
+        ).bindparams(collation=MARIADB_IDENTIFIER_COLLATION),
+    )
     assert converted == [(19,)]
 
 
 def test_projections_under_the_old_state_keys_are_rebuilt_by_0003(database_url: str):
     """Before 0003 a state key was ``rank:dedupe key``; such keys do not compare with the new ones,
     so the upgrade has the journal projected again (the projector rebuilds the same tasks)."""
-    run_ingest(database_url, [{"NotificationType": "ProcessEof", "TaskId": "old-keys", "ProcessEofInfo": {"ErrCode": 0}}])
+    run_ingest(
+        database_url, [{"NotificationType": "ProcessEof", "TaskId": "old-keys", "ProcessEofInfo": {"ErrCode": 0}}]
+    )
     command.downgrade(alembic_config(database_url), "0002")
     execute(database_url, "UPDATE tasks SET state_key = '0002:" + "a" * 64 + "'")
     upgrade(database_url)

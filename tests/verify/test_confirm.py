@@ -21,10 +21,15 @@ class FakeMps(BaseHTTPRequestHandler):
 
     calls: list[dict] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeMps.calls.append({"action": self.headers.get("X-TC-Action"), "authorized": "TC3-HMAC-SHA256" in
-                              self.headers.get("Authorization", ""), **request})
+        FakeMps.calls.append(
+            {
+                "action": self.headers.get("X-TC-Action"),
+                "authorized": "TC3-HMAC-SHA256" in self.headers.get("Authorization", ""),
+                **request,
+            }
+        )
         if request["TaskId"].endswith("api-down"):
             self.send_response(500)
             self.end_headers()
@@ -32,8 +37,12 @@ class FakeMps(BaseHTTPRequestHandler):
         if request["TaskId"] == KNOWN_TASK:
             answer = {"Response": {"TaskType": "WorkflowTask", "Status": "FINISH", "RequestId": "r1"}}
         else:
-            answer = {"Response": {"Error": {"Code": "ResourceNotFound.TaskNotExist", "Message": "no such task"},
-                                   "RequestId": "r2"}}
+            answer = {
+                "Response": {
+                    "Error": {"Code": "ResourceNotFound.TaskNotExist", "Message": "no such task"},
+                    "RequestId": "r2",
+                }
+            }
         payload = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -52,7 +61,9 @@ def test_tasks_are_confirmed_with_the_mps_api(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", "AKIDfake")
     monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", "fake-secret-key-for-test")
     url = f"sqlite:///{tmp_path / 'j.db'}"
-    service = start_service(url, tmp_path, notify_keys="k", verify_with_api="true", api_endpoint=f"http://127.0.0.1:{port}")
+    service = start_service(
+        url, tmp_path, notify_keys="k", verify_with_api="true", api_endpoint=f"http://127.0.0.1:{port}"
+    )
     try:
         body = load_fixture("vod/WorkflowTask-MediaProcess-TranscodeTask.json")
         body["WorkflowTaskEvent"]["TaskId"] = KNOWN_TASK
@@ -71,7 +82,10 @@ def test_tasks_are_confirmed_with_the_mps_api(tmp_path: Path, monkeypatch):
         server.shutdown()
     columns = (notifications.c.task_id, notifications.c.signature, notifications.c.confirmation)
     marks = {r.task_id: (r.signature, r.confirmation) for r in query(url, sa.select(*columns))}
-    assert marks == {KNOWN_TASK: ("verified", "confirmed"), "2400002-WorkflowTask-api-down": ("verified", "unconfirmed")}
+    assert marks == {
+        KNOWN_TASK: ("verified", "confirmed"),
+        "2400002-WorkflowTask-api-down": ("verified", "unconfirmed"),
+    }
     assert [c["TaskId"] for c in FakeMps.calls].count(KNOWN_TASK) == 1
     assert all(c["action"] == "DescribeTaskDetail" and c["authorized"] for c in FakeMps.calls)
     assert "fake-secret-key-for-test" not in service.logs()

@@ -1,19 +1,53 @@
-import pytest
-
 import orjson
+import pytest
 
 from mps_callback.verify.redact import MARKER, is_secret_name, redact, scrub_url_params
 
 
 @pytest.mark.parametrize(
     "name",
-    ["S3SecretId", "S3SecretKey", "NotifyKey", "Key", "password", "db_password", "access_token", "X-Api-Key",
-     "ClientSecret", "Sign", "Credentials", "apiKey", "Signature2",
-     # plurals and run-together names
-     "Secrets", "Passwords", "Tokens", "DrmKeys", "secretkey", "clientsecret", "accesstoken", "drmkeys", "apikey",
-     # AWS-style short words, signatures, credentials in other clothes
-     "AK", "SK", "ak", "S3SK", "Signature", "Authorization", "Cookie", "Passphrase", "SignedUrl", "presignedUrl",
-     "txSecret", "AccessKeyId", "auth_key", "x-cos-security-token", "KeyWordSecret", "ObjectKeyKey"],
+    [
+        "S3SecretId",
+        "S3SecretKey",
+        "NotifyKey",
+        "Key",
+        "password",
+        "db_password",
+        "access_token",
+        "X-Api-Key",
+        "ClientSecret",
+        "Sign",
+        "Credentials",
+        "apiKey",
+        "Signature2",
+        # plurals and run-together names
+        "Secrets",
+        "Passwords",
+        "Tokens",
+        "DrmKeys",
+        "secretkey",
+        "clientsecret",
+        "accesstoken",
+        "drmkeys",
+        "apikey",
+        # AWS-style short words, signatures, credentials in other clothes
+        "AK",
+        "SK",
+        "ak",
+        "S3SK",
+        "Signature",
+        "Authorization",
+        "Cookie",
+        "Passphrase",
+        "SignedUrl",
+        "presignedUrl",
+        "txSecret",
+        "AccessKeyId",
+        "auth_key",
+        "x-cos-security-token",
+        "KeyWordSecret",
+        "ObjectKeyKey",
+    ],
 )
 def test_secret_names(name: str):
     assert is_secret_name(name)
@@ -21,11 +55,35 @@ def test_secret_names(name: str):
 
 @pytest.mark.parametrize(
     "name",
-    ["Keywords", "KeywordSet", "KeyWord", "KEYWORDS", "KeyPTSList", "KeyServerUrl", "TaskId", "Task", "TASK", "Design",
-     "Signal", "Author", "monkey", "Timestamp",
-     # harmless compounds of a secret stem
-     "KeyFrameInterval", "keyframe_interval", "TokenCount", "PbKeyLen", "ObjectKey", "TagKey", "SignLanguage",
-     "q-sign-algorithm", "q-sign-time", "q-key-time", "X-Amz-SignedHeaders", "X-Amz-Date"],
+    [
+        "Keywords",
+        "KeywordSet",
+        "KeyWord",
+        "KEYWORDS",
+        "KeyPTSList",
+        "KeyServerUrl",
+        "TaskId",
+        "Task",
+        "TASK",
+        "Design",
+        "Signal",
+        "Author",
+        "monkey",
+        "Timestamp",
+        # harmless compounds of a secret stem
+        "KeyFrameInterval",
+        "keyframe_interval",
+        "TokenCount",
+        "PbKeyLen",
+        "ObjectKey",
+        "TagKey",
+        "SignLanguage",
+        "q-sign-algorithm",
+        "q-sign-time",
+        "q-key-time",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Date",
+    ],
 )
 def test_ordinary_names(name: str):
     assert not is_secret_name(name)
@@ -50,19 +108,48 @@ def test_secrets_at_any_depth_are_replaced_and_counted():
 
 
 def test_plural_and_run_together_names_lose_their_strings_even_in_lists():
-    body = {"Secrets": ["a", "b"], "DrmKeys": [{"KeyId": "k1", "Value": "v1"}], "clientsecret": "c",
-            "accesstoken": "t", "AK": "AKID", "SK": "sk", "Passphrase": "srt-pass", "Cookie": "s=1",
-            "Authorization": "Bearer x", "SignedUrl": "https://x/y"}
+    body = {
+        "Secrets": ["a", "b"],
+        "DrmKeys": [{"KeyId": "k1", "Value": "v1"}],
+        "clientsecret": "c",
+        "accesstoken": "t",
+        "AK": "AKID",
+        "SK": "sk",
+        "Passphrase": "srt-pass",
+        "Cookie": "s=1",
+        "Authorization": "Bearer x",
+        "SignedUrl": "https://x/y",
+    }
     assert redact(body) == 12
-    assert body == {"Secrets": [MARKER, MARKER], "DrmKeys": [{"KeyId": MARKER, "Value": MARKER}],
-                    "clientsecret": MARKER, "accesstoken": MARKER, "AK": MARKER, "SK": MARKER, "Passphrase": MARKER,
-                    "Cookie": MARKER, "Authorization": MARKER, "SignedUrl": MARKER}
+    assert body == {
+        "Secrets": [MARKER, MARKER],
+        "DrmKeys": [{"KeyId": MARKER, "Value": MARKER}],
+        "clientsecret": MARKER,
+        "accesstoken": MARKER,
+        "AK": MARKER,
+        "SK": MARKER,
+        "Passphrase": MARKER,
+        "Cookie": MARKER,
+        "Authorization": MARKER,
+        "SignedUrl": MARKER,
+    }
 
 
 def test_harmless_values_numbers_and_booleans_are_kept():
-    body = {"KeyFrameInterval": "2s", "TokenCount": "120", "PbKeyLen": 16, "ObjectKey": "in/a.mp4", "TagKey": "team",
-            "SignLanguage": "ase", "Timestamp": 1700000000, "Key": 7, "Token": True, "Secret": None,
-            "KeyWord": "cat", "Keywords": ["cat"]}
+    body = {
+        "KeyFrameInterval": "2s",
+        "TokenCount": "120",
+        "PbKeyLen": 16,
+        "ObjectKey": "in/a.mp4",
+        "TagKey": "team",
+        "SignLanguage": "ase",
+        "Timestamp": 1700000000,
+        "Key": 7,
+        "Token": True,
+        "Secret": None,
+        "KeyWord": "cat",
+        "Keywords": ["cat"],
+    }
     kept = orjson.loads(orjson.dumps(body))
     assert redact(body) == 0 and body == kept
 
@@ -98,29 +185,49 @@ def test_any_nesting_is_walked_without_recursion():
 
 # --- signature parameters inside URLs ---------------------------------------------------------
 
-COS = ("https://in-1250000000.cos.ap-guangzhou.myqcloud.com/video/a.mp4?q-sign-algorithm=sha1&q-ak=AKIDabc"
-       "&q-sign-time=1700000000%3B1700003600&q-key-time=1700000000%3B1700003600&q-header-list=host"
-       "&q-url-param-list=&q-signature=0123456789abcdef#t=5")
-AWS = ("https://b.s3.amazonaws.com/a.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20240101"
-       "&X-Amz-Date=20240101T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host"
-       "&X-Amz-Security-Token=FwoGZX&X-Amz-Signature=deadbeef")
+COS = (
+    "https://in-1250000000.cos.ap-guangzhou.myqcloud.com/video/a.mp4?q-sign-algorithm=sha1&q-ak=AKIDabc"
+    "&q-sign-time=1700000000%3B1700003600&q-key-time=1700000000%3B1700003600&q-header-list=host"
+    "&q-url-param-list=&q-signature=0123456789abcdef#t=5"
+)
+AWS = (
+    "https://b.s3.amazonaws.com/a.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIA%2F20240101"
+    "&X-Amz-Date=20240101T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host"
+    "&X-Amz-Security-Token=FwoGZX&X-Amz-Signature=deadbeef"
+)
 
 
-@pytest.mark.parametrize(("url", "expected"), [
-    (COS, COS.replace("q-ak=AKIDabc", f"q-ak={MARKER}").replace("q-signature=0123456789abcdef", f"q-signature={MARKER}")),
-    (AWS, AWS.replace("AKIA%2F20240101", MARKER).replace("FwoGZX", MARKER).replace("=deadbeef", f"={MARKER}")),
-    ("https://vod.example.com/a.m3u8?t=65a1&us=72&sign=f00d", f"https://vod.example.com/a.m3u8?t=65a1&us=72&sign={MARKER}"),
-    ("/v1/mps/callback?token=url-token-1", f"/v1/mps/callback?token={MARKER}"),
-    ("see https://x/y?a=1&Signature=zz for details", f"see https://x/y?a=1&Signature={MARKER} for details"),
-    ("https://x/y?Expires=1&KeyFrameInterval=2&design=3", "https://x/y?Expires=1&KeyFrameInterval=2&design=3"),
-], ids=["cos", "aws", "vod-key-hotlink", "url-token", "in-text", "harmless"])
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            COS,
+            COS.replace("q-ak=AKIDabc", f"q-ak={MARKER}").replace(
+                "q-signature=0123456789abcdef", f"q-signature={MARKER}"
+            ),
+        ),
+        (AWS, AWS.replace("AKIA%2F20240101", MARKER).replace("FwoGZX", MARKER).replace("=deadbeef", f"={MARKER}")),
+        (
+            "https://vod.example.com/a.m3u8?t=65a1&us=72&sign=f00d",
+            f"https://vod.example.com/a.m3u8?t=65a1&us=72&sign={MARKER}",
+        ),
+        ("/v1/mps/callback?token=url-token-1", f"/v1/mps/callback?token={MARKER}"),
+        ("see https://x/y?a=1&Signature=zz for details", f"see https://x/y?a=1&Signature={MARKER} for details"),
+        ("https://x/y?Expires=1&KeyFrameInterval=2&design=3", "https://x/y?Expires=1&KeyFrameInterval=2&design=3"),
+    ],
+    ids=["cos", "aws", "vod-key-hotlink", "url-token", "in-text", "harmless"],
+)
 def test_signature_parameters_are_scrubbed_from_urls(url: str, expected: str):
     assert scrub_url_params(url)[0] == expected
 
 
 def test_urls_in_body_strings_and_lists_are_scrubbed():
-    body = {"WorkflowTaskEvent": {"InputInfo": {"Type": "URL", "UrlInputInfo": {"Url": COS}},
-                                  "Urls": [AWS, "https://plain/x.mp4"]}}
+    body = {
+        "WorkflowTaskEvent": {
+            "InputInfo": {"Type": "URL", "UrlInputInfo": {"Url": COS}},
+            "Urls": [AWS, "https://plain/x.mp4"],
+        }
+    }
     assert redact(body) == 5
     dumped = orjson.dumps(body).decode()
     for secret in ("AKIDabc", "0123456789abcdef", "FwoGZX", "deadbeef", "AKIA"):
@@ -139,17 +246,21 @@ def test_a_body_without_secret_names_loses_only_its_sign():
     assert body == {"EventType": "WorkflowTask", "Keywords": ["a"], "Sign": MARKER, "X": {"Word": "y"}}
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"EventType": "WorkflowTask", "Out": {"S3SecretKey": "sk"}}',
-    b'{"EventType": "WorkflowTask", "Out": {"\\u0053ecretKey": "sk"}}',  # an escaped name is still found
-    b'{"EventType": "WorkflowTask", "Sign": "' + b"a" * 32 + b'", "Out": {"Sign": "sk"}}',
-    b'{"EventType": "WorkflowTask", "Out": {"NotifyKey": "sk"}}',
-    b'{"EventType": "WorkflowTask", "Out": [{"access_token": "sk"}]}',
-    b'{"EventType": "WorkflowTask", "Out": {"KeyWord": "x", "AK": "sk"}}',
-    b'{"EventType": "WorkflowTask", "Out": {"KeyWords": "x", "ApikeyWord": "y", "DrmKeys": ["sk"]}}',
-    b'{"EventType": "WorkflowTask", "Out": {"Url": "https://x/a.mp4?sign=sk"}}',
-    b'{"msgId": "1", "msgBody": "{\\"EventType\\": \\"WorkflowTask\\", \\"X\\": {\\"Key\\": \\"sk\\"}}"}',
-], ids=["s3", "escaped", "nested-sign", "key", "token", "ak", "key-outside-keyword", "url", "cmq-string"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"EventType": "WorkflowTask", "Out": {"S3SecretKey": "sk"}}',
+        b'{"EventType": "WorkflowTask", "Out": {"\\u0053ecretKey": "sk"}}',  # an escaped name is still found
+        b'{"EventType": "WorkflowTask", "Sign": "' + b"a" * 32 + b'", "Out": {"Sign": "sk"}}',
+        b'{"EventType": "WorkflowTask", "Out": {"NotifyKey": "sk"}}',
+        b'{"EventType": "WorkflowTask", "Out": [{"access_token": "sk"}]}',
+        b'{"EventType": "WorkflowTask", "Out": {"KeyWord": "x", "AK": "sk"}}',
+        b'{"EventType": "WorkflowTask", "Out": {"KeyWords": "x", "ApikeyWord": "y", "DrmKeys": ["sk"]}}',
+        b'{"EventType": "WorkflowTask", "Out": {"Url": "https://x/a.mp4?sign=sk"}}',
+        b'{"msgId": "1", "msgBody": "{\\"EventType\\": \\"WorkflowTask\\", \\"X\\": {\\"Key\\": \\"sk\\"}}"}',
+    ],
+    ids=["s3", "escaped", "nested-sign", "key", "token", "ak", "key-outside-keyword", "url", "cmq-string"],
+)
 def test_a_secret_is_found_whatever_the_raw_bytes_look_like(raw: bytes):
     body = orjson.loads(raw)
     if "msgBody" in body:

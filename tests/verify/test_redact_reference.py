@@ -24,8 +24,12 @@ REFERENCE = Path(__file__).parent.parent / "fixtures" / "reference"
 
 
 def _field_names() -> set[str]:
-    return {line.strip().split(":", 1)[0] for path in REFERENCE.glob("fields-*.txt")
-            for line in path.read_text().splitlines() if line.strip()}
+    return {
+        line.strip().split(":", 1)[0]
+        for path in REFERENCE.glob("fields-*.txt")
+        for line in path.read_text().splitlines()
+        if line.strip()
+    }
 
 
 def test_every_mps_field_name_is_judged_as_reviewed():
@@ -35,23 +39,90 @@ def test_every_mps_field_name_is_judged_as_reviewed():
     assert {name for name in names if is_secret_name(name)} == reviewed
 
 
-_NAMES = sorted(_field_names()) + [
-    "KeyWord", "KEYWORD", "KeyWOrds", "ApikeyWord", "apiKeyword", "TagKeyword", "ObjectKeyKey", "AK", "SK", "Sk",
-    "aK", "ask", "x_sk", "TaSK", "Signature", "q-signature", "clientsecret", "drmkeys", "monkey", "Design",
-    "SignLanguage", "TokenCount", "keyword_key", "key", "sig", "Sign", "\u00e9Key", "Ke_y", "Secretag", "pbkeylen",
-] + [compound.capitalize() for compound in HARMLESS_COMPOUNDS]
+_NAMES = (
+    sorted(_field_names())
+    + [
+        "KeyWord",
+        "KEYWORD",
+        "KeyWOrds",
+        "ApikeyWord",
+        "apiKeyword",
+        "TagKeyword",
+        "ObjectKeyKey",
+        "AK",
+        "SK",
+        "Sk",
+        "aK",
+        "ask",
+        "x_sk",
+        "TaSK",
+        "Signature",
+        "q-signature",
+        "clientsecret",
+        "drmkeys",
+        "monkey",
+        "Design",
+        "SignLanguage",
+        "TokenCount",
+        "keyword_key",
+        "key",
+        "sig",
+        "Sign",
+        "\u00e9Key",
+        "Ke_y",
+        "Secretag",
+        "pbkeylen",
+    ]
+    + [compound.capitalize() for compound in HARMLESS_COMPOUNDS]
+)
 #: Names built from the fragments the rule and the pre-scan look at, in any case and order.
-_BUILT = st.lists(st.sampled_from(["Key", "key", "KEY", "K", "ey", "word", "Word", "WO", "rds", "sig", "Sign", "n",
-                                   "ak", "AK", "Sk", "sk", "S", "a", "T", "_", "-", "Tag", "object", "frame", "Len",
-                                   "Secret", "api", "Drm", "s", "3", "Pts", "Server", "Time"]),
-                  min_size=1, max_size=5).map("".join)
+_BUILT = st.lists(
+    st.sampled_from(
+        [
+            "Key",
+            "key",
+            "KEY",
+            "K",
+            "ey",
+            "word",
+            "Word",
+            "WO",
+            "rds",
+            "sig",
+            "Sign",
+            "n",
+            "ak",
+            "AK",
+            "Sk",
+            "sk",
+            "S",
+            "a",
+            "T",
+            "_",
+            "-",
+            "Tag",
+            "object",
+            "frame",
+            "Len",
+            "Secret",
+            "api",
+            "Drm",
+            "s",
+            "3",
+            "Pts",
+            "Server",
+            "Time",
+        ]
+    ),
+    min_size=1,
+    max_size=5,
+).map("".join)
 _KEYS = st.one_of(st.sampled_from(_NAMES), _BUILT)
 _STRINGS = st.sampled_from(["", "v", "a b", "https://x/a.mp4?sign=s&t=1", "&token=t", "KeyWord", "x=y", "\n"])
 _LEAVES = st.one_of(_STRINGS, st.integers(0, 9), st.booleans(), st.none())
 _TREES = st.recursive(
     _LEAVES,
-    lambda children: st.one_of(st.lists(children, max_size=3),
-                               st.dictionaries(_KEYS, children, max_size=4)),
+    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(_KEYS, children, max_size=4)),
     max_leaves=12,
 )
 

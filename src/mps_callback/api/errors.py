@@ -34,5 +34,6 @@ async def database_error(request: Request, error: Exception) -> JSONResponse:
         log.warning("query refused by the database", extra={"path": request.url.path, "error": reason})
         return JSONResponse({"detail": f"the database refused a parameter: {reason}"}, status_code=422)
     log.warning("query failed: database unavailable", extra={"path": request.url.path, "error": reason})
-    return JSONResponse({"detail": f"database unavailable: {reason}"}, status_code=503,
-                        headers={"Retry-After": RETRY_AFTER_SECONDS})
+    return JSONResponse(
+        {"detail": f"database unavailable: {reason}"}, status_code=503, headers={"Retry-After": RETRY_AFTER_SECONDS}
+    )

@@ -16,7 +16,11 @@ router = APIRouter(prefix="/v1", tags=["query"], dependencies=[Depends(refuse_nu
 async def get_notification(request: Request, notification_id: int = Path(ge=1, le=2**63 - 1)) -> NotificationDetail:
     columns = [notifications.c[name] for name in NotificationDetail.model_fields]
     async with request.app.state.engine.connect() as connection:
-        row = (await connection.execute(sa.select(*columns).where(notifications.c.id == notification_id))).mappings().first()
+        row = (
+            (await connection.execute(sa.select(*columns).where(notifications.c.id == notification_id)))
+            .mappings()
+            .first()
+        )
     if row is None:
         raise HTTPException(404, f"no notification {notification_id}")
     return NotificationDetail(**row)

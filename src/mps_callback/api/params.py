@@ -8,7 +8,7 @@ answers 422, and NUL (which PostgreSQL refuses in any text value) never reaches 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import HTTPException, Request
@@ -29,7 +29,9 @@ def _status_spelling(value: object) -> object:
 StatusFilter = Annotated[TaskStatus, BeforeValidator(_status_spelling)]
 
 #: Segment kinds the family table names (project/extractors); kept in step with it, never listed by hand.
-KNOWN_SEGMENT_KINDS: tuple[str, ...] = tuple(sorted({kind for family in FAMILIES.values() for kind in family.segments.values()}))
+KNOWN_SEGMENT_KINDS: tuple[str, ...] = tuple(
+    sorted({kind for family in FAMILIES.values() for kind in family.segments.values()})
+)
 
 #: A time-ranged list no family names becomes segments of kind ``<family>.<list>`` (project/walk.py):
 #: such kinds always hold a dot, and no named kind does.
@@ -39,14 +41,22 @@ UNNAMED_SEGMENT_KIND = re.compile(r"^[^.]+\..+$")
 def _segment_kind(value: str) -> str:
     if value in KNOWN_SEGMENT_KINDS or UNNAMED_SEGMENT_KIND.match(value):
         return value
-    raise ValueError(f"kind must be one of {', '.join(KNOWN_SEGMENT_KINDS)}; or <family>.<list> for a list no family names")
+    raise ValueError(
+        f"kind must be one of {', '.join(KNOWN_SEGMENT_KINDS)}; or <family>.<list> for a list no family names"
+    )
 
 
 SegmentKind = Annotated[
     str,
     AfterValidator(_segment_kind),
-    WithJsonSchema({"anyOf": [{"type": "string", "enum": list(KNOWN_SEGMENT_KINDS)},
-                              {"type": "string", "pattern": UNNAMED_SEGMENT_KIND.pattern}]}),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "enum": list(KNOWN_SEGMENT_KINDS)},
+                {"type": "string", "pattern": UNNAMED_SEGMENT_KIND.pattern},
+            ]
+        }
+    ),
 ]
 
 
@@ -57,9 +67,9 @@ def _utc(value: datetime) -> datetime:
     converting it, for the comparison in SQL, overflowed into a 500.
     """
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     try:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("instant out of range once converted to UTC (years 1 to 9999)") from None
 

@@ -12,7 +12,9 @@ class TaskSummary(BaseModel):
     task_id: str
     kind: str
     event_type: str | None = Field(description="EventType of a file task; null for live tasks")
-    type: str | None = Field(description="EventType (file task), or NotificationType of the latest notification (live task)")
+    type: str | None = Field(
+        description="EventType (file task), or NotificationType of the latest notification (live task)"
+    )
     status: str
     failed: bool
     err_code: int | None

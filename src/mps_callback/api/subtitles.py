@@ -15,7 +15,11 @@ from mps_callback.store.tables import segments, subtasks, tasks
 
 router = APIRouter(prefix="/v1", tags=["query"], dependencies=[Depends(refuse_nul)])
 
-MEDIA_TYPES = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip; charset=utf-8", "txt": "text/plain; charset=utf-8"}
+MEDIA_TYPES = {
+    "vtt": "text/vtt; charset=utf-8",
+    "srt": "application/x-subrip; charset=utf-8",
+    "txt": "text/plain; charset=utf-8",
+}
 
 #: Which subtask's lines to use when a task has several: smart subtitles first, then recognition.
 FAMILY_PREFERENCE = ("AsrFullTextTask", "TransTextTask", "OcrFullTextTask")
@@ -37,8 +41,15 @@ async def get_subtitles(
     subtask: str | None = Query(None, description="the subtask id to take lines from; default: the fullest"),
 ) -> Response:
     query = (
-        sa.select(segments.c.subtask_id, segments.c.start_s, segments.c.end_s, segments.c.text, segments.c.translation,
-                  segments.c.extra, subtasks.c.family)
+        sa.select(
+            segments.c.subtask_id,
+            segments.c.start_s,
+            segments.c.end_s,
+            segments.c.text,
+            segments.c.translation,
+            segments.c.extra,
+            subtasks.c.family,
+        )
         .join(subtasks, subtasks.c.id == segments.c.subtask_id)
         .where(segments.c.task_id == task_id, segments.c.kind == "subtitle")
     )

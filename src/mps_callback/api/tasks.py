@@ -28,12 +28,14 @@ router = APIRouter(prefix="/v1", tags=["query"], dependencies=[Depends(refuse_nu
 #: A task's type: its EventType, or for a live task (which has none) the NotificationType of
 #: its latest notification: one backward step on the journal's (task_id, id) index per live row.
 TASK_TYPE = sa.case(
-    (tasks.c.kind == "live",
-     sa.select(notifications.c.notification_type)
-     .where(notifications.c.task_id == tasks.c.task_id)
-     .order_by(notifications.c.id.desc())
-     .limit(1)
-     .scalar_subquery()),
+    (
+        tasks.c.kind == "live",
+        sa.select(notifications.c.notification_type)
+        .where(notifications.c.task_id == tasks.c.task_id)
+        .order_by(notifications.c.id.desc())
+        .limit(1)
+        .scalar_subquery(),
+    ),
     else_=tasks.c.event_type,
 ).label("type")
 SUMMARY_COLUMNS = [tasks.c[name] for name in TaskSummary.model_fields if name != "type"] + [TASK_TYPE]
@@ -43,11 +45,18 @@ CURSOR_TEXT = Query(None, max_length=cursors.MAX_CURSOR_CHARS, description="next
 @router.get("/tasks", response_model=TaskPage, summary="Tasks, newest first")
 async def list_tasks(
     request: Request,
-    status: StatusFilter | None = Query(None, description="PROCESSING, FINISH, or failed (any subtask failed, or an error)"),
+    status: StatusFilter | None = Query(
+        None, description="PROCESSING, FINISH, or failed (any subtask failed, or an error)"
+    ),
     kind: Literal["vod", "live"] | None = None,
-    type: str | None = Query(None, max_length=128, description=(
-        "EventType of file tasks (WorkflowTask, ScheduleTask, ...), or a NotificationType live tasks have received "
-        "(ProcessEof, AiSmartSubtitleResult, ...)")),
+    type: str | None = Query(
+        None,
+        max_length=128,
+        description=(
+            "EventType of file tasks (WorkflowTask, ScheduleTask, ...), or a NotificationType live tasks have received "
+            "(ProcessEof, AiSmartSubtitleResult, ...)"
+        ),
+    ),
     event_type: str | None = Query(None, max_length=128, description="EventType of file tasks only"),
     since: UtcInstant | None = Query(None, description="first notification at or after (ISO 8601; no offset: UTC)"),
     until: UtcInstant | None = Query(None, description="first notification before (ISO 8601; no offset: UTC)"),
@@ -70,20 +79,30 @@ async def list_tasks(
         query = query.where(tasks.c.first_received_at < until)
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        columns = (tasks.c.task_id, tasks.c.session_id, tasks.c.session_context, tasks.c.input_location, tasks.c.video_name)
+        columns = (
+            tasks.c.task_id,
+            tasks.c.session_id,
+            tasks.c.session_context,
+            tasks.c.input_location,
+            tasks.c.video_name,
+        )
         query = query.where(sa.or_(*(column.like(pattern, escape="\\") for column in columns)))
     if cursor is not None:
         after_time, after_id = cursors.decode("tasks", cursor, datetime, str)
         query = query.where(
-            sa.or_(tasks.c.first_received_at < after_time,
-                   sa.and_(tasks.c.first_received_at == after_time, tasks.c.task_id < after_id))
+            sa.or_(
+                tasks.c.first_received_at < after_time,
+                sa.and_(tasks.c.first_received_at == after_time, tasks.c.task_id < after_id),
+            )
         )
     query = query.order_by(tasks.c.first_received_at.desc(), tasks.c.task_id.desc()).limit(limit + 1)
     async with request.app.state.engine.connect() as connection:
         rows = (await connection.execute(query)).mappings().all()
     items = [dict(row) for row in rows[:limit]]
     last = items[-1] if len(rows) > limit else None
-    return TaskPage(items=items, next_cursor=cursors.encode("tasks", last["first_received_at"], last["task_id"]) if last else None)
+    return TaskPage(
+        items=items, next_cursor=cursors.encode("tasks", last["first_received_at"], last["task_id"]) if last else None
+    )
 
 
 def _of_type(type_name: str) -> sa.ColumnElement[bool]:
@@ -94,27 +113,42 @@ def _of_type(type_name: str) -> sa.ColumnElement[bool]:
     notification (thousands for a stream of hours): the EXISTS reads the subtasks.
     """
     received = sa.exists().where(subtasks.c.task_id == tasks.c.task_id, subtasks.c.group_name == type_name)
-    return sa.or_(sa.and_(tasks.c.kind != "live", tasks.c.event_type == type_name),
-                  sa.and_(tasks.c.kind == "live", received))
+    return sa.or_(
+        sa.and_(tasks.c.kind != "live", tasks.c.event_type == type_name), sa.and_(tasks.c.kind == "live", received)
+    )
 
 
-@router.get("/tasks/{task_id}", response_model=TaskDetail, summary="One task: subtasks, outputs with URLs, segment counts")
+@router.get(
+    "/tasks/{task_id}", response_model=TaskDetail, summary="One task: subtasks, outputs with URLs, segment counts"
+)
 async def get_task(request: Request, task_id: str) -> TaskDetail:
     async with request.app.state.engine.connect() as connection:
-        task = (await connection.execute(sa.select(tasks, TASK_TYPE).where(tasks.c.task_id == task_id))).mappings().first()
+        task = (
+            (await connection.execute(sa.select(tasks, TASK_TYPE).where(tasks.c.task_id == task_id))).mappings().first()
+        )
         if task is None:
             await _not_found(connection, task_id)
         subtask_rows = (
-            await connection.execute(sa.select(subtasks).where(subtasks.c.task_id == task_id).order_by(subtasks.c.key))
-        ).mappings().all()
-        output_rows = (
-            await connection.execute(
-                sa.select(outputs, subtasks.c.family)
-                .join(subtasks, subtasks.c.id == outputs.c.subtask_id)
-                .where(outputs.c.task_id == task_id)
-                .order_by(outputs.c.id)
+            (
+                await connection.execute(
+                    sa.select(subtasks).where(subtasks.c.task_id == task_id).order_by(subtasks.c.key)
+                )
             )
-        ).mappings().all()
+            .mappings()
+            .all()
+        )
+        output_rows = (
+            (
+                await connection.execute(
+                    sa.select(outputs, subtasks.c.family)
+                    .join(subtasks, subtasks.c.id == outputs.c.subtask_id)
+                    .where(outputs.c.task_id == task_id)
+                    .order_by(outputs.c.id)
+                )
+            )
+            .mappings()
+            .all()
+        )
         counts = await connection.execute(
             sa.select(segments.c.kind, sa.func.count()).where(segments.c.task_id == task_id).group_by(segments.c.kind)
         )
@@ -131,8 +165,10 @@ async def get_task(request: Request, task_id: str) -> TaskDetail:
 async def list_segments(
     request: Request,
     task_id: str,
-    kind: SegmentKind | None = Query(None, description=(
-        "one of " + ", ".join(KNOWN_SEGMENT_KINDS) + "; or <family>.<list> for a list no family names")),
+    kind: SegmentKind | None = Query(
+        None,
+        description=("one of " + ", ".join(KNOWN_SEGMENT_KINDS) + "; or <family>.<list> for a list no family names"),
+    ),
     limit: int = Query(200, ge=1, le=2000),
     cursor: str | None = CURSOR_TEXT,
 ) -> SegmentPage:

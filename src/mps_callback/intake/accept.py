@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from mps_callback.config import Settings
@@ -148,14 +148,19 @@ class Intake:
         else:
             prepared = prepare(raw, self._keys, self._max_skew, now)
         notification, envelope, shape, signature, key = (
-            prepared.notification, prepared.envelope, prepared.shape, prepared.signature, prepared.dedupe_key)
+            prepared.notification,
+            prepared.envelope,
+            prepared.shape,
+            prepared.signature,
+            prepared.dedupe_key,
+        )
         try:
             confirmation = await self._confirmer.confirm(shape.task_id) if self._confirmer is not None else None
         except Refused as refused:
             refused.shape = shape
             raise
         entry = JournalEntry(
-            received_at=datetime.now(timezone.utc),
+            received_at=datetime.now(UTC),
             shape=shape,
             body=notification,
             signature=signature,

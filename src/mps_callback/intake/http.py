@@ -90,8 +90,9 @@ class CallbackDoor:
     def large_bodies(self) -> LargeBodies:
         if self._large is None:  # settings arrive with the lifespan, after __init__
             settings = self.state.settings
-            self._large = LargeBodies(settings.large_body_bytes, settings.large_bodies,
-                                      settings.large_body_budget_bytes)
+            self._large = LargeBodies(
+                settings.large_body_bytes, settings.large_bodies, settings.large_body_budget_bytes
+            )
         return self._large
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -115,7 +116,12 @@ class CallbackDoor:
                 accepted = await intake.accept(raw, _delivery(scope))
         except Refused as refused:
             metrics.NOTIFICATIONS.labels(*_labels(refused.shape), "refused", refused.code).inc()
-            outcome = {"outcome": "refused", "status": refused.status, "reason": refused.reason, **_identity(refused.shape)}
+            outcome = {
+                "outcome": "refused",
+                "status": refused.status,
+                "reason": refused.reason,
+                **_identity(refused.shape),
+            }
             return _logged(refused.status, {"code": refused.status, "message": refused.reason}, started, outcome)
         except JournalUnavailable as error:
             metrics.NOTIFICATIONS.labels("unknown", "none", "unavailable", "storage").inc()
@@ -124,11 +130,20 @@ class CallbackDoor:
         receipt = accepted.receipt
         result = "spooled" if receipt.spooled else "duplicate" if receipt.duplicate else "accepted"
         metrics.NOTIFICATIONS.labels(*_labels(accepted.shape), result, "").inc()
-        body: dict[str, Any] = {"code": 0, "message": "ok", "notification_id": receipt.notification_id,
-                                "duplicate": receipt.duplicate}
+        body: dict[str, Any] = {
+            "code": 0,
+            "message": "ok",
+            "notification_id": receipt.notification_id,
+            "duplicate": receipt.duplicate,
+        }
         if receipt.spooled:
             body["spooled"] = True
-        outcome = {"outcome": result, "status": 200, "notification_id": receipt.notification_id, **_identity(accepted.shape)}
+        outcome = {
+            "outcome": result,
+            "status": 200,
+            "notification_id": receipt.notification_id,
+            **_identity(accepted.shape),
+        }
         return _logged(200, body, started, outcome)
 
 
@@ -209,21 +224,42 @@ _OPERATION = {
         "description": "An MPS notification (EventType or NotificationType shape), bare or in a CMQ envelope.",
         "content": {"application/json": {"schema": {"type": "object"}}},
     },
-    "parameters": [{"name": "token", "in": "query", "required": False, "schema": {"type": "string"},
-                    "description": "MPS_URL_TOKEN, when one is configured"}],
+    "parameters": [
+        {
+            "name": "token",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "MPS_URL_TOKEN, when one is configured",
+        }
+    ],
     "responses": {
-        "200": {"description": "durable (journaled, or spooled while the database is away)", "content": {
-            "application/json": {"schema": {"type": "object", "properties": {
-                "code": {"type": "integer"}, "message": {"type": "string"},
-                "notification_id": {"type": ["integer", "null"]}, "duplicate": {"type": "boolean"},
-                "spooled": {"type": "boolean"}}}}}},
+        "200": {
+            "description": "durable (journaled, or spooled while the database is away)",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "code": {"type": "integer"},
+                            "message": {"type": "string"},
+                            "notification_id": {"type": ["integer", "null"]},
+                            "duplicate": {"type": "boolean"},
+                            "spooled": {"type": "boolean"},
+                        },
+                    }
+                }
+            },
+        },
         "400": {"description": "not JSON, not an MPS shape, malformed Sign/Timestamp"},
         "401": {"description": "missing, wrong or expired signature; wrong URL token"},
         "408": {"description": "body not received within MPS_BODY_TIMEOUT_SECONDS"},
         "413": {"description": "body larger than MPS_MAX_BODY_BYTES"},
-        "503": {"description": "could not be made durable, or too many large bodies at once: retry later "
-                               "(Retry-After)"},
+        "503": {
+            "description": "could not be made durable, or too many large bodies at once: retry later (Retry-After)"
+        },
     },
 }
-OPENAPI_PATHS = {path: {"post": {**_OPERATION, "operationId": f"callback_{index}"}}
-                 for index, path in enumerate(CALLBACK_PATHS)}
+OPENAPI_PATHS = {
+    path: {"post": {**_OPERATION, "operationId": f"callback_{index}"}} for index, path in enumerate(CALLBACK_PATHS)
+}

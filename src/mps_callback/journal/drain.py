@@ -51,8 +51,13 @@ class DatabaseDown(Exception):
     """The database does not take writes now: the spool keeps what it has."""
 
 
-async def drain_spool(spool: Spool, engine: AsyncEngine, limit: RowLimit | None = None,
-                      policy: RetryPolicy = RetryPolicy(), on_database_down: Callable[[str], None] | None = None) -> int:
+async def drain_spool(
+    spool: Spool,
+    engine: AsyncEngine,
+    limit: RowLimit | None = None,
+    policy: RetryPolicy = RetryPolicy(),
+    on_database_down: Callable[[str], None] | None = None,
+) -> int:
     """Journal spooled notifications (duplicates are skipped); return how many went in.
 
     Fresh spool files go first, several per transaction, then the held records that are due.
@@ -139,8 +144,9 @@ class _Drainer:
         needed = stored_bytes(row["body"]) + stored_bytes(row.get("delivery"))
         if needed <= self.limit.bytes:
             return True
-        self._quarantine([encode_line(row)], "too_large", f"needs {needed} bytes, the database takes {self.limit.bytes}",
-                         row)
+        self._quarantine(
+            [encode_line(row)], "too_large", f"needs {needed} bytes, the database takes {self.limit.bytes}", row
+        )
         return False
 
     async def _write_group(self, group: list[tuple[Path, list[_Pending]]]) -> None:
@@ -188,8 +194,10 @@ class _Drainer:
             self._quarantine([encode_line(record.row)], "refused", f"failed {attempts} times: {reason}", record.row)
             return
         self.spool.hold(record.row, attempts, self.policy.delay(attempts), record.spooled_ns)
-        log.warning("spooled record failed on its own; held for a later attempt",
-                    extra={"task_id": task_id, "attempts": attempts, "error": reason})
+        log.warning(
+            "spooled record failed on its own; held for a later attempt",
+            extra={"task_id": task_id, "attempts": attempts, "error": reason},
+        )
 
     def _keep_unwritten(self, group: list[tuple[Path, list[_Pending]]], index: int, position: int) -> None:
         """Rewrite the group's files so that they hold only the records not yet handled."""
@@ -203,5 +211,7 @@ class _Drainer:
         self.spool.quarantine(lines, reason)
         metrics.QUARANTINED.labels(reason_code).inc(len(lines))
         if row is not None:
-            log.error("notification quarantined", extra={"task_id": row.get("task_id"), "reason": reason,
-                                                          "dedupe_key": row.get("dedupe_key")})
+            log.error(
+                "notification quarantined",
+                extra={"task_id": row.get("task_id"), "reason": reason, "dedupe_key": row.get("dedupe_key")},
+            )

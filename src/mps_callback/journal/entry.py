@@ -65,7 +65,6 @@ class JournalEntry:
         }
 
 
-
 @dataclass(frozen=True, slots=True)
 class Receipt:
     """What the client is told: the journal row, or that the notification waits in the spool."""

@@ -22,10 +22,10 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_e
 from mps_callback import metrics
 from mps_callback.errors import JournalUnavailable
 from mps_callback.journal.entry import SPOOLED, JournalEntry, Receipt
+from mps_callback.journal.limits import RowLimit
 from mps_callback.journal.spool import Spool
 from mps_callback.journal.write import write_batch
 from mps_callback.store.engine import for_writing
-from mps_callback.journal.limits import RowLimit
 from mps_callback.store.errors import describe, is_record_refusal
 
 log = logging.getLogger(__name__)
@@ -205,8 +205,10 @@ class GroupCommitJournal:
             await asyncio.to_thread(self._spool.write, [entry.row() for entry in entries])
         except Exception as error:  # disk full, read-only, or a row that cannot be encoded: never a 500
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)[:200]
-            log.error("spool write failed: the notification is refused with 503",
-                      extra={"error": f"{type(error).__name__}: {reason}", "records": len(entries)})
+            log.error(
+                "spool write failed: the notification is refused with 503",
+                extra={"error": f"{type(error).__name__}: {reason}", "records": len(entries)},
+            )
             raise JournalUnavailable("database and spool both unavailable") from None
         metrics.SPOOLED.inc(len(entries))
         return SPOOLED

@@ -51,7 +51,7 @@ class RowLimit:
     async def refresh(self, connection: AsyncConnection) -> None:
         """Read the limit on a fresh connection, leaving no transaction open."""
         name = connection.dialect.name
-        limit = FIXED_LIMITS.get(name, None)
+        limit = FIXED_LIMITS.get(name)
         if limit is None and name in ("mysql", "mariadb"):
             packet = (await connection.execute(sa.text("SELECT @@max_allowed_packet"))).scalar_one()
             await connection.rollback()
@@ -75,17 +75,25 @@ class RowLimit:
             return
         needed = stored_bytes(body) + kept
         if needed > self.bytes:
-            raise Refused(413, "too_large_for_database",
-                          f"this notification needs {needed} bytes in the database, which takes {self.bytes} "
-                          "(raise max_allowed_packet)")
+            raise Refused(
+                413,
+                "too_large_for_database",
+                f"this notification needs {needed} bytes in the database, which takes {self.bytes} "
+                "(raise max_allowed_packet)",
+            )
 
     def _warn_if_below_body_limit(self, dialect: str) -> None:
         assert self.bytes is not None
         if self._max_body_bytes is not None and self._max_body_bytes > self.bytes:
-            log.warning("MPS_MAX_BODY_BYTES is larger than the database can store in one row: larger bodies get 413",
-                        extra={"max_body_bytes": self._max_body_bytes, "database_row_bytes": self.bytes,
-                               "database": dialect,
-                               "fix": "raise max_allowed_packet (e.g. 64M; quotes in a body count twice)"})
+            log.warning(
+                "MPS_MAX_BODY_BYTES is larger than the database can store in one row: larger bodies get 413",
+                extra={
+                    "max_body_bytes": self._max_body_bytes,
+                    "database_row_bytes": self.bytes,
+                    "database": dialect,
+                    "fix": "raise max_allowed_packet (e.g. 64M; quotes in a body count twice)",
+                },
+            )
 
 
 def _assumed(dialect: str | None) -> int | None:

@@ -13,7 +13,6 @@ from mps_callback.store.errors import describe, is_database_state
 from mps_callback.store.tables import notifications
 from mps_callback.store.upsert import insert_skipping_duplicates
 
-
 #: Spool files written by an older release lack these: one INSERT needs the same keys in every row.
 COLUMNS_ADDED_SINCE_0001 = {"confirmation": None, "body_bytes": 0}
 

@@ -49,7 +49,9 @@ ACTIVITY_GROUPS = {
 
 #: Task-level fields of an event: everything else in it is a result.
 EVENT_FIELDS = frozenset({"TaskId", "Status", "ErrCode", "Message", "InputInfo", "MetaData", "ErrCodeExt"})
-ENVELOPE_FIELDS = frozenset({"EventType", "NotificationType", "TaskId", "SessionId", "SessionContext", "Timestamp", "Sign"})
+ENVELOPE_FIELDS = frozenset(
+    {"EventType", "NotificationType", "TaskId", "SessionId", "SessionContext", "Timestamp", "Sign"}
+)
 LIVE_INFOS = tuple(f"{notification_type}Info" for notification_type in LIVE_NOTIFICATION_TYPES)
 
 
@@ -118,8 +120,11 @@ class Reader:
             if not isinstance(item, dict):
                 continue
             tasks = {key: value for key, value in item.items() if isinstance(value, dict) and key.endswith("Task")}
-            beside = {key: value for key, value in item.items()
-                      if key != "Type" and key not in tasks and value not in (None, [], "", {}) and not key.endswith("Task")}
+            beside = {
+                key: value
+                for key, value in item.items()
+                if key != "Type" and key not in tasks and value not in (None, [], "", {}) and not key.endswith("Task")
+            }
             for key, node in tasks.items():
                 subtasks.append(self.subtask(node, scope=scope, group=group, family=key, type=_text(item.get("Type"))))
                 if beside:
@@ -218,8 +223,14 @@ def _whole_task_state(event: dict[str, Any]) -> dict[str, Any]:
 def _blind_watermark(reader: Reader, event: dict[str, Any], projection: TaskProjection) -> None:
     state = _whole_task_state(event)
     output = {key: event.get(key) for key in ("Type", "IsDetected", "Result")}
-    sub = reader.subtask({"Input": event.get("ExtractBlindWatermarkConfig")}, scope="", group="Task",
-                         family="ExtractBlindWatermark", output=output, status=state)
+    sub = reader.subtask(
+        {"Input": event.get("ExtractBlindWatermarkConfig")},
+        scope="",
+        group="Task",
+        family="ExtractBlindWatermark",
+        output=output,
+        status=state,
+    )
     projection.subtasks.append(sub)
 
 
@@ -244,8 +255,15 @@ def _live(reader: Reader, notification_type: str, projection: TaskProjection) ->
         projection.message = _text(info.get("Message"))
         state = {"Status": "FAIL" if projection.err_code else "SUCCESS", **info}
         projection.subtasks.append(
-            reader.subtask({}, scope="", group=notification_type, family=notification_type, output=info, status=state,
-                           spec=family_for("Live", notification_type))
+            reader.subtask(
+                {},
+                scope="",
+                group=notification_type,
+                family=notification_type,
+                output=info,
+                status=state,
+                spec=family_for("Live", notification_type),
+            )
         )
         return
     if not isinstance(info, dict):
@@ -257,13 +275,30 @@ def _live(reader: Reader, notification_type: str, projection: TaskProjection) ->
             if isinstance(item, dict):
                 family = _text(item.get("Type")) or notification_type
                 projection.subtasks.append(
-                    reader.subtask({}, scope="", group=notification_type, family=family, type=_text(item.get("Type")),
-                                   mode="append", output=item, status={}, spec=spec)
+                    reader.subtask(
+                        {},
+                        scope="",
+                        group=notification_type,
+                        family=family,
+                        type=_text(item.get("Type")),
+                        mode="append",
+                        output=item,
+                        status={},
+                        spec=spec,
+                    )
                 )
         return
     projection.subtasks.append(
-        reader.subtask({}, scope="", group=notification_type, family=notification_type, mode="append", output=info,
-                       status={}, spec=spec)
+        reader.subtask(
+            {},
+            scope="",
+            group=notification_type,
+            family=notification_type,
+            mode="append",
+            output=info,
+            status={},
+            spec=spec,
+        )
     )
 
 
@@ -344,8 +379,11 @@ def _basename(location: str | None) -> str | None:
 
 
 def _is_result_list(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(item, dict) for item in value) and any(
-        isinstance(v, dict) and k.endswith("Task") for item in value for k, v in item.items()
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(item, dict) for item in value)
+        and any(isinstance(v, dict) and k.endswith("Task") for item in value for k, v in item.items())
     )
 
 

@@ -21,18 +21,18 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mps_callback import metrics
+from mps_callback.journal.write import database_fault
 from mps_callback.project.model import SubtaskProjection, TaskProjection, subtask_failed
 from mps_callback.project.parse import parse
-from mps_callback.journal.write import database_fault
-from mps_callback.project.storage import OutputUrls
 from mps_callback.project.rank import Provenance, clamp_progress, session_key, subtask_key, task_key
+from mps_callback.project.storage import OutputUrls
 from mps_callback.store.engine import for_writing
 from mps_callback.store.errors import describe
 from mps_callback.store.tables import notifications, outputs, segments, subtasks, tasks
@@ -96,8 +96,13 @@ class TaskMerge:
 
 
 class Projector:
-    def __init__(self, engine: AsyncEngine, urls: OutputUrls | None = None, batch_size: int = BATCH_SIZE,
-                 max_attempts: int = MAX_ATTEMPTS):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        urls: OutputUrls | None = None,
+        batch_size: int = BATCH_SIZE,
+        max_attempts: int = MAX_ATTEMPTS,
+    ):
         self._engine = for_writing(engine)
         self._max_attempts = max_attempts
         self._urls = urls or OutputUrls()
@@ -154,8 +159,10 @@ class Projector:
             return len(ids)
         except Exception as error:
             await _probe(self._engine, error)
-            log.warning("projection batch failed; projecting its notifications one by one",
-                        extra={"error": describe(error), "batch": len(ids)})
+            log.warning(
+                "projection batch failed; projecting its notifications one by one",
+                extra={"error": describe(error), "batch": len(ids)},
+            )
             for notification_id in ids:
                 await self._project_alone(notification_id)
             return len(ids)
@@ -164,8 +171,10 @@ class Projector:
         """Notifications that failed before and whose back-off has passed, each alone."""
         async with self._engine.connect() as connection:
             due = await connection.execute(
-                sa.select(notifications.c.id).where(*_due(), notifications.c.projection_attempts > 0)
-                .order_by(notifications.c.next_attempt_at).limit(self._batch_size)
+                sa.select(notifications.c.id)
+                .where(*_due(), notifications.c.projection_attempts > 0)
+                .order_by(notifications.c.next_attempt_at)
+                .limit(self._batch_size)
             )
             ids = [row.id for row in due]
         for notification_id in ids:
@@ -188,7 +197,9 @@ class Projector:
         """
         sizes = await connection.execute(
             sa.select(notifications.c.id, notifications.c.body_bytes)
-            .where(*_due(), *where).order_by(notifications.c.id).limit(self._batch_size)
+            .where(*_due(), *where)
+            .order_by(notifications.c.id)
+            .limit(self._batch_size)
             .with_for_update(skip_locked=True)
         )
         ids: list[int] = []
@@ -204,13 +215,17 @@ class Projector:
         """One more failed attempt: retried after a back-off, or parked after ``MAX_ATTEMPTS``."""
         metrics.PROJECTION_FAILURES.inc()
         async with self._engine.begin() as connection:
-            attempts = (await connection.execute(
-                sa.select(notifications.c.projection_attempts).where(notifications.c.id == notification_id)
-            )).scalar_one() + 1
-            now = datetime.now(timezone.utc)
+            attempts = (
+                await connection.execute(
+                    sa.select(notifications.c.projection_attempts).where(notifications.c.id == notification_id)
+                )
+            ).scalar_one() + 1
+            now = datetime.now(UTC)
             parked = attempts >= self._max_attempts
             await connection.execute(
-                notifications.update().where(notifications.c.id == notification_id).values(
+                notifications.update()
+                .where(notifications.c.id == notification_id)
+                .values(
                     projection_error=describe(error)[:4000],
                     projection_attempts=attempts,
                     next_attempt_at=None if parked else now + min(timedelta(seconds=2**attempts), MAX_RETRY_DELAY),
@@ -219,9 +234,12 @@ class Projector:
             )
         if parked:
             metrics.PROJECTION_PARKED.inc()
-        log.error("notification parked: its projection failed every attempt" if parked
-                  else "notification failed to project; retried later",
-                  extra={"notification_id": notification_id, "attempts": attempts, "error": describe(error)})
+        log.error(
+            "notification parked: its projection failed every attempt"
+            if parked
+            else "notification failed to project; retried later",
+            extra={"notification_id": notification_id, "attempts": attempts, "error": describe(error)},
+        )
 
     # ---------------------------------------------------------------- merging
 
@@ -245,8 +263,12 @@ class Projector:
         await connection.execute(
             notifications.update()
             .where(notifications.c.id.in_([item.id for item in claimed]))
-            .values(projected_at=datetime.now(timezone.utc), projection_error=None, next_attempt_at=None,
-                projection_failed_at=None)
+            .values(
+                projected_at=datetime.now(UTC),
+                projection_error=None,
+                next_attempt_at=None,
+                projection_failed_at=None,
+            )
         )
         metrics.PROJECTED.inc(len(claimed))
 
@@ -260,13 +282,22 @@ class Projector:
         )
         merges = {row.task_id: TaskMerge(dict(row._mapping), {}) for row in locked}
         existing = await connection.execute(
-            sa.select(subtasks.c.id, subtasks.c.task_id, subtasks.c.state_key, subtasks.c.status, subtasks.c.mode,
-                      subtasks.c.err_code, subtasks.c.err_code_ext)
-            .where(subtasks.c.task_id.in_(task_ids))
+            sa.select(
+                subtasks.c.id,
+                subtasks.c.task_id,
+                subtasks.c.state_key,
+                subtasks.c.status,
+                subtasks.c.mode,
+                subtasks.c.err_code,
+                subtasks.c.err_code_ext,
+            ).where(subtasks.c.task_id.in_(task_ids))
         )
         for row in existing:
             merges[row.task_id].subtask_states[row.id] = {
-                "state_key": row.state_key, "status": row.status, "err_code": row.err_code, "err_code_ext": row.err_code_ext,
+                "state_key": row.state_key,
+                "status": row.status,
+                "err_code": row.err_code,
+                "err_code_ext": row.err_code_ext,
             }
         return merges
 
@@ -294,8 +325,12 @@ class Projector:
             task_id = merge.row["task_id"]
             children = [(sid, sub, item) for sid, (sub, item) in merge.children.items()] + merge.appended
             for subtask_id, sub, item in children:
-                output_rows.extend(_output_row(task_id, subtask_id, item.dedupe_key, seq, o) for seq, o in enumerate(sub.outputs))
-                segment_rows.extend(_segment_row(task_id, subtask_id, item.dedupe_key, seq, s) for seq, s in enumerate(sub.segments))
+                output_rows.extend(
+                    _output_row(task_id, subtask_id, item.dedupe_key, seq, o) for seq, o in enumerate(sub.outputs)
+                )
+                segment_rows.extend(
+                    _segment_row(task_id, subtask_id, item.dedupe_key, seq, s) for seq, s in enumerate(sub.segments)
+                )
         if output_rows:
             await connection.execute(outputs.insert(), output_rows)
         if segment_rows:
@@ -307,19 +342,30 @@ async def _load(connection: AsyncConnection, ids: list[int]) -> list[Claimed]:
         sa.select(*CLAIMED_COLUMNS).where(notifications.c.id.in_(ids)).order_by(notifications.c.id)
     )
     return [
-        Claimed(row.id, row.received_at, row.dedupe_key, row.body,
-                Provenance(row.id, row.received_at, row.signature, row.confirmation))
+        Claimed(
+            row.id,
+            row.received_at,
+            row.dedupe_key,
+            row.body,
+            Provenance(row.id, row.received_at, row.signature, row.confirmation),
+        )
         for row in loaded
     ]
 
 
-CLAIMED_COLUMNS = (notifications.c.id, notifications.c.received_at, notifications.c.dedupe_key, notifications.c.body,
-                   notifications.c.signature, notifications.c.confirmation)
+CLAIMED_COLUMNS = (
+    notifications.c.id,
+    notifications.c.received_at,
+    notifications.c.dedupe_key,
+    notifications.c.body,
+    notifications.c.signature,
+    notifications.c.confirmation,
+)
 
 
 def _due() -> tuple[sa.ColumnElement[bool], ...]:
     """Journal rows waiting for projection: not projected, not parked, not in a failure's back-off."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return (
         notifications.c.projected_at.is_(None),
         notifications.c.projection_failed_at.is_(None),
@@ -350,10 +396,17 @@ def _merge_notification(merge: TaskMerge, item: Claimed) -> None:
     state = task_key(projection, item.provenance)
     if state > row["state_key"]:
         row.update(
-            kind=projection.kind, event_type=projection.event_type,
-            status=projection.status[:32], err_code=_clamp(projection.err_code, INT32), message=projection.message,
-            input=projection.input, input_location=projection.input_location, video_name=projection.video_name,
-            media_metadata=projection.metadata, extra=projection.extra or None, state_key=state,
+            kind=projection.kind,
+            event_type=projection.event_type,
+            status=projection.status[:32],
+            err_code=_clamp(projection.err_code, INT32),
+            message=projection.message,
+            input=projection.input,
+            input_location=projection.input_location,
+            video_name=projection.video_name,
+            media_metadata=projection.metadata,
+            extra=projection.extra or None,
+            state_key=state,
         )
     late = _after_the_finish(merge, item, state)
     session = session_key(projection, item.provenance)
@@ -413,9 +466,15 @@ def _skeleton(item: Claimed) -> dict[str, Any]:
     projection = item.projection
     assert projection is not None
     return {
-        "task_id": projection.task_id, "kind": projection.kind, "status": "PROCESSING", "failed": False,
-        "first_received_at": item.received_at, "last_received_at": item.received_at, "notification_count": 0,
-        "state_key": "", "session_key": "",
+        "task_id": projection.task_id,
+        "kind": projection.kind,
+        "status": "PROCESSING",
+        "failed": False,
+        "first_received_at": item.received_at,
+        "last_received_at": item.received_at,
+        "notification_count": 0,
+        "state_key": "",
+        "session_key": "",
     }
 
 
@@ -423,32 +482,69 @@ def _task_values(row: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in row.items() if key != "task_id"}
 
 
-def _subtask_row(subtask_id: str, task_id: str, sub: SubtaskProjection, state: str, notification_id: int) -> dict[str, Any]:
+def _subtask_row(
+    subtask_id: str, task_id: str, sub: SubtaskProjection, state: str, notification_id: int
+) -> dict[str, Any]:
     return {
-        "id": subtask_id, "task_id": task_id, "key": sub.key[:512], "group_name": sub.group[:64],
-        "family": sub.family[:128], "type": _clip(sub.type, 128), "mode": sub.mode, "status": _clip(sub.status, 32),
-        "err_code": _clamp(sub.err_code, INT32), "err_code_ext": _clip(sub.err_code_ext, 255), "message": sub.message,
-        "progress": clamp_progress(_int(sub.progress, INT32)), "definition": _int(sub.definition, INT64),
-        "begin_process_time": _clip(sub.begin_process_time, 64), "finish_time": _clip(sub.finish_time, 64),
-        "input": sub.input, "output": sub.output, "state_key": state, "notification_id": notification_id,
+        "id": subtask_id,
+        "task_id": task_id,
+        "key": sub.key[:512],
+        "group_name": sub.group[:64],
+        "family": sub.family[:128],
+        "type": _clip(sub.type, 128),
+        "mode": sub.mode,
+        "status": _clip(sub.status, 32),
+        "err_code": _clamp(sub.err_code, INT32),
+        "err_code_ext": _clip(sub.err_code_ext, 255),
+        "message": sub.message,
+        "progress": clamp_progress(_int(sub.progress, INT32)),
+        "definition": _int(sub.definition, INT64),
+        "begin_process_time": _clip(sub.begin_process_time, 64),
+        "finish_time": _clip(sub.finish_time, 64),
+        "input": sub.input,
+        "output": sub.output,
+        "state_key": state,
+        "notification_id": notification_id,
     }
 
 
 def _output_row(task_id: str, subtask_id: str, source: str, seq: int, item: Any) -> dict[str, Any]:
     return {
-        "task_id": task_id, "subtask_id": subtask_id, "source": source, "seq": seq, "field": item.field,
-        "kind": item.kind, "storage": item.storage, "bucket": _clip(item.bucket, 255), "region": _clip(item.region, 64),
-        "path": item.path, "url": item.url, "file_id": _clip(item.file_id, 128), "role": item.role,
+        "task_id": task_id,
+        "subtask_id": subtask_id,
+        "source": source,
+        "seq": seq,
+        "field": item.field,
+        "kind": item.kind,
+        "storage": item.storage,
+        "bucket": _clip(item.bucket, 255),
+        "region": _clip(item.region, 64),
+        "path": item.path,
+        "url": item.url,
+        "file_id": _clip(item.file_id, 128),
+        "role": item.role,
         "priority": item.priority,
     }
 
 
 def _segment_row(task_id: str, subtask_id: str, source: str, seq: int, item: Any) -> dict[str, Any]:
     return {
-        "task_id": task_id, "subtask_id": subtask_id, "source": source, "seq": seq, "kind": item.kind[:64],
-        "start_s": item.start, "end_s": item.end, "text": item.text, "translation": item.translation,
-        "title": item.title, "summary": item.summary, "label": item.label, "confidence": item.confidence,
-        "keywords": item.keywords, "url": item.url, "extra": item.extra or None,
+        "task_id": task_id,
+        "subtask_id": subtask_id,
+        "source": source,
+        "seq": seq,
+        "kind": item.kind[:64],
+        "start_s": item.start,
+        "end_s": item.end,
+        "text": item.text,
+        "translation": item.translation,
+        "title": item.title,
+        "summary": item.summary,
+        "label": item.label,
+        "confidence": item.confidence,
+        "keywords": item.keywords,
+        "url": item.url,
+        "extra": item.extra or None,
     }
 
 
@@ -472,25 +568,30 @@ async def projection_lag(engine: AsyncEngine) -> float:
     Parked notifications are not waiting: they are counted apart (``projection_health``).
     """
     async with engine.connect() as connection:
-        oldest = (await connection.execute(
-            sa.select(notifications.c.received_at).where(
-                notifications.c.projected_at.is_(None), notifications.c.projection_failed_at.is_(None)
-            ).order_by(notifications.c.id).limit(1)
-        )).scalar()
+        oldest = (
+            await connection.execute(
+                sa.select(notifications.c.received_at)
+                .where(notifications.c.projected_at.is_(None), notifications.c.projection_failed_at.is_(None))
+                .order_by(notifications.c.id)
+                .limit(1)
+            )
+        ).scalar()
     if oldest is None:
         return 0.0
-    return max((datetime.now(timezone.utc) - oldest).total_seconds(), 0.0)
+    return max((datetime.now(UTC) - oldest).total_seconds(), 0.0)
 
 
 async def projection_health(engine: AsyncEngine) -> dict[str, Any]:
     """Lag and parked failures, for ``/readyz`` (and the gauges)."""
     lag = await projection_lag(engine)
     async with engine.connect() as connection:
-        failed = (await connection.execute(
-            sa.select(sa.func.count()).select_from(notifications).where(
-                notifications.c.projected_at.is_(None), notifications.c.projection_failed_at.is_not(None)
+        failed = (
+            await connection.execute(
+                sa.select(sa.func.count())
+                .select_from(notifications)
+                .where(notifications.c.projected_at.is_(None), notifications.c.projection_failed_at.is_not(None))
             )
-        )).scalar_one()
+        ).scalar_one()
     metrics.PROJECTION_LAG_SECONDS.set(lag)
     metrics.PROJECTIONS_FAILED.set(failed)
     return {"lag_seconds": round(lag, 3), "failed": failed}
@@ -500,9 +601,9 @@ async def retry_failed(engine: AsyncEngine) -> int:
     """Make parked notifications due again (``reproject --failed``); return how many."""
     async with for_writing(engine).begin() as connection:
         result = await connection.execute(
-            notifications.update().where(
-                notifications.c.projected_at.is_(None), notifications.c.projection_failed_at.is_not(None)
-            ).values(projection_failed_at=None, projection_attempts=0, next_attempt_at=None)
+            notifications.update()
+            .where(notifications.c.projected_at.is_(None), notifications.c.projection_failed_at.is_not(None))
+            .values(projection_failed_at=None, projection_attempts=0, next_attempt_at=None)
         )
         return int(result.rowcount)
 
@@ -513,7 +614,12 @@ async def reset_projections(engine: AsyncEngine) -> int:
         for table in (segments, outputs, subtasks, tasks):
             await connection.execute(table.delete())
         await connection.execute(
-            notifications.update().values(projected_at=None, projection_error=None, projection_attempts=0,
-                                          next_attempt_at=None, projection_failed_at=None)
+            notifications.update().values(
+                projected_at=None,
+                projection_error=None,
+                projection_attempts=0,
+                next_attempt_at=None,
+                projection_failed_at=None,
+            )
         )
         return (await connection.execute(sa.select(sa.func.count()).select_from(notifications))).scalar_one()

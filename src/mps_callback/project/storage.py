@@ -34,7 +34,6 @@ S3_FORBIDDEN = re.compile(r"\.\.|\.-|-\.|^xn--|^sthree-|^amzn-s3-demo-|-s3alias$
 HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 
 
-
 def cos_bucket_ok(bucket: str) -> bool:
     return COS_BUCKET.fullmatch(bucket) is not None
 
@@ -133,7 +132,10 @@ def http_origin(value: str) -> str:
         (parts.path not in ("", "/"), f"it has a path ({parts.path!r}): give the domain only"),
         (bool(parts.query) or value.rstrip("/").endswith("?"), "it has a query (?)"),
         (bool(parts.fragment) or "#" in value, "it has a fragment (#)"),
-        (not _host_ok(parts.hostname or "", parts.netloc), f"host {parts.hostname or ''!r} is not a domain name or IP address"),
+        (
+            not _host_ok(parts.hostname or "", parts.netloc),
+            f"host {parts.hostname or ''!r} is not a domain name or IP address",
+        ),
     )
     reason = next((why for bad, why in problems if bad), None)
     if reason:
@@ -225,8 +227,10 @@ def output_storage(value: Any) -> Storage | None:
     if not isinstance(value, dict):
         return None
     kind = str(value.get("Type") or "").upper()
-    cos, s3, vod = (value.get(key) if isinstance(value.get(key), dict) else {} for key in
-                    ("CosOutputStorage", "S3OutputStorage", "VODOutputStorage"))
+    cos, s3, vod = (
+        value.get(key) if isinstance(value.get(key), dict) else {}
+        for key in ("CosOutputStorage", "S3OutputStorage", "VODOutputStorage")
+    )
     s3_storage = Storage("s3", _str(s3.get("S3Bucket")), _str(s3.get("S3Region"))) if _str(s3.get("S3Bucket")) else None
     vod_storage = Storage("vod", _str(vod.get("Bucket")), _str(vod.get("Region"))) if vod else None
     cos_storage = Storage("cos", _str(cos.get("Bucket")), _str(cos.get("Region"))) if _str(cos.get("Bucket")) else None

@@ -8,15 +8,23 @@ table only says what kind of segment a list holds and which outputs matter most.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from mps_callback.project.family import Family
 from mps_callback.project.model import OutputItem, SegmentItem
 from mps_callback.project.storage import UNKNOWN, Storage, output_storage
 
-START_KEYS = ("StartTimeOffset", "StartPtsTime", "StartPTSTime", "Start", "StartPtsOffset", "StartTime", "TimeOffset",
-              "Timestamp")
+START_KEYS = (
+    "StartTimeOffset",
+    "StartPtsTime",
+    "StartPTSTime",
+    "Start",
+    "StartPtsOffset",
+    "StartTime",
+    "TimeOffset",
+    "Timestamp",
+)
 END_KEYS = ("EndTimeOffset", "EndPtsTime", "EndPTSTime", "End", "EndPtsOffset", "EndTime")
 MS_KEYS = {"StartTimeMs": "start", "EndTimeMs": "end"}
 #: Lists of points in time: the item spans its first to its last point.
@@ -49,9 +57,19 @@ EXTENSION_KINDS = {
     "text": (".txt", ".json", ".xml", ".md", ".csv", ".html"),
 }
 NAME_KINDS = (
-    ("subtitle", "subtitle"), ("webvtt", "subtitle"), ("image", "image"), ("cov", "image"), ("pic", "image"),
-    ("snapshot", "image"), ("sprite", "image"), ("audio", "audio"), ("speaker", "audio"), ("video", "video"),
-    ("script", "text"), ("mindmap", "image"), ("position", "text"),
+    ("subtitle", "subtitle"),
+    ("webvtt", "subtitle"),
+    ("image", "image"),
+    ("cov", "image"),
+    ("pic", "image"),
+    ("snapshot", "image"),
+    ("sprite", "image"),
+    ("audio", "audio"),
+    ("speaker", "audio"),
+    ("video", "video"),
+    ("script", "text"),
+    ("mindmap", "image"),
+    ("position", "text"),
 )
 
 
@@ -83,8 +101,15 @@ def find_outputs(
         else:
             found.append(
                 OutputItem(
-                    location, file_kind(name, value), storage.type, path=value, url=storage.url(value, cdn_domains),
-                    bucket=storage.bucket, region=storage.region, role=role, priority=priority,
+                    location,
+                    file_kind(name, value),
+                    storage.type,
+                    path=value,
+                    url=storage.url(value, cdn_domains),
+                    bucket=storage.bucket,
+                    region=storage.region,
+                    role=role,
+                    priority=priority,
                 )
             )
     return found
@@ -101,7 +126,11 @@ def _files(node: Any, location: str, storage: Storage, depth: int = 0) -> Iterat
         return
     storage = output_storage(node.get("OutputStorage")) or output_storage(node.get("Storage")) or storage
     for name, value in node.items():
-        if isinstance(value, str) and value and (is_file_field(name) or (name.endswith("FileId") and name != "LibraryId")):
+        if (
+            isinstance(value, str)
+            and value
+            and (is_file_field(name) or (name.endswith("FileId") and name != "LibraryId"))
+        ):
             yield f"{location}.{name}", name, value, storage
         elif isinstance(value, list) and is_file_field(name) and all(isinstance(v, str) for v in value):
             for index, item in enumerate(value):
@@ -152,8 +181,13 @@ def _segment_kind(name: str, value: Any, family: Family, family_name: str) -> st
 
 
 def _segments(
-    node: Any, family: Family, family_name: str, parent: SegmentItem | None, parent_kept: bool,
-    found: list[SegmentItem], depth: int = 0,
+    node: Any,
+    family: Family,
+    family_name: str,
+    parent: SegmentItem | None,
+    parent_kept: bool,
+    found: list[SegmentItem],
+    depth: int = 0,
 ) -> None:
     if depth > MAX_DEPTH:
         return
@@ -220,7 +254,8 @@ class _Picker:
         return {
             name: value
             for name, value in self.item.items()
-            if name not in self.used and value not in (None, "", [], {})
+            if name not in self.used
+            and value not in (None, "", [], {})
             and not (isinstance(value, list) and isinstance(value[0], dict))
         }
 
@@ -302,7 +337,7 @@ def iso_instant(value: Any) -> str | None:
     if parsed.tzinfo is None:
         return parsed.isoformat()
     try:
-        return parsed.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
     except OverflowError:  # 0001-01-01T00:00:00+14:00 lies before year 1 in UTC: kept as given
         return parsed.isoformat()
 

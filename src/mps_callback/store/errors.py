@@ -40,17 +40,64 @@ SQLITE_RECORD_REFUSALS = ("SQLITE_CONSTRAINT", "SQLITE_MISMATCH", "SQLITE_TOOBIG
 #: (1205, 1213), interrupted or timed out (1317, 1969, 3024), read-only (1290, 1792, 1836),
 #: connection killed (1927).
 MYSQL_DATABASE_STATE = frozenset(
-    {3, 1021, 1026, 1030, 1037, 1038, 1040, 1041, 1044, 1045, 1049, 1053, 1054, 1114, 1142, 1146, 1203, 1205,
-     1213, 1226, 1290, 1317, 1792, 1836, 1927, 1969, 3024}
+    {
+        3,
+        1021,
+        1026,
+        1030,
+        1037,
+        1038,
+        1040,
+        1041,
+        1044,
+        1045,
+        1049,
+        1053,
+        1054,
+        1114,
+        1142,
+        1146,
+        1203,
+        1205,
+        1213,
+        1226,
+        1290,
+        1317,
+        1792,
+        1836,
+        1927,
+        1969,
+        3024,
+    }
 )
 #: PostgreSQL: connection (08), read-only transaction (25006), authentication (28), no such
 #: database (3D000), no such table or column (42P01, 42703), privilege (42501), serialization and deadlock
 #: (40001, 40P01), resources: disk full, memory, connections (53), object state and lock (55),
 #: operator intervention: shutdown, cannot connect now (57).
-POSTGRES_DATABASE_STATE_PREFIXES = ("08", "25006", "28", "3D000", "42P01", "42703", "42501", "40001", "40P01", "53", "55", "57")
+POSTGRES_DATABASE_STATE_PREFIXES = (
+    "08",
+    "25006",
+    "28",
+    "3D000",
+    "42P01",
+    "42703",
+    "42501",
+    "40001",
+    "40P01",
+    "53",
+    "55",
+    "57",
+)
 #: SQLite: full, read-only, cannot open, busy, locked, I/O error, permission.
-SQLITE_DATABASE_STATE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_BUSY", "SQLITE_LOCKED",
-                         "SQLITE_IOERR", "SQLITE_PERM")
+SQLITE_DATABASE_STATE = (
+    "SQLITE_FULL",
+    "SQLITE_READONLY",
+    "SQLITE_CANTOPEN",
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_IOERR",
+    "SQLITE_PERM",
+)
 
 
 def is_database_state(error: BaseException) -> bool:

@@ -38,9 +38,18 @@ notifications = sa.Table(
     sa.Column("projection_error", sa.Text),
     sa.Column("projection_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UtcDateTime(), comment="a failed projection is retried after this"),
-    sa.Column("body_bytes", sa.Integer, nullable=False, server_default="0", comment="size of the body as received, in bytes (bounds projector batches)"),
-    sa.Column("projection_failed_at", UtcDateTime(),
-              comment="projection given up after its attempts; reproject --failed retries"),
+    sa.Column(
+        "body_bytes",
+        sa.Integer,
+        nullable=False,
+        server_default="0",
+        comment="size of the body as received, in bytes (bounds projector batches)",
+    ),
+    sa.Column(
+        "projection_failed_at",
+        UtcDateTime(),
+        comment="projection given up after its attempts; reproject --failed retries",
+    ),
     sa.Index(None, "task_id", "id"),
     sa.Index(None, "received_at"),
     sa.Index(None, "projected_at", "id"),
@@ -69,7 +78,9 @@ tasks = sa.Table(
     sa.Column("last_received_at", UtcDateTime(), nullable=False),
     sa.Column("finished_at", UtcDateTime()),
     sa.Column("notification_count", sa.Integer, nullable=False),
-    sa.Column("state_key", Identifier(80), nullable=False, comment="rank:dedupe key of the notification the state came from"),
+    sa.Column(
+        "state_key", Identifier(80), nullable=False, comment="rank:dedupe key of the notification the state came from"
+    ),
     sa.Column("session_key", Identifier(80), nullable=False, comment="the same for SessionId/SessionContext"),
     sa.Index(None, "first_received_at", "task_id"),
     sa.Index(None, "status"),

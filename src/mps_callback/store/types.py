@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -54,6 +54,7 @@ class Identifier(sa.TypeDecorator[str]):
 #: Autoincrementing ids: BIGINT where it matters, INTEGER on SQLite (only it autoincrements there).
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
+
 class TextJson(sa.TypeDecorator[Any]):
     """JSON kept as text: SQLite TEXT, MySQL/MariaDB LONGTEXT.
 
@@ -100,7 +101,7 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        return value.replace(tzinfo=timezone.utc) if value is not None else None
+        return value.replace(tzinfo=UTC) if value is not None else None

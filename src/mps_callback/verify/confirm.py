@@ -58,8 +58,10 @@ class TaskConfirmer:
         except TencentCloudSDKException as error:
             if str(error.code or "").startswith(NOT_FOUND_CODES):
                 raise Refused(401, "unknown_task", f"MPS does not know task {task_id}") from None
-            log.warning("MPS API unavailable; notification kept unconfirmed",
-                        extra={"task_id": task_id, "error": str(error.code)})
+            log.warning(
+                "MPS API unavailable; notification kept unconfirmed",
+                extra={"task_id": task_id, "error": str(error.code)},
+            )
             return "unconfirmed"
         self._known[task_id] = None
         if len(self._known) > self._cache_size:

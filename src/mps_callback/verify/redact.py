@@ -81,7 +81,7 @@ def _blank(root: dict[str, Any] | list[Any]) -> int:
     stack: list[Any] = [root]
     while stack:
         node = stack.pop()
-        for slot, value in (node.items() if type(node) is dict else enumerate(node)):
+        for slot, value in node.items() if type(node) is dict else enumerate(node):
             kind = type(value)
             if kind is str:
                 if value and value != MARKER:

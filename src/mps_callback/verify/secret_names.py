@@ -15,23 +15,93 @@ from __future__ import annotations
 import re
 
 #: A piece equal to one of these (lower case) is a secret.
-SECRET_WORDS = frozenset({
-    "secret", "secrets", "password", "passwords", "passwd", "pwd", "passphrase", "passphrases", "passcode",
-    "token", "tokens", "credential", "credentials", "cookie", "cookies", "auth", "authorization",
-    "authentication", "key", "keys", "sign", "signs", "signed", "signing", "signature", "signatures", "sig",
-    "sigs", "presigned",
-})
+SECRET_WORDS = frozenset(
+    {
+        "secret",
+        "secrets",
+        "password",
+        "passwords",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "passphrases",
+        "passcode",
+        "token",
+        "tokens",
+        "credential",
+        "credentials",
+        "cookie",
+        "cookies",
+        "auth",
+        "authorization",
+        "authentication",
+        "key",
+        "keys",
+        "sign",
+        "signs",
+        "signed",
+        "signing",
+        "signature",
+        "signatures",
+        "sig",
+        "sigs",
+        "presigned",
+    }
+)
 #: A piece containing one of these is a secret: run-together names (``clientsecret``, ``accesstoken``).
 SECRET_INFIXES = (
-    "secret", "password", "passwd", "passphrase", "passcode", "pwd", "token", "credential", "cookie",
-    "signature", "presign", "authorization", "authentication", "apikey", "accesskey", "privatekey",
+    "secret",
+    "password",
+    "passwd",
+    "passphrase",
+    "passcode",
+    "pwd",
+    "token",
+    "credential",
+    "cookie",
+    "signature",
+    "presign",
+    "authorization",
+    "authentication",
+    "apikey",
+    "accesskey",
+    "privatekey",
 )
 #: ``<glue>key`` / ``<glue>keys`` run together is a secret (``drmkeys``, ``notifykey``); ``monkey`` is not.
-KEY_PREFIXES = frozenset({
-    "api", "access", "secret", "private", "drm", "notify", "sign", "signing", "session", "encryption",
-    "encrypt", "client", "app", "master", "content", "aes", "hmac", "auth", "license", "user", "ssh", "sse",
-    "stream", "push", "play", "hotlink", "url", "cdn", "s3", "cos",
-})
+KEY_PREFIXES = frozenset(
+    {
+        "api",
+        "access",
+        "secret",
+        "private",
+        "drm",
+        "notify",
+        "sign",
+        "signing",
+        "session",
+        "encryption",
+        "encrypt",
+        "client",
+        "app",
+        "master",
+        "content",
+        "aes",
+        "hmac",
+        "auth",
+        "license",
+        "user",
+        "ssh",
+        "sse",
+        "stream",
+        "push",
+        "play",
+        "hotlink",
+        "url",
+        "cdn",
+        "s3",
+        "cos",
+    }
+)
 #: ``key<glue>``, ``sign<glue>`` run together is a secret (``signurl``, ``keyid``); ``signal`` is not.
 STEM_PREFIXES = ("signed", "sign", "key", "auth")
 STEM_SUFFIXES = frozenset({"id", "url", "str", "string", "value", "data", "info", "hex", "b64", "base64"})
@@ -40,15 +110,43 @@ SHORT_WORDS = frozenset({"ak", "sk"})
 
 #: Compounds that name no secret, matched in the lower-cased words run together.
 HARMLESS_COMPOUNDS = (
-    "keyword", "keyframe", "keypts", "keyserver", "keylen", "keylength", "keysize", "keycount", "keytime",
-    "keyinterval", "objectkey", "tagkey",
+    "keyword",
+    "keyframe",
+    "keypts",
+    "keyserver",
+    "keylen",
+    "keylength",
+    "keysize",
+    "keycount",
+    "keytime",
+    "keyinterval",
+    "objectkey",
+    "tagkey",
     "tokencount",
-    "signlanguage", "signalgorithm", "signtime", "signtype", "signmethod", "signversion", "signedheaders",
-    "signaturemethod", "signatureversion",
+    "signlanguage",
+    "signalgorithm",
+    "signtime",
+    "signtype",
+    "signmethod",
+    "signversion",
+    "signedheaders",
+    "signaturemethod",
+    "signatureversion",
 )
 #: Lower-case fragments one of which every secret name other than ``AK``/``SK`` words contains.
-STEM_FRAGMENTS = ("secret", "passw", "passphrase", "passcode", "pwd", "token", "credential", "cookie", "auth",
-                  "key", "sig")
+STEM_FRAGMENTS = (
+    "secret",
+    "passw",
+    "passphrase",
+    "passcode",
+    "pwd",
+    "token",
+    "credential",
+    "cookie",
+    "auth",
+    "key",
+    "sig",
+)
 
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _SHORT = re.compile(r"AK|SK|Ak|Sk|(?<![A-Za-z])[as]k")
@@ -96,7 +194,7 @@ def _covered(words: list[str]) -> list[bool]:
     for compound in HARMLESS_COMPOUNDS:
         at = joined.find(compound)
         while at != -1:
-            covered[at:at + len(compound)] = [True] * len(compound)
+            covered[at : at + len(compound)] = [True] * len(compound)
             at = joined.find(compound, at + 1)
     return covered
 
@@ -124,4 +222,4 @@ def _secret_piece(piece: str) -> bool:
     for ending in ("keys", "key"):
         if piece.endswith(ending) and piece[: -len(ending)] in KEY_PREFIXES:
             return True
-    return any(piece.startswith(stem) and piece[len(stem):] in STEM_SUFFIXES for stem in STEM_PREFIXES)
+    return any(piece.startswith(stem) and piece[len(stem) :] in STEM_SUFFIXES for stem in STEM_PREFIXES)

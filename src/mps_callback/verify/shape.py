@@ -27,28 +27,58 @@ EVENT_CONTAINERS: dict[str, str] = {
 #: VOD application and MPS may call back the same URL), but they are not MPS tasks: uploads,
 #: deletions, VOD task flows, VOD edits. They are journaled like any notification (answered
 #: 200, so VOD does not retry them for days) and never projected into tasks.
-VOD_PRODUCT_EVENTS = frozenset({
-    # media: upload, pull, deletion, storage
-    "NewFileUpload", "PullComplete", "FileDeleted", "RestoreMediaComplete", "PersistenceComplete",
-    "DescribeFileAttributesComplete", "MediaCastStatusChanged",
-    # VOD task flows and media processing
-    "ProcedureStateChanged", "EditMediaComplete", "SplitMediaComplete", "ComposeMediaComplete",
-    "FastEditMediaComplete", "RebuildMediaComplete", "ReduceMediaBitrateComplete", "QualityInspectComplete",
-    "QualityEnhanceComplete", "ComplexAdaptiveDynamicStreamingComplete", "ProcessMediaByMPSComplete",
-    "ReviewAudioVideoComplete", "ExtractTraceWatermarkComplete", "ExtractCopyRightWatermarkComplete",
-    "ExtractBlindWatermarkComplete", "RemoveWatermark", "AigcImageTaskComplete", "AigcVideoTaskComplete",
-    "SceneAigcImageTaskComplete", "ProcessImageAsyncComplete",
-    # publishing
-    "WechatPublishComplete", "WechatMiniProgramPublishComplete",
-    # VOD 2017 (v2) events, still sent to applications configured for them
-    "TranscodeComplete", "ConcatComplete", "ClipComplete", "CreateImageSpriteComplete",
-    "SnapshotByTimeOffsetComplete",
-})
+VOD_PRODUCT_EVENTS = frozenset(
+    {
+        # media: upload, pull, deletion, storage
+        "NewFileUpload",
+        "PullComplete",
+        "FileDeleted",
+        "RestoreMediaComplete",
+        "PersistenceComplete",
+        "DescribeFileAttributesComplete",
+        "MediaCastStatusChanged",
+        # VOD task flows and media processing
+        "ProcedureStateChanged",
+        "EditMediaComplete",
+        "SplitMediaComplete",
+        "ComposeMediaComplete",
+        "FastEditMediaComplete",
+        "RebuildMediaComplete",
+        "ReduceMediaBitrateComplete",
+        "QualityInspectComplete",
+        "QualityEnhanceComplete",
+        "ComplexAdaptiveDynamicStreamingComplete",
+        "ProcessMediaByMPSComplete",
+        "ReviewAudioVideoComplete",
+        "ExtractTraceWatermarkComplete",
+        "ExtractCopyRightWatermarkComplete",
+        "ExtractBlindWatermarkComplete",
+        "RemoveWatermark",
+        "AigcImageTaskComplete",
+        "AigcVideoTaskComplete",
+        "SceneAigcImageTaskComplete",
+        "ProcessImageAsyncComplete",
+        # publishing
+        "WechatPublishComplete",
+        "WechatMiniProgramPublishComplete",
+        # VOD 2017 (v2) events, still sent to applications configured for them
+        "TranscodeComplete",
+        "ConcatComplete",
+        "ClipComplete",
+        "CreateImageSpriteComplete",
+        "SnapshotByTimeOffsetComplete",
+    }
+)
 
 #: The live-stream NotificationTypes MPS documents; each keeps its result under ``<type>Info``.
 LIVE_NOTIFICATION_TYPES = (
-    "ProcessEof", "AiReviewResult", "AiRecognitionResult", "AiAnalysisResult", "AiQualityControlResult",
-    "LiveRecordResult", "AiSmartSubtitleResult",
+    "ProcessEof",
+    "AiReviewResult",
+    "AiRecognitionResult",
+    "AiAnalysisResult",
+    "AiQualityControlResult",
+    "LiveRecordResult",
+    "AiSmartSubtitleResult",
 )
 
 #: Column sizes in the journal; longer identifiers are refused rather than truncated,

@@ -29,9 +29,7 @@ def sign(timestamp: int, key: str) -> str:
     return hashlib.md5(f"{timestamp}{key}".encode()).hexdigest()
 
 
-def check_signature(
-    body: dict[str, Any], keys: tuple[str, ...], max_skew_seconds: int, now: float
-) -> SignatureOutcome:
+def check_signature(body: dict[str, Any], keys: tuple[str, ...], max_skew_seconds: int, now: float) -> SignatureOutcome:
     """Refuse a body whose Sign/Timestamp are malformed, wrong or expired.
 
     Returns ``verified`` when a configured key matched, and, when no key is configured,

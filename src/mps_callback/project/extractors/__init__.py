@@ -20,7 +20,16 @@ from mps_callback.project.extractors import (
 from mps_callback.project.family import UNKNOWN, Family
 
 FAMILIES: dict[tuple[str, str], Family] = {}
-for _module in (ai_analysis, ai_recognition, ai_review, live, media_process, quality_control, smart_subtitles, task_results):
+for _module in (
+    ai_analysis,
+    ai_recognition,
+    ai_review,
+    live,
+    media_process,
+    quality_control,
+    smart_subtitles,
+    task_results,
+):
     FAMILIES.update({(_module.GROUP, key): family for key, family in _module.FAMILIES.items()})
 
 

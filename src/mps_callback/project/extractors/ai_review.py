@@ -6,10 +6,4 @@ GROUP = "AiReview"
 
 _REVIEW = Family(segments={"SegmentSet": "review"})
 
-FAMILIES = {
-    key: _REVIEW
-    for key in (
-        "PornTask", "TerrorismTask", "PoliticalTask", "PornAsrTask", "PornOcrTask", "PoliticalAsrTask",
-        "PoliticalOcrTask", "TerrorismOcrTask", "ProhibitedAsrTask", "ProhibitedOcrTask",
-    )
-}
+FAMILIES = dict.fromkeys(("PornTask", "TerrorismTask", "PoliticalTask", "PornAsrTask", "PornOcrTask", "PoliticalAsrTask", "PoliticalOcrTask", "TerrorismOcrTask", "ProhibitedAsrTask", "ProhibitedOcrTask"), _REVIEW)

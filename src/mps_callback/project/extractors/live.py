@@ -9,7 +9,7 @@ from mps_callback.project.family import Family
 GROUP = "Live"
 
 _REVIEW = Family(
-    segments={name: "review" for name in ("ImagePornResultSet", "ImageTerrorismResultSet", "ImagePoliticalResultSet", "VoicePornResultSet")}
+    segments=dict.fromkeys(("ImagePornResultSet", "ImageTerrorismResultSet", "ImagePoliticalResultSet", "VoicePornResultSet"), "review")
 )
 
 FAMILIES = {

@@ -5,9 +5,12 @@ from mps_callback.project.family import SUBTITLE_ROLES, Family
 GROUP = "SmartSubtitles"
 
 FAMILIES = {
-    "AsrFullTextTask": Family(segments={"SegmentSet": "subtitle", "Wordlist": "word"}, roles={"SubtitlePath": ("subtitle", 1)}),
-    "TransTextTask": Family(segments={"SegmentSet": "subtitle", "Wordlist": "word"}, roles={"SubtitlePath": ("translation", 1)}),
+    "AsrFullTextTask": Family(
+        segments={"SegmentSet": "subtitle", "Wordlist": "word"}, roles={"SubtitlePath": ("subtitle", 1)}
+    ),
+    "TransTextTask": Family(
+        segments={"SegmentSet": "subtitle", "Wordlist": "word"}, roles={"SubtitlePath": ("translation", 1)}
+    ),
     "PureSubtitleTransTask": Family(segments={"SubtitleResults": "subtitle_file"}, roles={"Path": ("translation", 3)}),
     "OcrFullTextTask": Family(segments={"SegmentSet": "subtitle"}, roles=SUBTITLE_ROLES),
 }
-

@@ -8,7 +8,11 @@ FAMILIES = {
     "SmartEraseTaskResult": Family(roles=ERASE_ROLES),
     "SmartEraseTask": Family(roles=ERASE_ROLES),
     "AiDubbingTaskResult": Family(
-        roles={"VideoPath": ("main", 2), "OriginSubtitlePath": ("subtitle", 1), "TranslateSubtitlePath": ("translation", 1)}
+        roles={
+            "VideoPath": ("main", 2),
+            "OriginSubtitlePath": ("subtitle", 1),
+            "TranslateSubtitlePath": ("translation", 1),
+        }
     ),
     "EditMediaTask": Family(roles={"Path": ("main", 2)}),
     "ExtractBlindWatermark": Family(),

@@ -120,11 +120,15 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(8), nullable=False),
         sa.Column("event_type", sa.String(128)),
         sa.Column("status", sa.String(32), nullable=False, comment="PROCESSING or FINISH (MPS's task status)"),
-        sa.Column("failed", sa.Boolean, nullable=False, comment="a subtask failed, or the task/ProcessEof has an ErrCode"),
+        sa.Column(
+            "failed", sa.Boolean, nullable=False, comment="a subtask failed, or the task/ProcessEof has an ErrCode"
+        ),
         sa.Column("err_code", sa.Integer),
         sa.Column("message", LongText),
         sa.Column("input", Json),
-        sa.Column("input_location", LongText, comment="the input as one string: URL, cos://bucket/object, vod://FileId"),
+        sa.Column(
+            "input_location", LongText, comment="the input as one string: URL, cos://bucket/object, vod://FileId"
+        ),
         sa.Column("video_name", LongText),
         sa.Column("media_metadata", Json, comment="MetaData of the input"),
         sa.Column("session_id", sa.String(255)),
@@ -134,7 +138,12 @@ def upgrade() -> None:
         sa.Column("last_received_at", UtcDateTime(), nullable=False),
         sa.Column("finished_at", UtcDateTime()),
         sa.Column("notification_count", sa.Integer, nullable=False),
-        sa.Column("state_key", sa.String(80), nullable=False, comment="rank:dedupe key of the notification the state came from"),
+        sa.Column(
+            "state_key",
+            sa.String(80),
+            nullable=False,
+            comment="rank:dedupe key of the notification the state came from",
+        ),
         sa.Column("session_key", sa.String(80), nullable=False, comment="the same for SessionId/SessionContext"),
         sa.PrimaryKeyConstraint("task_id", name="pk_tasks"),
     )
@@ -160,7 +169,9 @@ def upgrade() -> None:
         sa.Column("finish_time", sa.String(64)),
         sa.Column("input", Json),
         sa.Column("output", Json),
-        sa.Column("state_key", sa.String(80), nullable=False, comment="rank:dedupe key; a higher one replaces the state"),
+        sa.Column(
+            "state_key", sa.String(80), nullable=False, comment="rank:dedupe key; a higher one replaces the state"
+        ),
         sa.Column("notification_id", sa.BigInteger, nullable=False, comment="the notification the state came from"),
         sa.PrimaryKeyConstraint("id", name="pk_subtasks"),
     )
@@ -222,4 +233,6 @@ def downgrade() -> None:
     for table in ("segments", "outputs", "subtasks", "tasks"):
         guarded.drop_table(table)
     guarded.drop_index("ix_notifications_projected_at_id", "notifications")
-    guarded.drop_columns("notifications", ("next_attempt_at", "projection_attempts", "projection_error", "projected_at"))
+    guarded.drop_columns(
+        "notifications", ("next_attempt_at", "projection_attempts", "projection_error", "projected_at")
+    )

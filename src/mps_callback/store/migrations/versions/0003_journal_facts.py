@@ -24,14 +24,27 @@ depends_on = None
 def upgrade() -> None:
     guarded.add_columns(
         "notifications",
-        sa.Column("confirmation", sa.String(16), comment="MPS_VERIFY_WITH_API: confirmed or unconfirmed; NULL: not asked"),
-        sa.Column("body_bytes", sa.Integer, nullable=False, server_default="0", comment="size of the body as received, in bytes (bounds projector batches)"),
-        sa.Column("projection_failed_at", UtcDateTime(),
-                  comment="projection given up after its attempts; reproject --failed retries"),
+        sa.Column(
+            "confirmation", sa.String(16), comment="MPS_VERIFY_WITH_API: confirmed or unconfirmed; NULL: not asked"
+        ),
+        sa.Column(
+            "body_bytes",
+            sa.Integer,
+            nullable=False,
+            server_default="0",
+            comment="size of the body as received, in bytes (bounds projector batches)",
+        ),
+        sa.Column(
+            "projection_failed_at",
+            UtcDateTime(),
+            comment="projection given up after its attempts; reproject --failed retries",
+        ),
     )
     # Before 0003 the API's verdict overwrote the signature's: the signature's is lost for those rows.
-    op.execute("UPDATE notifications SET confirmation = signature, signature = 'unknown' "
-               "WHERE signature IN ('confirmed', 'unconfirmed')")
+    op.execute(
+        "UPDATE notifications SET confirmation = signature, signature = 'unknown' "
+        "WHERE signature IN ('confirmed', 'unconfirmed')"
+    )
     _reproject_if_keys_are_old()
 
 
@@ -54,8 +67,10 @@ def _reproject_if_keys_are_old() -> None:
         return
     for table in ("segments", "outputs", "subtasks", "tasks"):
         op.execute(f"DELETE FROM {table}")
-    op.execute("UPDATE notifications SET projected_at = NULL, projection_error = NULL, projection_attempts = 0, "
-               "next_attempt_at = NULL")
+    op.execute(
+        "UPDATE notifications SET projected_at = NULL, projection_error = NULL, projection_attempts = 0, "
+        "next_attempt_at = NULL"
+    )
 
 
 def downgrade() -> None:

@@ -39,15 +39,21 @@ IDENTIFIERS: dict[str, list[sa.Column[str]]] = {
     "tasks": [
         sa.Column("task_id", Identifier(255), nullable=False),
         sa.Column("session_id", Identifier(255)),
-        sa.Column("state_key", Identifier(80), nullable=False,
-                  comment="rank:dedupe key of the notification the state came from"),
+        sa.Column(
+            "state_key",
+            Identifier(80),
+            nullable=False,
+            comment="rank:dedupe key of the notification the state came from",
+        ),
         sa.Column("session_key", Identifier(80), nullable=False, comment="the same for SessionId/SessionContext"),
     ],
     "subtasks": [
         sa.Column("id", Identifier(32), nullable=False, comment="hash of (task_id, key): stable across reprojection"),
         sa.Column("task_id", Identifier(255), nullable=False),
         sa.Column("key", Identifier(512), nullable=False),
-        sa.Column("state_key", Identifier(80), nullable=False, comment="rank:dedupe key; a higher one replaces the state"),
+        sa.Column(
+            "state_key", Identifier(80), nullable=False, comment="rank:dedupe key; a higher one replaces the state"
+        ),
     ],
     "outputs": [
         sa.Column("task_id", Identifier(255), nullable=False),
