@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -67,7 +68,10 @@ async def _scalar(url: str, statement: str) -> int:
 def rss_mb(root_pid: int) -> float:
     """The largest resident set among the processes under ``root_pid`` (the web workers)."""
     pids = [root_pid] + [
-        int(p) for p in subprocess.run(["pgrep", "-P", str(root_pid)], capture_output=True, text=True).stdout.split()
+        int(p)
+        for p in subprocess.run(
+            ["pgrep", "-P", str(root_pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
     ]
     largest = 0.0
     for pid in pids:
@@ -123,12 +127,14 @@ def _spool_depth(port: int) -> int:
     return int(httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json().get("spool_depth", 0))
 
 
-def projection_run(url_backend: str, rate: float, seconds: float, template: Path, work: Path) -> dict[str, float]:
+def projection_run(
+    url_backend: str, rate: float, seconds: float, template: Path, work: Path
+) -> dict[str, float | list[int]]:
     """Sustained ingest at ``rate``/s for ``seconds`` while the projector runs; lag per notification."""
     url = fresh_database(url_backend, "mps_bench_projection", work)
     contender = contenders.ours(url_backend, url, 2, work / "spool-projection", projector=True)
     process = contender.start(PORT, work / "projection.log")
-    backlog = []
+    backlog: list[int] = []
     try:
 
         async def run() -> int:
@@ -164,6 +170,11 @@ def projection_run(url_backend: str, rate: float, seconds: float, template: Path
     }
 
 
+def _as_datetime(value: datetime | str) -> datetime:
+    """SQLite hands back text; the servers hand back datetimes."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
 async def _lags(url: str) -> list[float]:
     engine = create_engine(url, poolclass=sa.pool.NullPool)
     async with engine.connect() as connection:
@@ -171,17 +182,7 @@ async def _lags(url: str) -> list[float]:
         lags = []
         for received, projected in rows:
             if projected is not None:
-                received = (
-                    received
-                    if not isinstance(received, str)
-                    else __import__("datetime").datetime.fromisoformat(received)
-                )
-                projected = (
-                    projected
-                    if not isinstance(projected, str)
-                    else __import__("datetime").datetime.fromisoformat(projected)
-                )
-                lags.append((projected - received).total_seconds())
+                lags.append((_as_datetime(projected) - _as_datetime(received)).total_seconds())
     await engine.dispose()
     return lags
 

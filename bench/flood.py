@@ -11,7 +11,6 @@ memory (VmHWM of the web worker). Not a unit test: it takes ``--seconds`` and bo
 from __future__ import annotations
 
 import argparse
-import hashlib
 import statistics
 import tempfile
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+from mps_callback.verify.signature import sign
 from tests.conftest import start_service
 
 KEY = "flood-key"
@@ -43,7 +43,7 @@ def signed_body(number: int) -> bytes:
             "NotificationType": "ProcessEof",
             "TaskId": f"flood-signed-{number}",
             "Timestamp": expires,
-            "Sign": hashlib.md5(f"{expires}{KEY}".encode()).hexdigest(),
+            "Sign": sign(expires, KEY),
         }
     )
 

@@ -4,13 +4,14 @@ open-loop generator at a fixed rate for the projection measurement."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import re
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from mps_callback.verify.signature import sign
 
 RESULT = re.compile(r"RESULT rps=([\d.]+) p50_ms=([\d.]+) p99_ms=([\d.]+) requests=(\d+) errors=(\d+) non2xx=(\d+)")
 
@@ -30,7 +31,7 @@ def signed_env(template: Path, key: str = "key") -> dict[str, str]:
     return {
         "BODY_FILE": str(template),
         "MPS_TS": str(expires),
-        "MPS_SIGN": hashlib.md5(f"{expires}{key}".encode()).hexdigest(),
+        "MPS_SIGN": sign(expires, key),
     }
 
 
@@ -41,6 +42,7 @@ def wrk(url: str, lua: Path, template: Path, seconds: float, connections: int = 
         text=True,
         env={**os.environ, **signed_env(template)},
         timeout=seconds + 60,
+        check=False,  # a failed run prints no RESULT line, reported below with its output
     ).stdout
     found = RESULT.search(output)
     if not found:
@@ -52,7 +54,11 @@ def wrk(url: str, lua: Path, template: Path, seconds: float, connections: int = 
 async def open_loop(url: str, template: Path, rate: float, seconds: float, prefix: str, connections: int = 16) -> int:
     """POST ``rate`` notifications a second for ``seconds`` over keep-alive connections; return how many got 200."""
     env = signed_env(template)
-    body_template = template.read_text().replace("__TS__", env["MPS_TS"]).replace("__SIGN__", env["MPS_SIGN"])
+    body_template = (
+        (await asyncio.to_thread(template.read_text))
+        .replace("__TS__", env["MPS_TS"])
+        .replace("__SIGN__", env["MPS_SIGN"])
+    )
     host, port_path = url.split("//", 1)[1].split(":", 1)
     port, path = port_path.split("/", 1)
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()

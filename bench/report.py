@@ -8,6 +8,7 @@ import platform
 import subprocess
 from dataclasses import dataclass
 from importlib.metadata import version
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -44,7 +45,8 @@ def markdown(rows: list[Row], ceiling: float | None) -> str:
 
 
 def machine(mysql: str, postgres: str) -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
     parts = [
         "# mps-callback benchmark",
         "",
@@ -56,10 +58,10 @@ def machine(mysql: str, postgres: str) -> str:
         parts.append("- " + asyncio.run(_settings(mysql, postgres)))
     except Exception as error:  # a database missing: the runs against it will say so
         parts.append(f"- database settings unavailable: {error}")
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[:1]
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout.splitlines()[:1]
     parts.append(
-        f"- {wrk_version[0] if wrk_version else 'wrk'}; mps-callback: 2 web workers; ingest runs without projector, projection run with one; "
-        "signed bodies (MPS_NOTIFY_KEYS), distinct TaskIds"
+        f"- {wrk_version[0] if wrk_version else 'wrk'}; mps-callback: 2 web workers; "
+        "ingest runs without projector, projection run with one; signed bodies (MPS_NOTIFY_KEYS), distinct TaskIds"
     )
     return "\n".join(parts)
 
@@ -79,5 +81,5 @@ async def _settings(mysql: str, postgres: str) -> str:
         async with engine.connect() as connection:
             values = [str((await connection.execute(sa.text(query))).scalar_one()) for query in queries]
         await engine.dispose()
-        found.append(" ".join(f"{q.split()[-1].lstrip('@')}={v}" for q, v in zip(queries, values)))
+        found.append(" ".join(f"{q.split()[-1].lstrip('@')}={v}" for q, v in zip(queries, values, strict=True)))
     return "MariaDB: " + found[0] + "; PostgreSQL: " + found[1] + "; SQLite: WAL, synchronous=FULL"

@@ -1,7 +1,6 @@
 # Bench material: the ceiling. A no-op ASGI app on the same uvicorn stack as mps-callback,
 # kept in the repository so the bench measures against it without anything beside the clone.
 """The ceiling: an ASGI app that reads and JSON-decodes the body and answers 200, doing no work."""
-
 import orjson
 
 

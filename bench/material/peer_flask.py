@@ -11,7 +11,6 @@ en_vtt, username) with a fresh pymysql connection per request and retry with bac
 Run: python peer_flask.py                                 (Werkzeug, threaded, as its users run it)
      gunicorn -w 4 -b 127.0.0.1:8788 peer_flask:app         (the same app under a production server)
 """
-
 import logging
 import os
 import time
@@ -55,17 +54,9 @@ BASE_URL = os.environ.get("BASE_COS_URL", "https://zh-video-1250000000.cos.ap-sh
 
 def extract(body):
     ev = body.get("WorkflowTaskEvent") or {}
-    row = dict(
-        task_id=ev.get("TaskId") or body.get("TaskId") or "",
-        status=ev.get("Status") or body.get("NotificationType"),
-        create_time="",
-        video_name=None,
-        url="",
-        output_path="",
-        vtt_url="",
-        en_vtt="",
-        username=body.get("SessionContext", ""),
-    )
+    row = dict(task_id=ev.get("TaskId") or body.get("TaskId") or "", status=ev.get("Status") or body.get("NotificationType"),
+               create_time="", video_name=None, url="", output_path="", vtt_url="", en_vtt="",
+               username=body.get("SessionContext", ""))
     for r in ev.get("SmartSubtitlesTaskResult") or []:
         if r.get("Type") == "AsrFullTextRecognition":
             task = r.get("AsrFullTextTask") or {}

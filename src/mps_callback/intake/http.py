@@ -155,7 +155,9 @@ def _logged(status: int, body: dict[str, Any], started: float, outcome: dict[str
     return status, body
 
 
-async def _send(send: Any, status: int, body: dict[str, Any], extra_headers: list[tuple[bytes, bytes]] = []) -> None:
+async def _send(
+    send: Any, status: int, body: dict[str, Any], extra_headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     payload = orjson.dumps(body)
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload)), *extra_headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -178,9 +180,12 @@ def _check_url_token(scope: Scope, expected: str) -> None:
         raise Refused(401, "url_token", "missing or wrong URL token")
 
 
-async def _read_body(scope: Scope, receive: Any, limit: int, timeout: float, ticket: Ticket) -> bytes:
+async def _read_body(scope: Scope, receive: Any, limit: int, timeout: float, ticket: Ticket) -> bytes:  # noqa: ASYNC109
     """The body, refused with 413 once it exceeds ``limit`` bytes, 408 if it trickles in past ``timeout``,
-    503 (``Busy``) when it is large and this process holds enough large bodies already."""
+    503 (``Busy``) when it is large and this process holds enough large bodies already.
+
+    The timeout is a parameter (not the caller's ``asyncio.timeout``) because running out of it
+    is an answer to the client, 408, decided here where the body is read."""
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit():
             if int(value) > limit:

@@ -164,7 +164,7 @@ class _Drainer:
 
     async def _one_by_one(self, group: list[tuple[Path, list[_Pending]]]) -> None:
         """Each record alone; if the database goes away part-way, the files keep only what is left."""
-        for index, (path, records) in enumerate(group):
+        for index, (_, records) in enumerate(group):
             for position, record in enumerate(records):
                 try:
                     await self._write_one(record)

@@ -83,8 +83,7 @@ class RowLimit:
             )
 
     def _warn_if_below_body_limit(self, dialect: str) -> None:
-        assert self.bytes is not None
-        if self._max_body_bytes is not None and self._max_body_bytes > self.bytes:
+        if self.bytes is not None and self._max_body_bytes is not None and self._max_body_bytes > self.bytes:
             log.warning(
                 "MPS_MAX_BODY_BYTES is larger than the database can store in one row: larger bodies get 413",
                 extra={

@@ -164,7 +164,9 @@ def _is_ip(host: str, version: int) -> bool:
 
 
 def cdn_domains_setting(text: str) -> dict[str, str]:
-    """``MPS_CDN_DOMAINS``: ``bucket=https://cdn.example.com,...`` -> bucket -> origin; ValueError naming the bad entry."""
+    """``MPS_CDN_DOMAINS``: ``bucket=https://cdn.example.com,...`` -> bucket -> origin.
+
+    A ValueError names the bad entry."""
     pairs: dict[str, str] = {}
     for entry in (part.strip() for part in text.split(",")):
         if not entry:

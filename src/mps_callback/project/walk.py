@@ -167,9 +167,9 @@ def remainder(result: Any, family: Family, family_name: str, depth: int = 0) -> 
     for name, value in result.items():
         if _segment_kind(name, value, family, family_name):
             continue
-        value = remainder(value, family, family_name, depth + 1)
-        if value not in (None, "", [], {}):
-            kept[name] = value
+        rest = remainder(value, family, family_name, depth + 1)
+        if rest not in (None, "", [], {}):
+            kept[name] = rest
     return kept
 
 

@@ -204,7 +204,7 @@ def _uncovered_pieces(word: str, covered: list[bool]) -> list[str]:
     if not any(covered):
         return [word]
     pieces, current = [], []
-    for letter, hidden in zip(word, covered):
+    for letter, hidden in zip(word, covered, strict=True):
         if hidden:
             if current:
                 pieces.append("".join(current))

@@ -6,4 +6,18 @@ GROUP = "AiReview"
 
 _REVIEW = Family(segments={"SegmentSet": "review"})
 
-FAMILIES = dict.fromkeys(("PornTask", "TerrorismTask", "PoliticalTask", "PornAsrTask", "PornOcrTask", "PoliticalAsrTask", "PoliticalOcrTask", "TerrorismOcrTask", "ProhibitedAsrTask", "ProhibitedOcrTask"), _REVIEW)
+FAMILIES = dict.fromkeys(
+    (
+        "PornTask",
+        "TerrorismTask",
+        "PoliticalTask",
+        "PornAsrTask",
+        "PornOcrTask",
+        "PoliticalAsrTask",
+        "PoliticalOcrTask",
+        "TerrorismOcrTask",
+        "ProhibitedAsrTask",
+        "ProhibitedOcrTask",
+    ),
+    _REVIEW,
+)

@@ -9,7 +9,9 @@ from mps_callback.project.family import Family
 GROUP = "Live"
 
 _REVIEW = Family(
-    segments=dict.fromkeys(("ImagePornResultSet", "ImageTerrorismResultSet", "ImagePoliticalResultSet", "VoicePornResultSet"), "review")
+    segments=dict.fromkeys(
+        ("ImagePornResultSet", "ImageTerrorismResultSet", "ImagePoliticalResultSet", "VoicePornResultSet"), "review"
+    )
 )
 
 FAMILIES = {

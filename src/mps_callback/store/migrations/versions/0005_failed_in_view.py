@@ -36,7 +36,8 @@ def _projections() -> ModuleType:
     """Revision 0002, where the view's columns and its legacy union are defined."""
     path = Path(__file__).with_name("0002_projections.py")
     spec = importlib.util.spec_from_file_location("mps_callback_migration_0002", path)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
