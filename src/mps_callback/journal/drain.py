@@ -44,7 +44,7 @@ class RetryPolicy:
     max_delay_seconds: float = 300.0
 
     def delay(self, attempts: int) -> float:
-        return min(self.first_delay_seconds * 2 ** (attempts - 1), self.max_delay_seconds)
+        return min(self.first_delay_seconds * 2.0 ** (attempts - 1), self.max_delay_seconds)
 
 
 class DatabaseDown(Exception):

@@ -224,15 +224,18 @@ class OutputUrls:
     live_storage: Storage | None = None
 
 
+def _object(value: dict[str, Any], key: str) -> dict[str, Any]:
+    """``value[key]`` when it is an object, else empty: MPS leaves unused storage kinds out or null."""
+    found = value.get(key)
+    return found if isinstance(found, dict) else {}
+
+
 def output_storage(value: Any) -> Storage | None:
     """A ``TaskOutputStorage`` (``Type`` + ``CosOutputStorage``/``S3OutputStorage``/``VODOutputStorage``)."""
     if not isinstance(value, dict):
         return None
     kind = str(value.get("Type") or "").upper()
-    cos, s3, vod = (
-        value.get(key) if isinstance(value.get(key), dict) else {}
-        for key in ("CosOutputStorage", "S3OutputStorage", "VODOutputStorage")
-    )
+    cos, s3, vod = (_object(value, key) for key in ("CosOutputStorage", "S3OutputStorage", "VODOutputStorage"))
     s3_storage = Storage("s3", _str(s3.get("S3Bucket")), _str(s3.get("S3Region"))) if _str(s3.get("S3Bucket")) else None
     vod_storage = Storage("vod", _str(vod.get("Bucket")), _str(vod.get("Region"))) if vod else None
     cos_storage = Storage("cos", _str(cos.get("Bucket")), _str(cos.get("Region"))) if _str(cos.get("Bucket")) else None

@@ -203,7 +203,8 @@ def _uncovered_pieces(word: str, covered: list[bool]) -> list[str]:
     """``word`` without the letters a harmless compound covers, as the runs left between them."""
     if not any(covered):
         return [word]
-    pieces, current = [], []
+    pieces: list[str] = []
+    current: list[str] = []
     for letter, hidden in zip(word, covered, strict=True):
         if hidden:
             if current:

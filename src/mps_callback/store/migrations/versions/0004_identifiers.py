@@ -72,10 +72,17 @@ def _on_mysql() -> bool:
     return op.get_bind().dialect.name in ("mysql", "mariadb")
 
 
+def _length(column: sa.Column[str]) -> int:
+    """The declared length of one of the identifier columns above (all are sized strings)."""
+    if not isinstance(column.type, sa.String) or column.type.length is None:
+        raise TypeError(f"{column.name} is not a sized string")
+    return column.type.length
+
+
 def _modify(table: str, columns: list[sa.Column[str]], new_type: Callable[[int], TypeEngine[str]]) -> None:
     """One ``ALTER TABLE`` that gives ``columns`` their ``new_type``, keeping nullability and comment."""
     dialect = op.get_bind().dialect
-    changed = [sa.Column(c.name, new_type(c.type.length), nullable=c.nullable, comment=c.comment) for c in columns]
+    changed = [sa.Column(c.name, new_type(_length(c)), nullable=c.nullable, comment=c.comment) for c in columns]
     sa.Table(table, sa.MetaData(), *changed)  # CreateColumn renders the columns of a table
     clauses = ", ".join(f"MODIFY {sa.schema.CreateColumn(column).compile(dialect=dialect)}" for column in changed)
     op.execute(f"ALTER TABLE {table} {clauses}")

@@ -45,7 +45,8 @@ def _projections() -> ModuleType:
 
 def view(columns: dict[str, str], dialect: sa.Dialect) -> str:
     """The view's SELECT over ``columns``, with the old script's rows when its table is there (as 0002)."""
-    return _projections().with_legacy_rows(columns, dialect)
+    select: str = _projections().with_legacy_rows(columns, dialect)
+    return select
 
 
 def _replace(columns: dict[str, str]) -> None:
