@@ -74,9 +74,10 @@ def _on_mysql() -> bool:
 
 def _length(column: sa.Column[str]) -> int:
     """The declared length of one of the identifier columns above (all are sized strings)."""
-    if not isinstance(column.type, sa.String) or column.type.length is None:
+    length = getattr(column.type, "length", None)  # sa.String and Identifier both carry it
+    if not isinstance(length, int):
         raise TypeError(f"{column.name} is not a sized string")
-    return column.type.length
+    return length
 
 
 def _modify(table: str, columns: list[sa.Column[str]], new_type: Callable[[int], TypeEngine[str]]) -> None:
