@@ -1,7 +1,10 @@
+from typing import Any
+
 import pytest
 
 from mps_callback.errors import Refused
-from mps_callback.verify.shape import recognise
+from mps_callback.mps import dedupe_key
+from mps_callback.verify.shape import check_depth, recognise
 from tests.conftest import FIXTURES, fixture_files, load_fixture
 
 
@@ -59,3 +62,29 @@ def test_overlong_task_id_is_refused_not_truncated():
     with pytest.raises(Refused) as caught:
         recognise({"NotificationType": "ProcessEof", "TaskId": "t" * 256})
     assert caught.value.status == 400 and "TaskId" in caught.value.reason
+
+
+def nested(levels: int) -> dict[str, Any]:
+    """A notification whose containers nest ``levels`` deep, itself the first level; the deepest one is empty."""
+    value: Any = []
+    for _ in range(levels - 2):
+        value = [value]
+    return {"NotificationType": "ProcessEof", "TaskId": "deep", "Timestamp": value}
+
+
+def test_the_deepest_body_the_journal_can_write_passes_and_has_a_dedupe_key():
+    body = nested(254)
+    check_depth(body)
+    assert len(dedupe_key(body)) == 64
+
+
+@pytest.mark.parametrize("levels", [255, 300, 1024])
+def test_a_body_deeper_than_the_journal_can_write_is_refused_before_it(levels: int):
+    """Checked on the whole body: a deep Timestamp, which the dedupe key leaves out, is refused too."""
+    with pytest.raises(Refused) as caught:
+        check_depth(nested(levels))
+    assert (caught.value.status, caught.value.code, caught.value.reason) == (
+        400,
+        "too_deep",
+        "JSON nested deeper than 255 levels",
+    )
