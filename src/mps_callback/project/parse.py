@@ -16,8 +16,8 @@ from mps_callback.mps import EVENT_CONTAINERS, LIVE_NOTIFICATION_TYPES, dedupe_k
 from mps_callback.project.extractors import family_for
 from mps_callback.project.family import Family
 from mps_callback.project.model import SegmentItem, SubtaskProjection, TaskProjection
-from mps_callback.project.storage import OutputUrls, Storage, input_location, input_storage, output_storage
 from mps_callback.project.walk import find_outputs, find_segments, remainder
+from mps_callback.storage import OutputUrls, Storage, input_location, input_storage, output_storage
 from mps_callback.verify.shape import recognise
 
 #: The group each WorkflowTask result set belongs to.
