@@ -10,7 +10,8 @@ outage (silently losing the spool's protection); the other way only delays a bad
 So only the database's own verdict on the data counts as a record refusal, by the
 drivers' codes (the exception class alone does not tell: MySQL reports a trigger's
 refusal and a lost connection both as OperationalError); everything else is about the
-database.
+database. ``database_fault`` answers for an error in hand, with a probe write when the
+error alone does not tell; the journal's drain and the projector both ask it.
 """
 
 from __future__ import annotations
