@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from mps_callback.config import Settings
-from mps_callback.project.storage import OutputUrls, Storage
+from mps_callback.storage import OutputUrls, Storage
 
 #: MPS_CDN_DOMAINS -> what the one-line reason must say.
 BAD_CDN_DOMAINS = [

@@ -13,8 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from mps_callback.mps import EVENT_CONTAINERS, VOD_PRODUCT_EVENTS
 from mps_callback.project.parse import parse
-from mps_callback.verify.shape import EVENT_CONTAINERS, VOD_PRODUCT_EVENTS, recognise
+from mps_callback.verify.shape import recognise
 from tests.conftest import FIXTURES, fixture_files, load_fixture, query, start_service
 from tests.project.helpers import run_ingest
 from tests.test_cli import cli

@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from mps_callback.project.storage import OutputUrls, cdn_domains_setting, cdn_entry, storage_setting
+from mps_callback.storage import OutputUrls, cdn_domains_setting, cdn_entry, storage_setting
 
 MIB = 1024 * 1024
 

@@ -11,7 +11,7 @@ import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
-from mps_callback.verify.shape import EVENT_CONTAINERS, LIVE_NOTIFICATION_TYPES
+from mps_callback.mps import EVENT_CONTAINERS, LIVE_NOTIFICATION_TYPES
 
 KNOWN_TYPES = frozenset(EVENT_CONTAINERS) | frozenset(LIVE_NOTIFICATION_TYPES)
 

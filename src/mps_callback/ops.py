@@ -9,9 +9,8 @@ from fastapi.responses import JSONResponse
 
 from mps_callback import metrics
 from mps_callback.journal.spool import Spool
-from mps_callback.journal.write import probe_write
 from mps_callback.project.projector import projection_health
-from mps_callback.store.errors import describe
+from mps_callback.store.errors import describe, probe_write
 
 router = APIRouter(tags=["operations"])
 

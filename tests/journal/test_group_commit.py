@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from mps_callback.errors import JournalUnavailable
-from mps_callback.intake.envelope import Envelope
-from mps_callback.journal.entry import SPOOLED, JournalEntry, dedupe_key
+from mps_callback.journal.entry import SPOOLED, JournalEntry
 from mps_callback.journal.group_commit import GroupCommitJournal
 from mps_callback.journal.spool import Spool
+from mps_callback.mps import Envelope, dedupe_key
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import notifications
 from mps_callback.verify.shape import recognise

@@ -23,9 +23,9 @@ from typing import Any
 
 from tencentcloud.mps.v20190612 import models
 
+from mps_callback.mps import EVENT_CONTAINERS, LIVE_NOTIFICATION_TYPES
 from mps_callback.project.parse import parse
 from mps_callback.verify.redact import MARKER, redact
-from mps_callback.verify.shape import EVENT_CONTAINERS, LIVE_NOTIFICATION_TYPES
 
 _RTYPE = re.compile(r":rtype:\s*(.+?)\s*$", re.MULTILINE)
 _CLASS = re.compile(r"models\.(\w+)`")

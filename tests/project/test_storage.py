@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from mps_callback.config import Settings
 from mps_callback.project.parse import parse
 from mps_callback.project.projector import Projector
-from mps_callback.project.storage import OutputUrls, Storage, storage_setting
+from mps_callback.storage import OutputUrls, Storage, storage_setting
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import outputs
 from tests.conftest import fixture_files, load_fixture, query

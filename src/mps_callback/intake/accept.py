@@ -13,10 +13,11 @@ from typing import Any, Protocol
 
 from mps_callback.config import Settings
 from mps_callback.errors import Refused
-from mps_callback.intake.envelope import Envelope, decode, unwrap
-from mps_callback.journal.entry import JournalEntry, Receipt, dedupe_key
+from mps_callback.intake.envelope import decode, unwrap
+from mps_callback.journal.entry import JournalEntry, Receipt
+from mps_callback.mps import Envelope, Shape, dedupe_key
 from mps_callback.verify.redact import is_secret_name, redact, scrub_url_params
-from mps_callback.verify.shape import Shape, recognise
+from mps_callback.verify.shape import check_depth, recognise
 from mps_callback.verify.signature import check_signature
 
 
@@ -64,11 +65,17 @@ class Prepared:
 
 
 def prepare(raw: bytes, keys: tuple[str, ...], max_skew: int, now: float) -> Prepared:
-    """The CPU part of ``accept``; a refusal after the shape is known carries it."""
+    """The CPU part of ``accept``; a refusal after the shape is known carries it.
+
+    Everything that can refuse a body runs here, before the journal: what it is, whether it
+    is genuine, whether it can be written at all (its depth). The dedupe key comes last and
+    cannot fail, so the journal is only ever handed bodies it can keep.
+    """
     notification, envelope = unwrap(decode(raw))
     shape = recognise(notification)
     try:
         signature = check_signature(notification, keys, max_skew, now)
+        check_depth(notification)
         redact(notification)
         return Prepared(notification, envelope, shape, signature, dedupe_key(notification))
     except Refused as refused:
@@ -94,7 +101,10 @@ def screen(raw: bytes, keys: tuple[str, ...], max_skew: int, now: float) -> Verd
 
 
 class Screen:
-    """The child processes that screen large bodies (started on the first one, ``spawn``: no fork of a threaded process)."""
+    """The child processes that screen large bodies.
+
+    Started on the first one, with ``spawn``: no fork of a threaded process.
+    """
 
     def __init__(self, workers: int) -> None:
         self._workers = max(workers, 1)

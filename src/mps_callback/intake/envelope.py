@@ -8,21 +8,12 @@ notification inside is what gets verified and kept; the envelope's ids are kept 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from mps_callback.errors import Refused
-
-
-@dataclass(slots=True)
-class Envelope:
-    """What wrapped the notification: ``none``, ``cmq`` or ``api-response``, and its ids."""
-
-    wrapper: str = "none"
-    message_id: str | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
+from mps_callback.mps import Envelope
 
 
 def decode(raw: bytes) -> dict[str, Any]:

@@ -25,9 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mps_callback import metrics
 from mps_callback.journal.limits import RowLimit, stored_bytes
 from mps_callback.journal.spool import Spool, encode_line, written_ns
-from mps_callback.journal.write import database_fault, write_rows
+from mps_callback.journal.write import write_rows
 from mps_callback.store.engine import for_writing
-from mps_callback.store.errors import describe, is_record_refusal
+from mps_callback.store.errors import database_fault, describe, is_record_refusal
 
 log = logging.getLogger(__name__)
 

@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-
-from mps_callback.errors import Refused
-from mps_callback.intake.envelope import Envelope
-from mps_callback.verify.shape import Shape
-
-#: Fields that change on every retry of the same notification, so they are not part of its identity.
-VOLATILE_FIELDS = ("Timestamp", "Sign")
-
-
-def dedupe_key(body: dict[str, Any]) -> str:
-    """SHA-256 of the canonical body (sorted keys) without Timestamp and Sign.
-
-    MPS may deliver one notification several times (retries, CMQ redelivery) with a fresh
-    Timestamp and Sign each time; everything else is the same, so this key is too.
-    """
-    canonical = {key: value for key, value in body.items() if key not in VOLATILE_FIELDS}
-    try:
-        return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    except orjson.JSONEncodeError:  # orjson serialises 255 levels at most: no MPS body comes near
-        raise Refused(400, "too_deep", "JSON nested deeper than 255 levels") from None
+from mps_callback.mps import Envelope, Shape
 
 
 @dataclass(slots=True)

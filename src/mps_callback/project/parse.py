@@ -12,13 +12,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from mps_callback.journal.entry import dedupe_key
+from mps_callback.mps import EVENT_CONTAINERS, LIVE_NOTIFICATION_TYPES, dedupe_key, event_task
 from mps_callback.project.extractors import family_for
 from mps_callback.project.family import Family
 from mps_callback.project.model import SegmentItem, SubtaskProjection, TaskProjection
-from mps_callback.project.storage import OutputUrls, Storage, input_location, input_storage, output_storage
 from mps_callback.project.walk import find_outputs, find_segments, remainder
-from mps_callback.verify.shape import EVENT_CONTAINERS, LIVE_NOTIFICATION_TYPES, event_task, recognise
+from mps_callback.storage import OutputUrls, Storage, input_location, input_storage, output_storage
+from mps_callback.verify.shape import recognise
 
 #: The group each WorkflowTask result set belongs to.
 RESULT_SET_GROUPS = {

@@ -28,13 +28,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mps_callback import metrics
-from mps_callback.journal.write import database_fault
 from mps_callback.project.model import SubtaskProjection, TaskProjection, subtask_failed
 from mps_callback.project.parse import parse
 from mps_callback.project.rank import Provenance, clamp_progress, session_key, subtask_key, task_key
-from mps_callback.project.storage import OutputUrls
+from mps_callback.storage import OutputUrls
 from mps_callback.store.engine import for_writing
-from mps_callback.store.errors import describe
+from mps_callback.store.errors import database_fault, describe
 from mps_callback.store.tables import notifications, outputs, segments, subtasks, tasks
 from mps_callback.store.upsert import insert_skipping_duplicates
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from mps_callback.project.family import Family
 from mps_callback.project.model import OutputItem, SegmentItem
-from mps_callback.project.storage import UNKNOWN, Storage, output_storage
+from mps_callback.storage import UNKNOWN, Storage, output_storage
 
 START_KEYS = (
     "StartTimeOffset",

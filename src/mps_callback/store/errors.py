@@ -10,12 +10,16 @@ outage (silently losing the spool's protection); the other way only delays a bad
 So only the database's own verdict on the data counts as a record refusal, by the
 drivers' codes (the exception class alone does not tell: MySQL reports a trigger's
 refusal and a lost connection both as OperationalError); everything else is about the
-database.
+database. ``database_fault`` answers for an error in hand, with a probe write when the
+error alone does not tell; the journal's drain and the projector both ask it.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from mps_callback.store.tables import notifications
 
 #: MySQL/MariaDB error codes that refuse the row sent: NULL in a NOT NULL column, duplicate key,
 #: out of range, truncated, incorrect value or string, too long, foreign key, invalid JSON,
@@ -137,6 +141,31 @@ def is_record_refusal(error: BaseException) -> bool:
         return state.startswith(POSTGRES_RECORD_REFUSAL_PREFIXES)
     name = getattr(original, "sqlite_errorname", None)
     return isinstance(name, str) and name.startswith(SQLITE_RECORD_REFUSALS)
+
+
+async def database_fault(engine: AsyncEngine, error: BaseException) -> str | None:
+    """Why ``error`` was the database's doing; None when the database takes a write now, so the
+    record that failed is to blame. An error that plainly describes the database needs no probe."""
+    if is_database_state(error):
+        return describe(error)
+    try:
+        await probe_write(engine)
+    except Exception as probe_error:
+        return describe(probe_error)
+    return None
+
+
+async def probe_write(engine: AsyncEngine) -> None:
+    """Raise unless the journal takes a write now.
+
+    An UPDATE that matches no row: refused like any write by a read-only database
+    (PostgreSQL 25006, MySQL 1290, SQLite's read-only file), a missing table, a lost
+    connection or a wrong password, while it changes nothing. ``SELECT 1`` would pass all of those.
+    """
+    async with engine.begin() as connection:
+        await connection.execute(
+            notifications.update().where(notifications.c.id == 0).values(batch_id=notifications.c.batch_id)
+        )
 
 
 def describe(error: BaseException) -> str:

@@ -5,106 +5,23 @@ key; live-stream tasks ("ParseLiveStreamProcessNotification" shape) carry
 ``NotificationType`` and ``TaskId`` at the top. MPS adds event types and keys without
 notice, so unknown values are recognised, never refused. Tencent VOD's own events use the
 same ``EventType`` key; they are recognised too, and told apart by name (``is_mps_task``).
+The words themselves (``Shape``, the containers, the types) are MPS's vocabulary
+(``mps.py``); this module decides what a body is, and refuses what it cannot be.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
+
+import orjson
 
 from mps_callback.errors import Refused
-
-#: Where each known EventType keeps its task (note ExtractBlindWatermark: no "Event" suffix).
-EVENT_CONTAINERS: dict[str, str] = {
-    "WorkflowTask": "WorkflowTaskEvent",
-    "EditMediaTask": "EditMediaTaskEvent",
-    "ScheduleTask": "ScheduleTaskEvent",
-    "BatchTask": "BatchTaskEvent",
-    "ExtractBlindWatermark": "ExtractBlindWatermarkTask",
-}
-
-#: Tencent Cloud VOD's own event notifications. They share the ``EventType`` key with MPS (a
-#: VOD application and MPS may call back the same URL), but they are not MPS tasks: uploads,
-#: deletions, VOD task flows, VOD edits. They are journaled like any notification (answered
-#: 200, so VOD does not retry them for days) and never projected into tasks.
-VOD_PRODUCT_EVENTS = frozenset(
-    {
-        # media: upload, pull, deletion, storage
-        "NewFileUpload",
-        "PullComplete",
-        "FileDeleted",
-        "RestoreMediaComplete",
-        "PersistenceComplete",
-        "DescribeFileAttributesComplete",
-        "MediaCastStatusChanged",
-        # VOD task flows and media processing
-        "ProcedureStateChanged",
-        "EditMediaComplete",
-        "SplitMediaComplete",
-        "ComposeMediaComplete",
-        "FastEditMediaComplete",
-        "RebuildMediaComplete",
-        "ReduceMediaBitrateComplete",
-        "QualityInspectComplete",
-        "QualityEnhanceComplete",
-        "ComplexAdaptiveDynamicStreamingComplete",
-        "ProcessMediaByMPSComplete",
-        "ReviewAudioVideoComplete",
-        "ExtractTraceWatermarkComplete",
-        "ExtractCopyRightWatermarkComplete",
-        "ExtractBlindWatermarkComplete",
-        "RemoveWatermark",
-        "AigcImageTaskComplete",
-        "AigcVideoTaskComplete",
-        "SceneAigcImageTaskComplete",
-        "ProcessImageAsyncComplete",
-        # publishing
-        "WechatPublishComplete",
-        "WechatMiniProgramPublishComplete",
-        # VOD 2017 (v2) events, still sent to applications configured for them
-        "TranscodeComplete",
-        "ConcatComplete",
-        "ClipComplete",
-        "CreateImageSpriteComplete",
-        "SnapshotByTimeOffsetComplete",
-    }
-)
-
-#: The live-stream NotificationTypes MPS documents; each keeps its result under ``<type>Info``.
-LIVE_NOTIFICATION_TYPES = (
-    "ProcessEof",
-    "AiReviewResult",
-    "AiRecognitionResult",
-    "AiAnalysisResult",
-    "AiQualityControlResult",
-    "LiveRecordResult",
-    "AiSmartSubtitleResult",
-)
+from mps_callback.mps import Shape, event_task
 
 #: Column sizes in the journal; longer identifiers are refused rather than truncated,
 #: because a truncated TaskId would silently merge two tasks.
 MAX_ID_LENGTH = 255
 MAX_TYPE_LENGTH = 128
-
-
-@dataclass(frozen=True, slots=True)
-class Shape:
-    kind: Literal["vod", "live"]
-    event_type: str | None
-    notification_type: str | None
-    task_id: str | None
-    session_id: str | None
-    session_context: str | None
-
-    @property
-    def type(self) -> str:
-        """EventType or NotificationType, whichever this shape has."""
-        return self.event_type or self.notification_type or ""
-
-    @property
-    def is_mps_task(self) -> bool:
-        """False for Tencent VOD's own events (``VOD_PRODUCT_EVENTS``): kept in the journal, never a task."""
-        return self.event_type not in VOD_PRODUCT_EVENTS
 
 
 def recognise(body: dict[str, Any]) -> Shape:
@@ -113,17 +30,18 @@ def recognise(body: dict[str, Any]) -> Shape:
     event_type = body.get("EventType")
     if _is_name(notification_type):
         kind: Literal["vod", "live"] = "live"
+        type_name = notification_type
         task_id = _text(body.get("TaskId"), "TaskId")
         event_type = None
     elif _is_name(event_type):
         kind = "vod"
+        type_name = event_type
         notification_type = None
         task_id = _text(event_task(body, event_type).get("TaskId"), "TaskId")
     else:
         raise Refused(
             400, "not_mps", "not an MPS notification: no EventType (file task) or NotificationType (live task) string"
         )
-    type_name = event_type or notification_type
     if len(type_name) > MAX_TYPE_LENGTH:
         raise Refused(400, "too_long", f"EventType/NotificationType longer than {MAX_TYPE_LENGTH} characters")
     return Shape(
@@ -136,22 +54,21 @@ def recognise(body: dict[str, Any]) -> Shape:
     )
 
 
-def event_task(body: dict[str, Any], event_type: str) -> dict[str, Any]:
-    """The task object of a file-task notification, or ``{}`` when it has none.
+def check_depth(body: dict[str, Any]) -> None:
+    """Refuse a body nested deeper than the journal can write (orjson serialises 255 levels at most).
 
-    Known event types name their container; for one MPS adds later (or a VOD event that
-    strays here) the first top-level object carrying a TaskId is taken.
+    orjson decodes 1024 levels, so such a body gets this far; every later step (the dedupe
+    key, the spool line, the database's JSON) would fail on it with a 500. Serialising is
+    the test, because it is the journal's own limit, checked in C: a decoded body can fail
+    to serialise only by its depth.
     """
-    container = body.get(EVENT_CONTAINERS.get(event_type, f"{event_type}Event"))
-    if isinstance(container, dict):
-        return container
-    for value in body.values():
-        if isinstance(value, dict) and isinstance(value.get("TaskId"), str):
-            return value
-    return {}
+    try:
+        orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        raise Refused(400, "too_deep", "JSON nested deeper than 255 levels") from None
 
 
-def _is_name(value: object) -> bool:
+def _is_name(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and value.strip() != ""
 
 

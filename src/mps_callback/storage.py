@@ -8,6 +8,10 @@ Buckets and regions come from the notification body, so they are checked against
 naming rules of their service before they become part of a host name: a bucket such as
 ``evil.com/x?`` or ``a@b`` yields no URL rather than a URL pointing somewhere else. Object
 keys are percent-encoded (RFC 3986), so ``ep#1 v2?.mp4`` fetches that object and not ``ep``.
+
+It sits at the bottom of the package, beside ``config``, not in ``project/``: the settings
+(``MPS_CDN_DOMAINS``, ``MPS_LIVE_OUTPUT_STORAGE``) are checked with these rules at start,
+and the projector applies them, so both import it downward.
 """
 
 from __future__ import annotations
