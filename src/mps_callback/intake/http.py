@@ -156,7 +156,7 @@ def _logged(status: int, body: dict[str, Any], started: float, outcome: dict[str
 
 
 async def _send(
-    send: Any, status: int, body: dict[str, Any], extra_headers: tuple[tuple[bytes, bytes], ...] = ()
+    send: Any, status: int, body: dict[str, Any], extra_headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
     payload = orjson.dumps(body)
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload)), *extra_headers]
