@@ -91,13 +91,15 @@ def notice_unknown(group: str, family: str) -> None:
     """Count a family (or live NotificationType) the tables do not know, and log its name once.
 
     It is still projected generically (``UNKNOWN``); the count and the warning are how an
-    operator learns that MPS ships something new, and that a module should learn it. Both
-    names come from the notification body, which anyone who reaches the callback can write,
-    so they are clipped to ``NAME_CHARS`` and, once a process has seen ``MAX_UNKNOWN_NAMES``
-    distinct ones, counted as ``other``/``other`` and no longer logged: a hostile sender can
-    mint neither unbounded metric series (``MAX_UNKNOWN_NAMES`` + 1 per process; in
-    multiprocess mode each process keeps its own) nor log lines nor memory. No body content
-    is logged, only the two names (``%r``: control characters escaped).
+    operator learns that MPS ships something new, and that a module should learn it. It is
+    counted each time a notification is projected (a reproject counts it again).
+
+    Both names come from the notification body, which anyone who reaches the callback can
+    write, so they are clipped to ``NAME_CHARS`` and, once a process has seen
+    ``MAX_UNKNOWN_NAMES`` distinct ones, counted as ``other``/``other`` and no longer logged:
+    a hostile sender can mint neither unbounded metric series (``MAX_UNKNOWN_NAMES`` + 1 per
+    process; in multiprocess mode each process keeps its own) nor log lines nor memory. No
+    body content is logged, only the two names (``%r``: control characters escaped).
     """
     label = (group[:NAME_CHARS], family[:NAME_CHARS])
     if label not in _noticed:
