@@ -39,6 +39,12 @@ PROJECTION_LAG_SECONDS = Gauge(
     multiprocess_mode="max",
 )
 PROJECTED = Counter("mps_projected_total", "Notifications projected")
+# The one label set taken from bodies: clipped and bounded per process by project/family.notice_unknown.
+UNKNOWN_FAMILIES = Counter(
+    "mps_unknown_family_total",
+    "Results of a family or live NotificationType this version does not know (projected generically)",
+    ["group", "family"],
+)
 PROJECTION_FAILURES = Counter(
     "mps_projection_failures_total", "Failed projection attempts (each retried later or parked)"
 )

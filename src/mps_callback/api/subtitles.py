@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 
 from mps_callback.api.params import refuse_nul
 from mps_callback.api.subtitle_files import Line, render
+from mps_callback.project.extractors import ROUTES
 from mps_callback.store.tables import segments, subtasks, tasks
 
 router = APIRouter(prefix="/v1", tags=["query"], dependencies=[Depends(refuse_nul)])
@@ -21,8 +22,9 @@ MEDIA_TYPES = {
     "txt": "text/plain; charset=utf-8",
 }
 
-#: Which subtask's lines to use when a task has several: smart subtitles first, then recognition.
-FAMILY_PREFERENCE = ("AsrFullTextTask", "TransTextTask", "OcrFullTextTask")
+#: Which subtask's lines to use when a task has several with as many lines, best first: declared
+#: by each group module (``subtitle_preference``), matched by family name.
+FAMILY_PREFERENCE = ROUTES.subtitle_preference
 
 #: Longest TaskId put in the file name offered.
 FILENAME_CHARS = 120

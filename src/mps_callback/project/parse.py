@@ -1,9 +1,12 @@
 """One notification -> what it says about its task (``TaskProjection``), touching no database.
 
 Each MPS container has its reader, chosen by a table: EventType -> reader for file tasks,
-one reader for every live NotificationType. Inside a container the result sets are read
-generically: a list of items holding ``...Task`` objects, or a single task result object;
-an unknown EventType is read like a WorkflowTask event, so new MPS results still project.
+NotificationType -> reader for live streams (``extractors``: each group module declares its
+own). Inside a container the result sets are read generically: a list of items holding
+``...Task`` objects, or a single task result object; which group a result set or activity
+belongs to comes from the ``extractors`` tables. An unknown EventType is read like a
+WorkflowTask event and an unknown NotificationType like any live result, so new MPS results
+still project, and each family no table knows is counted and logged once.
 """
 
 from __future__ import annotations
@@ -13,39 +16,17 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mps_callback.mps import EVENT_CONTAINERS, LIVE_NOTIFICATION_TYPES, dedupe_key, event_task
-from mps_callback.project.extractors import family_for
-from mps_callback.project.family import Family
+from mps_callback.project.extractors import ROUTES, task_results
+from mps_callback.project.extractors.live import read_results
+from mps_callback.project.family import UNKNOWN, Family, notice_unknown
 from mps_callback.project.model import SegmentItem, SubtaskProjection, TaskProjection
+from mps_callback.project.values import integer, text
 from mps_callback.project.walk import find_outputs, find_segments, remainder
 from mps_callback.storage import OutputUrls, Storage, input_location, input_storage, output_storage
 from mps_callback.verify.shape import recognise
 
-#: The group each WorkflowTask result set belongs to.
-RESULT_SET_GROUPS = {
-    "MediaProcessResultSet": "MediaProcess",
-    "AiContentReviewResultSet": "AiReview",
-    "AiAnalysisResultSet": "AiAnalysis",
-    "AiRecognitionResultSet": "AiRecognition",
-    "SmartSubtitlesTaskResult": "SmartSubtitles",
-    "AiQualityControlTaskResult": "QualityControl",
-    "SmartEraseTaskResult": "Task",
-    "AiDubbingTaskResult": "Task",
-}
-
-#: The group of each ScheduleTask activity (ActivityResItem key).
-ACTIVITY_GROUPS = {
-    "TranscodeTask": "MediaProcess",
-    "AnimatedGraphicTask": "MediaProcess",
-    "SnapshotByTimeOffsetTask": "MediaProcess",
-    "SampleSnapshotTask": "MediaProcess",
-    "ImageSpriteTask": "MediaProcess",
-    "AdaptiveDynamicStreamingTask": "MediaProcess",
-    "RecognitionTask": "AiRecognition",
-    "ReviewTask": "AiReview",
-    "AnalysisTask": "AiAnalysis",
-    "QualityControlTask": "QualityControl",
-    "SmartSubtitlesTask": "SmartSubtitles",
-}
+#: The group of a ScheduleTask activity no group declares: a whole-task result.
+OTHER_ACTIVITIES = task_results.GROUP.name
 
 #: Task-level fields of an event: everything else in it is a result.
 EVENT_FIELDS = frozenset({"TaskId", "Status", "ErrCode", "Message", "InputInfo", "MetaData", "ErrCodeExt"})
@@ -66,6 +47,15 @@ class Reader:
         #: Fields beside the ``...Task`` objects of a result item (a review's SampleRate, Duration),
         #: by the key of each subtask read from that item.
         self.item_fields: dict[str, dict[str, Any]] = {}
+        #: (group, family) pairs no table knows, in order: noticed once per notification.
+        self.unknown: dict[tuple[str, str], None] = {}
+
+    def family(self, group: str, key: str) -> Family:
+        """How to read ``key`` of ``group``; one no module declares is read generically and noted."""
+        spec = ROUTES.families.get((group, key), UNKNOWN)
+        if spec is UNKNOWN:
+            self.unknown[(group, key)] = None
+        return spec
 
     def subtask(
         self,
@@ -83,9 +73,9 @@ class Reader:
         """A subtask from an MPS task result ``node`` (Status, ErrCode, Input, Output, ...)."""
         state = status if status is not None else node
         task_input = node.get("Input") if isinstance(node.get("Input"), dict) else None
-        definition = _int(task_input.get("Definition")) if task_input else None
+        definition = integer(task_input.get("Definition")) if task_input else None
         result = node.get("Output") if output is ... else output
-        spec = spec or family_for(group, family)
+        spec = spec or self.family(group, family)
         storage = output_storage((task_input or {}).get("OutputStorage")) or self.default_storage
         base = f"{scope}{group}/{family}/{definition if definition is not None else '-'}"
         self._occurrences[base] += 1
@@ -99,14 +89,14 @@ class Reader:
             family=family,
             type=type,
             mode=mode,
-            status=_text(state.get("Status")),
-            err_code=_int(state.get("ErrCode")),
-            err_code_ext=_text(state.get("ErrCodeExt")),
-            message=_text(state.get("Message")),
-            progress=_int(state.get("Progress")),
+            status=text(state.get("Status")),
+            err_code=integer(state.get("ErrCode")),
+            err_code_ext=text(state.get("ErrCodeExt")),
+            message=text(state.get("Message")),
+            progress=integer(state.get("Progress")),
             definition=definition,
-            begin_process_time=_text(state.get("BeginProcessTime")),
-            finish_time=_text(state.get("FinishTime")),
+            begin_process_time=text(state.get("BeginProcessTime")),
+            finish_time=text(state.get("FinishTime")),
             input=task_input,
             output=walk_result if mode == "snapshot" else None,
             outputs=find_outputs(walk_result, spec, storage, self.cdn_domains),
@@ -126,11 +116,11 @@ class Reader:
                 if key != "Type" and key not in tasks and value not in (None, [], "", {}) and not key.endswith("Task")
             }
             for key, node in tasks.items():
-                subtasks.append(self.subtask(node, scope=scope, group=group, family=key, type=_text(item.get("Type"))))
+                subtasks.append(self.subtask(node, scope=scope, group=group, family=key, type=text(item.get("Type"))))
                 if beside:
                     self.item_fields[subtasks[-1].key] = beside
             if not tasks and any(value not in (None, [], "") for key, value in item.items() if key != "Type"):
-                family = _text(item.get("Type")) or group
+                family = text(item.get("Type")) or group
                 subtasks.append(self.subtask(item, scope=scope, group=group, family=family, output=item))
         return subtasks
 
@@ -141,7 +131,7 @@ class Reader:
         for name, value in event.items():
             if name in EVENT_FIELDS:
                 continue
-            group = RESULT_SET_GROUPS.get(name, name)
+            group = ROUTES.result_sets.get(name, name)
             if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
                 subtasks.extend(self.result_items(value, scope=scope, group=group))
             elif isinstance(value, dict) and ("Status" in value or "Output" in value):
@@ -171,9 +161,9 @@ def _schedule(reader: Reader, event: dict[str, Any], projection: TaskProjection)
             if not isinstance(node, dict):
                 continue
             scope = f"Activity[{index}]/"
-            group = ACTIVITY_GROUPS.get(key, "Task")
+            group = ROUTES.activities.get(key, OTHER_ACTIVITIES)
             projection.subtasks.append(
-                reader.subtask(node, scope=scope, group=group, family=key, type=_text(activity.get("ActivityType")))
+                reader.subtask(node, scope=scope, group=group, family=key, type=text(activity.get("ActivityType")))
             )
             if _is_result_list(node.get("Output")):
                 projection.subtasks.extend(reader.result_items(node["Output"], scope=scope, group=group))
@@ -184,7 +174,13 @@ def _schedule(reader: Reader, event: dict[str, Any], projection: TaskProjection)
 def _edit_media(reader: Reader, event: dict[str, Any], projection: TaskProjection) -> None:
     projection.input = event.get("Input")
     projection.subtasks.append(
-        reader.subtask(event, scope="", group="Task", family="EditMediaTask", status=_whole_task_state(event))
+        reader.subtask(
+            event,
+            scope="",
+            group=ROUTES.event_types["EditMediaTask"],
+            family="EditMediaTask",
+            status=_whole_task_state(event),
+        )
     )
 
 
@@ -195,15 +191,21 @@ def _batch(reader: Reader, event: dict[str, Any], projection: TaskProjection) ->
         reader.default_storage = input_storage(inputs[0])
         projection.input_location = input_location(inputs[0])
     projection.metadata = event.get("Metadatas")
-    result = event.get("SmartSubtitlesTaskResult")
-    outputs = result.get("Outputs") if isinstance(result, dict) else None
+    found = event.get("SmartSubtitlesTaskResult")
+    result: dict[str, Any] = found if isinstance(found, dict) else {}
+    outputs = result.get("Outputs")
     for index, item in enumerate(outputs if isinstance(outputs, list) else []):
         if not isinstance(item, dict):
             continue
         for key, node in item.items():
             if isinstance(node, dict) and key.endswith("Task"):
                 sub = reader.subtask(
-                    result, scope=f"Outputs[{index}]/", group="SmartSubtitles", family=key, output=node, status=item
+                    result,
+                    scope=f"Outputs[{index}]/",
+                    group=ROUTES.event_types["BatchTask"],
+                    family=key,
+                    output=node,
+                    status=item,
                 )
                 projection.subtasks.append(sub)
     statuses = [sub.status for sub in projection.subtasks]
@@ -212,21 +214,19 @@ def _batch(reader: Reader, event: dict[str, Any], projection: TaskProjection) ->
 
 def _whole_task_state(event: dict[str, Any]) -> dict[str, Any]:
     """A task that is its own only subtask: FINISH with an ErrCode is a failure, without one a success."""
-    err_code = _int(event.get("ErrCode"))
-    if event.get("Status") != "FINISH":
-        status = "PROCESSING"
-    else:
-        status = "FAIL" if err_code else "SUCCESS"
+    err_code = integer(event.get("ErrCode"))
+    status = ("FAIL" if err_code else "SUCCESS") if event.get("Status") == "FINISH" else "PROCESSING"
     return {"Status": status, "ErrCode": err_code, "Message": event.get("Message")}
 
 
 def _blind_watermark(reader: Reader, event: dict[str, Any], projection: TaskProjection) -> None:
     state = _whole_task_state(event)
     output = {key: event.get(key) for key in ("Type", "IsDetected", "Result")}
+    node: dict[str, Any] = {"Input": event.get("ExtractBlindWatermarkConfig")}
     sub = reader.subtask(
-        {"Input": event.get("ExtractBlindWatermarkConfig")},
+        node,
         scope="",
-        group="Task",
+        group=ROUTES.event_types["ExtractBlindWatermark"],
         family="ExtractBlindWatermark",
         output=output,
         status=state,
@@ -241,65 +241,6 @@ EVENT_READERS: dict[str, Callable[[Reader, dict[str, Any], TaskProjection], None
     "BatchTask": _batch,
     "ExtractBlindWatermark": _blind_watermark,
 }
-
-
-# ------------------------------------------------------------------ live streams (NotificationType)
-
-
-def _live(reader: Reader, notification_type: str, projection: TaskProjection) -> None:
-    info = reader.body.get(f"{notification_type}Info")
-    if notification_type == "ProcessEof":
-        projection.status = "FINISH"
-        info = info if isinstance(info, dict) else {}
-        projection.err_code = _int(info.get("ErrCode"))
-        projection.message = _text(info.get("Message"))
-        state = {"Status": "FAIL" if projection.err_code else "SUCCESS", **info}
-        projection.subtasks.append(
-            reader.subtask(
-                {},
-                scope="",
-                group=notification_type,
-                family=notification_type,
-                output=info,
-                status=state,
-                spec=family_for("Live", notification_type),
-            )
-        )
-        return
-    if not isinstance(info, dict):
-        return
-    spec = family_for("Live", notification_type)
-    results = info.get("ResultSet")
-    if isinstance(results, list) and any(isinstance(item, dict) and "Type" in item for item in results):
-        for item in results:
-            if isinstance(item, dict):
-                family = _text(item.get("Type")) or notification_type
-                projection.subtasks.append(
-                    reader.subtask(
-                        {},
-                        scope="",
-                        group=notification_type,
-                        family=family,
-                        type=_text(item.get("Type")),
-                        mode="append",
-                        output=item,
-                        status={},
-                        spec=spec,
-                    )
-                )
-        return
-    projection.subtasks.append(
-        reader.subtask(
-            {},
-            scope="",
-            group=notification_type,
-            family=notification_type,
-            mode="append",
-            output=info,
-            status={},
-            spec=spec,
-        )
-    )
 
 
 # ------------------------------------------------------------------ the entry point
@@ -323,14 +264,14 @@ def parse(body: dict[str, Any], urls: OutputUrls | None = None) -> TaskProjectio
     )
     if shape.kind == "live":
         reader.default_storage = urls.live_storage  # live results name no storage
-        _live(reader, shape.type, projection)
+        ROUTES.live.get(shape.type, read_results)(reader, shape.type, projection)
         known = ENVELOPE_FIELDS | set(LIVE_INFOS)
     else:
         container = EVENT_CONTAINERS.get(shape.type)
         event = event_task(body, shape.type)
-        projection.status = _text(event.get("Status")) or projection.status
-        projection.err_code = _int(event.get("ErrCode"))
-        projection.message = _text(event.get("Message"))
+        projection.status = text(event.get("Status")) or projection.status
+        projection.err_code = integer(event.get("ErrCode"))
+        projection.message = text(event.get("Message"))
         projection.input = event.get("InputInfo")
         projection.metadata = event.get("MetaData")
         if projection.input is not None:
@@ -346,6 +287,8 @@ def parse(body: dict[str, Any], urls: OutputUrls | None = None) -> TaskProjectio
     if body.get("Timestamp") not in (None, ""):  # the signature's expiry: about when MPS sent it, plus 10 minutes
         projection.extra["Timestamp"] = body["Timestamp"]
     projection.video_name = _basename(projection.input_location)
+    for group, family in reader.unknown:
+        notice_unknown(group, family)
     return projection
 
 
@@ -385,19 +328,3 @@ def _is_result_list(value: Any) -> bool:
         and all(isinstance(item, dict) for item in value)
         and any(isinstance(v, dict) and k.endswith("Task") for item in value for k, v in item.items())
     )
-
-
-INT64 = 2**63 - 1
-
-
-def _int(value: Any) -> int | None:
-    """An integer field: MPS sends ints (sometimes as whole floats); anything else, or out of range, is absent."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer() and abs(value) <= INT64:
-        value = int(value)
-    return value if isinstance(value, int) and -INT64 - 1 <= value <= INT64 else None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value != "" else None

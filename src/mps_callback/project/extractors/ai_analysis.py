@@ -4,10 +4,8 @@ remake, comprehension, cutout, reel, generic."""
 
 from typing import Any
 
-from mps_callback.project.family import ERASE_ROLES, Family
+from mps_callback.project.family import ERASE_ROLES, Family, Group
 from mps_callback.project.model import SegmentItem
-
-GROUP = "AiAnalysis"
 
 #: Head and tail: (segment kind, the offset field, whether the offset ends or starts the segment).
 HEAD_TAIL = (("head", "HeadTimeOffset", "end"), ("tail", "TailTimeOffset", "start"))
@@ -47,3 +45,10 @@ FAMILIES = {
     "ReelTask": Family(roles={"VideoPath": ("main", 3)}),
     "GenericTask": Family(),
 }
+
+GROUP = Group(
+    name="AiAnalysis",
+    families=FAMILIES,
+    result_sets=("AiAnalysisResultSet",),
+    activities=("AnalysisTask",),
+)

@@ -1,8 +1,6 @@
 """AI recognition on files: faces, ASR words and full text, OCR words and full text, translation, objects."""
 
-from mps_callback.project.family import SUBTITLE_ROLES, TRANSLATION_ROLES, Family
-
-GROUP = "AiRecognition"
+from mps_callback.project.family import SUBTITLE_ROLES, TRANSLATION_ROLES, Family, Group
 
 FAMILIES = {
     "FaceTask": Family(segments={"SegmentSet": "face"}),
@@ -13,3 +11,11 @@ FAMILIES = {
     "TransTextTask": Family(segments={"SegmentSet": "subtitle", "Wordlist": "word"}, roles=TRANSLATION_ROLES),
     "ObjectTask": Family(segments={"SegmentSet": "object"}),
 }
+
+GROUP = Group(
+    name="AiRecognition",
+    families=FAMILIES,
+    result_sets=("AiRecognitionResultSet",),
+    activities=("RecognitionTask",),
+    subtitle_preference=("AsrFullTextTask", "TransTextTask"),
+)

@@ -1,8 +1,6 @@
 """AI content review: porn, terrorism, political and prohibited content, in images, speech and text."""
 
-from mps_callback.project.family import Family
-
-GROUP = "AiReview"
+from mps_callback.project.family import Family, Group
 
 _REVIEW = Family(segments={"SegmentSet": "review"})
 
@@ -20,4 +18,11 @@ FAMILIES = dict.fromkeys(
         "ProhibitedOcrTask",
     ),
     _REVIEW,
+)
+
+GROUP = Group(
+    name="AiReview",
+    families=FAMILIES,
+    result_sets=("AiContentReviewResultSet",),
+    activities=("ReviewTask",),
 )

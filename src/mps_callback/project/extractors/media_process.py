@@ -1,8 +1,6 @@
 """Media processing: transcode, animated graphics, snapshots, sample snapshots, sprites, adaptive streaming."""
 
-from mps_callback.project.family import Family
-
-GROUP = "MediaProcess"
+from mps_callback.project.family import Family, Group
 
 FAMILIES = {
     "TranscodeTask": Family(roles={"Path": ("main", 2)}),
@@ -12,3 +10,10 @@ FAMILIES = {
     "ImageSpriteTask": Family(),
     "AdaptiveDynamicStreamingTask": Family(roles={"Path": ("main", 3)}),
 }
+
+GROUP = Group(
+    name="MediaProcess",
+    families=FAMILIES,
+    result_sets=("MediaProcessResultSet",),
+    activities=tuple(FAMILIES),  # each file-processing family is also a ScheduleTask activity
+)

@@ -1,8 +1,6 @@
 """Quality control: scores, quality findings with their time ranges, container diagnosis, LLM detection."""
 
-from mps_callback.project.family import Family
-
-GROUP = "QualityControl"
+from mps_callback.project.family import Family, Group
 
 QUALITY = Family(
     segments={
@@ -13,3 +11,10 @@ QUALITY = Family(
 )
 
 FAMILIES = {"AiQualityControlTaskResult": QUALITY, "QualityControlTask": QUALITY}
+
+GROUP = Group(
+    name="QualityControl",
+    families=FAMILIES,
+    result_sets=("AiQualityControlTaskResult",),
+    activities=("QualityControlTask",),
+)

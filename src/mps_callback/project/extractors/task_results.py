@@ -1,8 +1,6 @@
 """Whole-task results: smart erase, AI dubbing, media editing, blind watermark extraction, schedule rules."""
 
-from mps_callback.project.family import ERASE_ROLES, Family
-
-GROUP = "Task"
+from mps_callback.project.family import ERASE_ROLES, Family, Group
 
 FAMILIES = {
     "SmartEraseTaskResult": Family(roles=ERASE_ROLES),
@@ -19,3 +17,11 @@ FAMILIES = {
     "ExecRuleTask": Family(),
 }
 FAMILIES["AIDubbingTask"] = FAMILIES["AiDubbingTaskResult"]
+
+GROUP = Group(
+    name="Task",
+    families=FAMILIES,
+    result_sets=("SmartEraseTaskResult", "AiDubbingTaskResult"),
+    activities=("SmartEraseTask", "AIDubbingTask", "ExecRuleTask"),
+    event_types=("EditMediaTask", "ExtractBlindWatermark"),
+)
