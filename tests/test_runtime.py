@@ -1,6 +1,7 @@
-"""serve's process model under real faults: a projector killed with -9, a database away at start.
+"""serve's process model: what runs where, and under real faults (the background process
+killed with -9, a database away at start).
 
-No mocks: the service runs as a subprocess, the projector is found through /proc, the
+No mocks: the service runs as a subprocess, the background process is found through /proc, the
 database outage is a cut TCP proxy (MariaDB, PostgreSQL) or a directory that does not
 exist yet (SQLite).
 """
@@ -45,13 +46,15 @@ def process_children(parent: int) -> dict[int, list[str]]:
     return found
 
 
-def projector_pids(service_pid: int) -> list[int]:
-    return [pid for pid, argv in process_children(service_pid).items() if argv[-3:] == ["-m", "mps_callback", "worker"]]
+def background_pids(service_pid: int) -> list[int]:
+    return [
+        pid for pid, argv in process_children(service_pid).items() if argv[-3:] == ["-m", "mps_callback", "background"]
+    ]
 
 
-def only_projector(service_pid: int) -> int:
-    wait_until(lambda: len(projector_pids(service_pid)) == 1, 30, "one projector child")
-    return projector_pids(service_pid)[0]
+def only_background(service_pid: int) -> int:
+    wait_until(lambda: len(background_pids(service_pid)) == 1, 30, "one background child")
+    return background_pids(service_pid)[0]
 
 
 def runtime_dir_of(pid: int) -> Path:
@@ -77,52 +80,52 @@ def projected(url: str, task_ids: set[str]) -> bool:
         return False
 
 
-# ---------------------------------------------------------------- A. the projector is supervised
+# ---------------------------------------------------------------- A. the background process is supervised
 
 
-def test_projector_killed_with_9_is_restarted_and_projects(tmp_path: Path):
+def test_background_killed_with_9_is_restarted_and_projects(tmp_path: Path):
     service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
     try:
-        first = only_projector(service.process.pid)
+        first = only_background(service.process.pid)
         directory = runtime_dir_of(first)
-        wait_until(lambda: state(directory) == "running", 15, "the first projector's heartbeat")
+        wait_until(lambda: state(directory) == "running", 15, "the first background process's heartbeat")
         assert service.get("/readyz").json()["projection"]["projector"]["projector"] == "running"
 
         os.kill(first, signal.SIGKILL)
-        wait_until(lambda: state(directory) == "down", 5, "the status to say the projector is down")
+        wait_until(lambda: state(directory) == "down", 5, "the status to say it is down")
         assert service.post(eof("after-kill-9")).status_code == 200
 
-        wait_until(lambda: projector_pids(service.process.pid) not in ([], [first]), 30, "a new projector")
-        wait_until(lambda: state(directory) == "running", 15, "the new projector's heartbeat")
+        wait_until(lambda: background_pids(service.process.pid) not in ([], [first]), 30, "a new background process")
+        wait_until(lambda: state(directory) == "running", 15, "the new one's heartbeat")
         wait_until(lambda: projected(service.database_url, {"after-kill-9"}), 30, "the notification to be projected")
-        assert not Path(f"/proc/{first}").exists(), "the killed projector must be reaped, not left a zombie"
+        assert not Path(f"/proc/{first}").exists(), "the killed process must be reaped, not left a zombie"
     finally:
         service.stop()
     lines = [orjson.loads(line) for line in service.logs().splitlines() if line.startswith("{")]
-    deaths = [line for line in lines if line["message"] == "projector died; restarting"]
+    deaths = [line for line in lines if line["message"] == "background process died; restarting"]
     assert len(deaths) == 1 and deaths[0]["pid"] == first and deaths[0]["signal"] == "SIGKILL"
     assert deaths[0]["restart_in_seconds"] == 1.0
-    assert sum(line["message"] == "projector started" for line in lines) == 2
+    assert sum(line["message"] == "background process started" for line in lines) == 2
 
 
-def test_sigterm_to_serve_leaves_no_projector(tmp_path: Path):
+def test_sigterm_to_serve_leaves_no_background_process(tmp_path: Path):
     service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
     try:
-        projector = only_projector(service.process.pid)
-        directory = runtime_dir_of(projector)
+        child = only_background(service.process.pid)
+        directory = runtime_dir_of(child)
     finally:
         exit_code = service.stop()
     assert exit_code == 0
-    assert not Path(f"/proc/{projector}").exists(), "serve must stop and reap its projector before it exits"
+    assert not Path(f"/proc/{child}").exists(), "serve must stop and reap its background process before it exits"
     assert not directory.exists()
 
 
-def test_status_is_external_when_serve_runs_no_projector(tmp_path: Path):
+def test_status_is_external_when_serve_runs_no_background_process(tmp_path: Path):
     assert projector_status(tmp_path / "no-runtime-dir")["projector"] == "external"
-    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, serve_projector="false", workers="2")
+    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, serve_background="false", web_workers="2")
     try:
         web_workers = list(process_children(service.process.pid))
-        assert web_workers and projector_pids(service.process.pid) == []
+        assert web_workers and background_pids(service.process.pid) == []
         directory = runtime_dir_of(web_workers[0])  # what a web worker's /readyz would read
         assert projector_status(directory) == {"projector": "external", "heartbeat_age_seconds": None}
     finally:
