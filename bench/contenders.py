@@ -83,16 +83,16 @@ def peer(material: Path, server: str, mysql_url: str, database: str) -> Contende
 
 
 def ours(backend: str, database_url: str, workers: int, spool: Path, projector: bool = False) -> Contender:
-    """mps-callback; the ingest runs leave projection to a separate run (MPS_SERVE_PROJECTOR=false)."""
+    """mps-callback; the ingest runs leave projection to a separate run (MPS_SERVE_BACKGROUND=false)."""
     env = {
         "MPS_DATABASE_URL": database_url,
         "MPS_NOTIFY_KEYS": "key",
         "MPS_HOST": "127.0.0.1",
         "MPS_PORT": "{port}",
-        "MPS_WORKERS": str(workers),
+        "MPS_WEB_WORKERS": str(workers),
         "MPS_LOG_LEVEL": "WARNING",
         "MPS_SPOOL_DIR": str(spool),
-        "MPS_SERVE_PROJECTOR": str(projector).lower(),
+        "MPS_SERVE_BACKGROUND": str(projector).lower(),
     }
     return Contender(
         f"mps-callback on {backend} ({workers}w)",

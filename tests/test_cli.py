@@ -19,7 +19,9 @@ from mps_callback.journal.spool import Spool
 from mps_callback.send import default_url
 from mps_callback.store.migrate import alembic_config, upgrade
 from tests.conftest import FIXTURES, free_port, load_fixture, query, start_service
+from tests.faults.harness import wait_until
 from tests.project.helpers import run_ingest
+from tests.test_runtime import background_process, jobs_started
 
 
 def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -71,7 +73,7 @@ def test_send_signs_and_posts(tmp_path: Path):
         service.stop()
 
 
-def test_reproject_and_worker(tmp_path: Path):
+def test_reproject_and_background(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'j.db'}"
     upgrade(url)
     bodies = [
@@ -80,7 +82,7 @@ def test_reproject_and_worker(tmp_path: Path):
     ]
     run_ingest(url, bodies, project=False)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "mps_callback", "worker"],
+        [sys.executable, "-m", "mps_callback", "background"],
         env={**os.environ, "MPS_DATABASE_URL": url},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -100,6 +102,28 @@ def test_reproject_and_worker(tmp_path: Path):
     result = cli("reproject", env={"MPS_DATABASE_URL": url})
     assert result.returncode == 0 and "reprojected 2 notifications" in result.stdout
     assert query(url, sa.text("SELECT task_id, status, failed FROM tasks ORDER BY task_id")) == before
+
+
+def test_worker_is_the_old_name_of_background_and_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    upgrade(url)
+    run_ingest(url, [load_fixture("examples/doc-live-ProcessEof.json")], project=False)
+    log = tmp_path / "worker.log"
+    with background_process(url, log, command="worker"):
+        wait_until(lambda: query(url, "SELECT COUNT(*) FROM tasks")[0][0] == 1, 20, "the worker to project")
+    lines = [orjson.loads(line) for line in log.read_text().splitlines()]
+    warnings = [line["message"] for line in lines if line["level"] == "warning"]
+    assert warnings == [
+        "`mps-callback worker` is now `mps-callback background`; the old name works for this release only"
+    ]
+    assert jobs_started(log) == ["projection", "projection lag"]
+
+
+def test_help_names_background_and_web_workers_not_the_old_names() -> None:
+    commands = cli("--help").stdout
+    assert "background" in commands and "worker" not in commands
+    serve_options = cli("serve", "--help").stdout
+    assert "--web-workers" in serve_options and "MPS_WEB_WORKERS" in serve_options
 
 
 def test_db_upgrade(tmp_path: Path):

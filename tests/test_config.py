@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from mps_callback.config import Settings
+from mps_callback.config import Settings, renamed_settings_in_use
 from mps_callback.storage import OutputUrls, Storage
 
 #: MPS_CDN_DOMAINS -> what the one-line reason must say.
@@ -44,20 +44,20 @@ BAD_LIVE_STORAGE = [
 
 
 @pytest.mark.parametrize(("value", "reason"), BAD_CDN_DOMAINS)
-def test_bad_cdn_domains_are_refused_with_the_entry_named(value: str, reason: str):
+def test_bad_cdn_domains_are_refused_with_the_entry_named(value: str, reason: str) -> None:
     with pytest.raises(ValidationError) as refused:
         Settings(cdn_domains=value)
     assert reason in str(refused.value)
 
 
 @pytest.mark.parametrize(("value", "reason"), BAD_LIVE_STORAGE)
-def test_bad_live_output_storage_is_refused(value: str, reason: str):
+def test_bad_live_output_storage_is_refused(value: str, reason: str) -> None:
     with pytest.raises(ValidationError) as refused:
         Settings(live_output_storage=value)
     assert reason in str(refused.value)
 
 
-def test_good_cdn_domains_are_normalised():
+def test_good_cdn_domains_are_normalised() -> None:
     settings = Settings(cdn_domains=" a-1250000000 = HTTPS://CDN.Example.com/ , my.s3.bucket=http://10.0.0.1:8080,, ")
     assert settings.cdn_domains == {"a-1250000000": "https://cdn.example.com", "my.s3.bucket": "http://10.0.0.1:8080"}
     assert Settings(cdn_domains={"b-1250000000": "https://[::1]:8443"}).cdn_domains == {
@@ -66,12 +66,12 @@ def test_good_cdn_domains_are_normalised():
     assert Settings(cdn_domains="").cdn_domains == {}
 
 
-def test_a_dict_given_in_code_is_checked_too():
+def test_a_dict_given_in_code_is_checked_too() -> None:
     with pytest.raises(ValidationError, match="has no scheme"):
         Settings(cdn_domains={"b-1250000000": "cdn.example.com"})
 
 
-def test_the_output_urls_carry_the_cdn_domains_and_the_live_output_storage():
+def test_the_output_urls_carry_the_cdn_domains_and_the_live_output_storage() -> None:
     settings = Settings(
         cdn_domains="a-1250000000=https://cdn.example.com", live_output_storage=" cos://l-125.ap-guangzhou "
     )
@@ -106,8 +106,56 @@ def _serve(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
         ("live_output_storage", "cos://evil.com/x?.ap-guangzhou", "MPS_LIVE_OUTPUT_STORAGE: "),
     ],
 )
-def test_serve_refuses_to_start_with_one_line(tmp_path: Path, setting: str, value: str, named: str):
+def test_serve_refuses_to_start_with_one_line(tmp_path: Path, setting: str, value: str, named: str) -> None:
     result = _serve(tmp_path, **{setting: value})
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("bad configuration: " + named), result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "j.db").exists()
+
+
+# ---------------------------------------------------------------- renamed settings: the old names, for one release
+
+
+@pytest.mark.parametrize(
+    ("environment", "web_workers", "serve_background", "old_names"),
+    [
+        ({}, 1, True, []),
+        ({"MPS_WEB_WORKERS": "3", "MPS_SERVE_BACKGROUND": "false"}, 3, False, []),
+        ({"MPS_WORKERS": "4", "MPS_SERVE_PROJECTOR": "false"}, 4, False, ["MPS_WORKERS", "MPS_SERVE_PROJECTOR"]),
+        ({"MPS_WORKERS": "4", "MPS_WEB_WORKERS": "2"}, 2, True, ["MPS_WORKERS"]),  # the new name wins
+        ({"mps_workers": "5"}, 5, True, ["MPS_WORKERS"]),  # environment names are case-insensitive
+    ],
+)
+def test_renamed_settings_are_read_under_both_names(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    environment: dict[str, str],
+    web_workers: int,
+    serve_background: bool,
+    old_names: list[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env but the test's
+    for name in [name for name in os.environ if name.upper().startswith("MPS_")]:
+        monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert (settings.web_workers, settings.serve_background) == (web_workers, serve_background)
+    assert renamed_settings_in_use() == old_names
+
+
+def test_an_old_name_in_the_env_file_is_read_and_warned_about(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in [name for name in os.environ if name.upper().startswith("MPS_")]:
+        monkeypatch.delenv(name)
+    (tmp_path / ".env").write_text("MPS_WORKERS=6\n")
+    assert Settings().web_workers == 6
+    assert renamed_settings_in_use() == ["MPS_WORKERS"]
+
+
+def test_a_bad_web_worker_count_is_named_once(tmp_path: Path) -> None:
+    result = _serve(tmp_path, web_workers="many")
+    assert result.returncode == 2
+    assert result.stderr.startswith("bad configuration: MPS_WEB_WORKERS: Input should be a valid integer"), (
+        result.stderr
+    )

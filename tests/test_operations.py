@@ -36,6 +36,8 @@ def test_metrics_count_outcomes_commits_lag_and_spool(tmp_path: Path):
         service.post(b"not json")
         service.post(stamp({"EventType": "SomethingNew", "X": {"TaskId": "y"}}, "k"))
         time.sleep(1.5)
+        # The background process measures the lag every 5 s: wait for a measurement taken since projection.
+        wait_until(lambda: "\nmps_projection_lag_seconds 0.0\n" in service.get("/metrics").text, 10, "a lag of 0")
         text = service.get("/metrics").text
     finally:
         service.stop()

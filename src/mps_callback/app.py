@@ -1,11 +1,14 @@
-"""Build the FastAPI application from the layers: intake, journal, projector, query API, operations."""
+"""Build the FastAPI application from the layers: intake, journal, query API, operations.
+
+This is what one web worker runs; what else it runs beside its requests, and what runs
+in the background process instead, is ``runtime.py``'s to say.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from mps_callback import __version__, ops
+from mps_callback import __version__, ops, runtime
 from mps_callback.api import notifications as notification_routes
 from mps_callback.api import subtitles as subtitle_routes
 from mps_callback.api import tasks as task_routes
@@ -25,14 +28,9 @@ from mps_callback.config import Settings
 from mps_callback.intake import http as intake_http
 from mps_callback.intake.accept import Intake
 from mps_callback.intake.http import CallbackDoor
-from mps_callback.journal.drain import drain_spool
 from mps_callback.journal.group_commit import GroupCommitJournal
 from mps_callback.journal.limits import RowLimit
 from mps_callback.journal.spool import Spool
-from mps_callback.ops import spool_health
-from mps_callback.project.projector import projection_health
-from mps_callback.retention import purge
-from mps_callback.runtime import projector_status, schema_ready
 from mps_callback.store.engine import create_engine
 from mps_callback.verify.confirm import TaskConfirmer
 
@@ -55,33 +53,17 @@ def create_app(settings: Settings | None = None) -> CallbackDoor:
         app.state.spool = spool
         app.state.journal = journal
         app.state.intake = Intake(settings, journal, TaskConfirmer.from_settings(settings))
-        app.state.projector_status = projector_status
+        app.state.projector_status = runtime.projector_status
         warn_if_unsigned(settings)
         warn_if_exposed(settings)
         report_unusable_spool(spool)
-
-        async def drain() -> None:
-            if (spool.files() or spool.held()) and schema_ready():  # under serve: not before the migrations are in
-                await drain_spool(spool, engine, journal.limit, on_database_down=journal.note_failure)
-            spool_health(spool)
-
-        async def lag() -> None:
-            await projection_health(engine)
-
-        background = [
-            asyncio.create_task(every(1.0, drain)),
-            asyncio.create_task(every(5.0, lag)),
-        ]
-        if settings.retention_days > 0:
-            background.append(asyncio.create_task(every(3600.0, lambda: purge(engine, settings.retention_days))))
+        jobs = runtime.start_jobs(runtime.WEB_WORKER_JOBS, runtime.WebWorker(engine, spool, journal))
         try:
             yield
         finally:
             await journal.close()
             app.state.intake.close()
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            await runtime.stop_jobs(jobs)
             await engine.dispose()
 
     app = FastAPI(title="mps-callback", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
@@ -124,19 +106,6 @@ def _openapi_with_callback(app: FastAPI) -> dict:  # type: ignore[type-arg]
         schema["paths"] = {**intake_http.OPENAPI_PATHS, **schema["paths"]}
         app.openapi_schema = schema
     return app.openapi_schema
-
-
-async def every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
-    """Run ``job`` now and then every ``seconds``; a failure is logged and the loop goes on."""
-    while True:
-        try:
-            await job()
-        except Exception as error:
-            log.warning(
-                "background job failed",
-                extra={"job": getattr(job, "__name__", "job"), "error": f"{type(error).__name__}: {str(error)[:200]}"},
-            )
-        await asyncio.sleep(seconds)
 
 
 def warn_if_unsigned(settings: Settings) -> None:

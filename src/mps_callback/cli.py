@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -49,11 +50,14 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as error:
-        problems = "; ".join(
-            f"MPS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
-            for e in error.errors()
-        )
+        problems = "; ".join(f"{_variable(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in error.errors())
         fail(f"bad configuration: {problems}", EXIT_USAGE)
+
+
+def _variable(location: tuple[int | str, ...]) -> str:
+    """The environment variable a settings error is about (a renamed setting's is named in full already)."""
+    name = "_".join(map(str, location)).upper()
+    return name if name.startswith("MPS_") else f"MPS_{name}"
 
 
 def read_json_object(file: Path) -> dict[str, Any]:
@@ -73,17 +77,26 @@ def read_json_object(file: Path) -> dict[str, Any]:
 def serve(
     host: Annotated[str | None, typer.Option(help="default MPS_HOST")] = None,
     port: Annotated[int | None, typer.Option(help="default MPS_PORT")] = None,
-    workers: Annotated[int | None, typer.Option(help="default MPS_WORKERS")] = None,
+    web_workers: Annotated[
+        int | None, typer.Option("--web-workers", "--workers", help="default MPS_WEB_WORKERS")
+    ] = None,
 ) -> None:
-    """Take notifications until SIGTERM (in-flight requests finish); migrate the database once it answers."""
+    """Take notifications until SIGTERM (in-flight requests finish); migrate the database once it answers.
+
+    Runs the web workers and, unless MPS_SERVE_BACKGROUND=false, one background process
+    (projection, projection lag, retention purge), restarted with back-off if it dies.
+    """
     import uvicorn
 
     from mps_callback import runtime
+    from mps_callback.config import RENAMED, renamed_settings_in_use
     from mps_callback.logs import configure_logging, logging_config
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # web workers and projector add up in /metrics
+    for old in renamed_settings_in_use():
+        log.warning("%s is now %s; the old name is read for this release only", old, RENAMED[old])
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:  # web workers and background process add up in /metrics
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mps-callback-metrics-")
 
     def run_web() -> None:
@@ -93,7 +106,7 @@ def serve(
             factory=True,
             host=host or settings.host,
             port=port or settings.port,
-            workers=workers or settings.workers,
+            workers=web_workers or settings.web_workers,
             access_log=False,
             log_config=logging_config(settings.log_level),
             timeout_graceful_shutdown=30,
@@ -193,22 +206,28 @@ def database_label(settings: Settings) -> str:
 
 
 @app.command()
-def worker() -> None:
-    """Project journal rows as they arrive, beside (or instead of) the projector inside serve."""
+def background() -> None:
+    """Run the background jobs (projection, projection lag, retention purge) until SIGTERM.
+
+    serve starts one itself; run this where serve runs with MPS_SERVE_BACKGROUND=false, or
+    beside it: any number can project at once (FOR UPDATE SKIP LOCKED).
+    """
     from mps_callback import runtime
-    from mps_callback.project.projector import Projector
 
-    runtime_dir = runtime.attach_to_serve()
-
-    async def project(engine: AsyncEngine, settings: Settings) -> None:
-        log.info("projection worker started")
-        await runtime.with_heartbeat(runtime_dir, Projector(engine, settings.output_urls).run_forever())
-
+    runtime.attach_to_serve()  # started by serve: niced, and dies with it
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        with_engine(project)
-    except (KeyboardInterrupt, SystemExit):
-        pass
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        with_engine(runtime.run_background)
+
+
+@app.command(hidden=True)
+def worker() -> None:
+    """The old name of ``background``, kept for one release."""
+    from mps_callback.logs import configure_logging
+
+    configure_logging(load_settings().log_level)
+    log.warning("`mps-callback worker` is now `mps-callback background`; the old name works for this release only")
+    background()
 
 
 @app.command()

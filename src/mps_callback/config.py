@@ -5,19 +5,27 @@ Secrets are ``SecretStr`` so that printing or logging the settings never shows t
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import SecretStr, field_validator
+from dotenv import dotenv_values
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mps_callback.storage import OutputUrls, cdn_domains_setting, cdn_entry, storage_setting
 
 MIB = 1024 * 1024
+ENV_FILE = ".env"
+
+#: Settings renamed (old name -> new name): the old name is still read for one release, with a
+#: warning at start, and then goes. Each new field lists both in its ``validation_alias``.
+RENAMED = {"MPS_WORKERS": "MPS_WEB_WORKERS", "MPS_SERVE_PROJECTOR": "MPS_SERVE_BACKGROUND"}
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MPS_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MPS_", env_file=ENV_FILE, extra="ignore", populate_by_name=True)
 
     database_url: SecretStr = SecretStr("sqlite:///./mps-callback.db")
     notify_keys: Annotated[list[SecretStr], NoDecode] = []
@@ -28,8 +36,10 @@ class Settings(BaseSettings):
     api_token: SecretStr = SecretStr("")
     host: str = "0.0.0.0"
     port: int = 8787
-    workers: int = 1
-    serve_projector: bool = True
+    #: uvicorn processes taking notifications (intake, group commit, spool drain).
+    web_workers: int = Field(1, validation_alias=AliasChoices("MPS_WEB_WORKERS", "MPS_WORKERS"))
+    #: serve starts and supervises the background process (projection, projection lag, retention).
+    serve_background: bool = Field(True, validation_alias=AliasChoices("MPS_SERVE_BACKGROUND", "MPS_SERVE_PROJECTOR"))
     spool_dir: str = "./spool"
     max_body_bytes: int = 16 * MIB
     body_timeout_seconds: float = 30.0
@@ -89,3 +99,9 @@ class Settings(BaseSettings):
     @cached_property
     def notify_key_values(self) -> tuple[str, ...]:
         return tuple(key.get_secret_value() for key in self.notify_keys)
+
+
+def renamed_settings_in_use(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The old names of renamed settings set in the environment or ``.env``, for a warning at start."""
+    given = {name.upper() for name in (*environ, *dotenv_values(ENV_FILE))}
+    return [old for old in RENAMED if old in given]

@@ -1,8 +1,10 @@
 """Prometheus metrics. Label values come from fixed sets, never from request bodies.
 
-``serve`` runs web workers and a projector process; it points ``PROMETHEUS_MULTIPROC_DIR``
+``serve`` runs web workers and a background process; it points ``PROMETHEUS_MULTIPROC_DIR``
 at a fresh directory so ``/metrics`` adds up every process's figures (prometheus-client's
-multiprocess mode).
+multiprocess mode). A gauge that measures the database rather than its own process says
+``mostrecent``: the latest measurement wins, whichever process took it, and a background
+process that died does not leave its last figure standing.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ JOURNAL_BATCH_SIZE = Histogram(
 PROJECTION_LAG_SECONDS = Gauge(
     "mps_projection_lag_seconds",
     "Age of the oldest notification not yet projected (0 when none)",
-    multiprocess_mode="max",
+    multiprocess_mode="mostrecent",
 )
 PROJECTED = Counter("mps_projected_total", "Notifications projected")
 # The one label set taken from bodies: clipped and bounded per process by project/family.notice_unknown.
@@ -52,7 +54,7 @@ PROJECTION_PARKED = Counter("mps_projection_parked_total", "Notifications parked
 PROJECTIONS_FAILED = Gauge(
     "mps_projections_failed",
     "Parked notifications waiting for `reproject --failed`",
-    multiprocess_mode="max",
+    multiprocess_mode="mostrecent",
 )
 QUARANTINED = Counter(
     "mps_quarantined_total",

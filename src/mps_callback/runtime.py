@@ -1,16 +1,29 @@
-"""The process model of ``serve``: what it starts, what watches over it, and how others can tell.
+"""The process model: what runs where, what watches over it, and how others can tell.
+
+Two kinds of process, and one table each of what they run (``WEB_WORKER_JOBS``,
+``BACKGROUND_JOBS``, below):
+
+- **web workers** (``MPS_WEB_WORKERS`` uvicorn processes): intake, verify and the group
+  commit on each request, plus the spool drain every second. Only what each worker must do
+  for its own notifications runs here: N web workers must not mean N purges.
+- **the background process** (``mps-callback background``): projection, the projection-lag
+  gauge every 5 s, the retention purge every hour (with ``MPS_RETENTION_DAYS``); forwarding
+  and the queue doors will join it. Parsing is CPU work that would hold up requests in a web
+  worker, and a query over the whole journal needs running once, not once per worker.
 
 ``serve`` is one main process. Its main thread runs uvicorn (the web workers); a
-supervisor thread beside it first waits for the database and applies the migrations,
-then keeps one projector process alive (``python -m mps_callback worker``), restarting it
-with back-off whenever it dies. The web workers take notifications from the first second,
-database or not: what the database does not take goes to the spool, and the spool is
-drained once the migrations are in.
+supervisor thread beside it first waits for the database and applies the migrations, then
+keeps one background process alive (``python -m mps_callback background``, niced, dying
+with serve), restarting it with back-off whenever it dies. The web workers take
+notifications from the first second, database or not: what the database does not take goes
+to the spool, and the spool is drained once the migrations are in. With
+``MPS_SERVE_BACKGROUND=false`` serve starts no background process: run
+``mps-callback background`` yourself, here or on any machine that reaches the database.
 
 The processes talk through a runtime directory that ``serve`` creates and names in
-``MPS_RUNTIME_DIR`` (not a user setting): the projector touches a heartbeat file there
-every second, and ``serve`` leaves markers for "the schema is current" and "a projector is
-supervised here". :func:`projector_status` reads them for ``/readyz``.
+``MPS_RUNTIME_DIR`` (not a user setting): the background process touches a heartbeat file
+there every second, and ``serve`` leaves markers for "the schema is current" and "a
+background process is supervised here". :func:`projector_status` reads them for ``/readyz``.
 """
 
 from __future__ import annotations
@@ -30,28 +43,30 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 if TYPE_CHECKING:
-    from mps_callback.config import Settings
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
-T = TypeVar("T")
+    from mps_callback.config import Settings
+    from mps_callback.journal.group_commit import GroupCommitJournal
+    from mps_callback.journal.spool import Spool
 
 log = logging.getLogger(__name__)
 
-#: Names the runtime directory in the environment of serve's web workers and projector.
+#: Names the runtime directory in the environment of serve's web workers and background process.
 RUNTIME_DIR_ENV = "MPS_RUNTIME_DIR"
-#: Set only in the projector's environment: the pid of the serve process that started it.
-PARENT_PID_ENV = "MPS_PROJECTOR_PARENT_PID"
-HEARTBEAT_FILE = "projector.heartbeat"
-SUPERVISED_FILE = "projector.supervised"
-DIED_FILE = "projector.died"  # a projector has died since serve started: no heartbeat means down
+#: Set only in the background process's environment: the pid of the serve process that started it.
+PARENT_PID_ENV = "MPS_BACKGROUND_PARENT_PID"
+HEARTBEAT_FILE = "background.heartbeat"
+SUPERVISED_FILE = "background.supervised"
+DIED_FILE = "background.died"  # one has died since serve started: no heartbeat means down
 SCHEMA_READY_FILE = "schema.ready"
 HEARTBEAT_SECONDS = 1.0
-#: A heartbeat older than this means the projector is hung (or gone); a batch of large
-#: notifications can hold its event loop for a few seconds, so this is not 2 x the beat.
+#: A heartbeat older than this means the background process is hung (or gone); a batch of
+#: large notifications can hold its event loop for a few seconds, so this is not 2 x the beat.
 HEARTBEAT_STALE_SECONDS = 10.0
-#: How long after serve starts a projector without a heartbeat yet counts as starting, not down.
+#: How long after serve starts a background process without a heartbeat yet counts as starting, not down.
 STARTING_SECONDS = 30.0
 #: How long one reachability probe may take before the database counts as unreachable.
 PROBE_TIMEOUT_SECONDS = 10.0
@@ -59,6 +74,148 @@ STOP_TIMEOUT_SECONDS = 30.0
 PR_SET_PDEATHSIG = 1
 
 ProjectorState = Literal["running", "starting", "down", "external"]
+
+
+# ---------------------------------------------------------------- what runs where
+
+Context = TypeVar("Context")
+
+
+@dataclass(frozen=True)
+class WebWorker:
+    """What a web worker's jobs work with (its lifespan builds them)."""
+
+    engine: AsyncEngine
+    spool: Spool
+    journal: GroupCommitJournal
+
+
+@dataclass(frozen=True)
+class BackgroundProcess:
+    """What the background process's jobs work with; ``directory`` is serve's runtime dir (None outside serve)."""
+
+    engine: AsyncEngine
+    settings: Settings
+    directory: Path | None
+
+
+def _always(_context: object) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Job(Generic[Context]):
+    """One thing a process runs: ``run`` every ``seconds``, or once when it loops by itself (``seconds=None``).
+
+    ``wanted`` says whether this process runs it at all (a setting, or being under serve).
+    """
+
+    name: str
+    run: Callable[[Context], Awaitable[object]]
+    seconds: float | None = None
+    wanted: Callable[[Context], bool] = _always
+
+
+async def drain_spool(worker: WebWorker) -> None:
+    """Spooled notifications into the journal (under serve, once the migrations are in); the spool gauges."""
+    from mps_callback.journal.drain import drain_spool as drain
+    from mps_callback.ops import spool_health
+
+    spool, journal = worker.spool, worker.journal
+    if (spool.files() or spool.held()) and schema_ready():
+        await drain(spool, worker.engine, journal.limit, on_database_down=journal.note_failure)
+    spool_health(spool)
+
+
+async def touch_heartbeat(background: BackgroundProcess) -> None:
+    """Tell serve (and ``/readyz``) that this process and its event loop are alive.
+
+    A job of its own, so it beats whether or not there is anything to project; a
+    projection pass that blocks the loop stops it too.
+    """
+    if background.directory is None:  # not under serve: BACKGROUND_JOBS does not start it then
+        return
+    try:
+        (background.directory / HEARTBEAT_FILE).touch()
+    except OSError as error:  # the directory went away with serve: nothing to tell
+        log.debug("heartbeat not written", extra={"error": str(error)})
+
+
+async def project(background: BackgroundProcess) -> None:
+    """Project journal rows as they arrive, forever (the projector waits out database outages itself)."""
+    from mps_callback.project.projector import Projector
+
+    await Projector(background.engine, background.settings.output_urls).run_forever()
+
+
+async def measure_projection_lag(background: BackgroundProcess) -> None:
+    """Set the projection-lag and parked-projection gauges that ``/metrics`` shows."""
+    from mps_callback.project.projector import projection_health
+
+    await projection_health(background.engine)
+
+
+async def purge_expired(background: BackgroundProcess) -> None:
+    """Forget notifications and tasks older than ``MPS_RETENTION_DAYS``."""
+    from mps_callback.retention import purge
+
+    await purge(background.engine, background.settings.retention_days)
+
+
+#: Every web worker runs these beside its requests: only what its own notifications need.
+WEB_WORKER_JOBS: tuple[Job[WebWorker], ...] = (Job("spool drain", drain_spool, seconds=1.0),)
+
+#: The background process runs these: each once per deployment, however many web workers serve.
+BACKGROUND_JOBS: tuple[Job[BackgroundProcess], ...] = (
+    Job("heartbeat", touch_heartbeat, seconds=HEARTBEAT_SECONDS, wanted=lambda b: b.directory is not None),
+    Job("projection", project),
+    Job("projection lag", measure_projection_lag, seconds=5.0),
+    Job("retention purge", purge_expired, seconds=3600.0, wanted=lambda b: b.settings.retention_days > 0),
+)
+
+
+async def every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+    """Run ``job`` now and then every ``seconds``; a failure is logged and the loop goes on."""
+    while True:
+        try:
+            await job()
+        except Exception as error:
+            log.warning(
+                "background job failed",
+                extra={"job": name, "error": f"{type(error).__name__}: {str(error)[:200]}"},
+            )
+        await asyncio.sleep(seconds)
+
+
+def start_jobs(jobs: tuple[Job[Context], ...], context: Context) -> list[asyncio.Task[None]]:
+    """The ``jobs`` this process wants, each started as a task of the running loop."""
+    return [asyncio.create_task(_run(job, context), name=job.name) for job in jobs if job.wanted(context)]
+
+
+async def _run(job: Job[Context], context: Context) -> None:
+    if job.seconds is None:
+        await job.run(context)
+    else:
+        await every(job.seconds, lambda: job.run(context), job.name)
+
+
+async def stop_jobs(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run_background(engine: AsyncEngine, settings: Settings) -> None:
+    """The background process's jobs, until one that should run forever ends (its error propagates).
+
+    Under serve that ends this process, and serve starts a new one after a back-off.
+    """
+    tasks = start_jobs(BACKGROUND_JOBS, BackgroundProcess(engine, settings, runtime_dir()))
+    log.info("background process runs", extra={"jobs": [task.get_name() for task in tasks]})
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        await stop_jobs(tasks)
 
 
 # ---------------------------------------------------------------- the runtime directory
@@ -70,15 +227,15 @@ def runtime_dir() -> Path | None:
     return Path(named) if named else None
 
 
-def create_runtime_dir(supervise_projector: bool) -> Path:
+def create_runtime_dir(supervise_background: bool) -> Path:
     """A fresh directory for this serve, named in the environment its children inherit.
 
     Always fresh, never taken from the user: a heartbeat left by an earlier serve must not
-    make a dead projector look alive.
+    make a dead background process look alive.
     """
     directory = Path(tempfile.mkdtemp(prefix="mps-callback-run-"))
     os.environ[RUNTIME_DIR_ENV] = str(directory)
-    if supervise_projector:
+    if supervise_background:
         (directory / SUPERVISED_FILE).touch()
     return directory
 
@@ -102,7 +259,7 @@ def schema_ready(directory: Path | None = None) -> bool:
 
 
 def heartbeat_age(directory: Path, now: float | None = None) -> float | None:
-    """Seconds since the projector last touched its heartbeat; None when there is none."""
+    """Seconds since the background process last touched its heartbeat; None when there is none."""
     try:
         touched = (directory / HEARTBEAT_FILE).stat().st_mtime
     except FileNotFoundError:
@@ -111,16 +268,15 @@ def heartbeat_age(directory: Path, now: float | None = None) -> float | None:
 
 
 def projector_status(directory: Path | None = None) -> dict[str, str | float | None]:
-    """Is serve's projector alive, for a web worker's ``/readyz``.
+    """Is serve's background process (which runs the projector) alive, for a web worker's ``/readyz``.
 
-    ``external``: this serve runs no projector (``MPS_SERVE_PROJECTOR=false``, or not under
-    serve at all); ``running``: the heartbeat is fresh; ``starting``: no heartbeat yet, serve
+    ``external``: this serve runs none (``MPS_SERVE_BACKGROUND=false``, or not under serve
+    at all); ``running``: the heartbeat is fresh; ``starting``: no heartbeat yet, serve
     started moments ago; ``down``: dead, hung, restarting, or not started because the
-    database has not been migrated.
+    database has not been migrated. The key stays ``projector``: what ``/readyz`` has always said.
     """
     directory = directory or runtime_dir()
-    supervised = directory / SUPERVISED_FILE if directory is not None else None
-    if supervised is None or not supervised.exists():
+    if directory is None or not (supervised := directory / SUPERVISED_FILE).exists():
         return {"projector": "external", "heartbeat_age_seconds": None}
     age = heartbeat_age(directory)
     state: ProjectorState = "running" if age is not None and age <= HEARTBEAT_STALE_SECONDS else "down"
@@ -130,50 +286,22 @@ def projector_status(directory: Path | None = None) -> dict[str, str | float | N
     return {"projector": state, "heartbeat_age_seconds": None if age is None else round(age, 3)}
 
 
-async def beat(directory: Path, seconds: float = HEARTBEAT_SECONDS) -> None:
-    """Touch the heartbeat file every ``seconds``, forever.
-
-    Its own task, so it says "this process and its event loop are alive" whether or not
-    there is anything to project; a projection pass that blocks the loop stops it too.
-    """
-    path = directory / HEARTBEAT_FILE
-    while True:
-        try:
-            path.touch()
-        except OSError as error:  # the directory went away with serve: nothing to tell
-            log.debug("heartbeat not written", extra={"error": str(error)})
-        await asyncio.sleep(seconds)
+# ---------------------------------------------------------------- the background process
 
 
-async def with_heartbeat(directory: Path | None, work: Awaitable[T]) -> T:
-    """Await ``work`` while :func:`beat` runs beside it (no heartbeat outside serve)."""
-    if directory is None:
-        return await work
-    heart = asyncio.create_task(beat(directory))
-    try:
-        return await work
-    finally:
-        heart.cancel()
-        await asyncio.gather(heart, return_exceptions=True)
+def start_background(parent_pid: int) -> subprocess.Popen[bytes]:
+    """The background process beside the web workers.
 
-
-# ---------------------------------------------------------------- the projector process
-
-
-def start_projector(parent_pid: int) -> subprocess.Popen[bytes]:
-    """The projector beside the web workers, in its own process.
-
-    Parsing a batch of notifications is CPU work; in a web worker's event loop it would
-    hold up every request. The child lowers its own priority and arranges to die with serve
+    The child lowers its own priority and arranges to die with serve
     (:func:`attach_to_serve`), rather than a ``preexec_fn`` doing it between fork and exec,
     which is unsafe in a process that runs threads (serve does).
     """
     env = {**os.environ, PARENT_PID_ENV: str(parent_pid)}
-    return subprocess.Popen([sys.executable, "-m", "mps_callback", "worker"], env=env)
+    return subprocess.Popen([sys.executable, "-m", "mps_callback", "background"], env=env)
 
 
-def attach_to_serve() -> Path | None:
-    """In a projector serve started: nice it, tie its life to serve's; return the runtime dir.
+def attach_to_serve() -> None:
+    """In a background process serve started: nice it and tie its life to serve's.
 
     PR_SET_PDEATHSIG sends SIGTERM when the thread that started this process ends (serve's
     supervisor thread), even after a kill -9 of serve. If serve died before the prctl, the
@@ -181,19 +309,18 @@ def attach_to_serve() -> Path | None:
     """
     parent = os.environ.pop(PARENT_PID_ENV, None)
     if parent is None:
-        return None
+        return
     os.nice(10)
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != int(parent):
         sys.exit(0)
-    return runtime_dir()
 
 
 @dataclass
 class Backoff:
     """1 s, 2 s, 4 s ... up to ``longest``; back to ``first`` after a run of ``settled`` seconds.
 
-    A projector that crashes at start (a bad deploy, a database refusing it) must not spin;
+    A background process that crashes at start (a bad deploy, a database refusing it) must not spin;
     one that ran for an hour and then died deserves a quick restart.
     """
 
@@ -283,18 +410,18 @@ def _short(error: BaseException) -> str:
 
 
 class Supervisor:
-    """Serve's supervisor thread: migrate once the database answers, then keep a projector alive.
+    """Serve's supervisor thread: migrate once the database answers, then keep the background process alive.
 
     A thread of serve's main process because uvicorn.run holds the main thread. The
-    projector is started from this thread, so its PR_SET_PDEATHSIG follows this thread:
-    the thread lives exactly as long as it supervises.
+    background process is started from this thread, so its PR_SET_PDEATHSIG follows this
+    thread: the thread lives exactly as long as it supervises.
     """
 
-    def __init__(self, database_url: str, directory: Path, *, migrated: bool, run_projector: bool) -> None:
+    def __init__(self, database_url: str, directory: Path, *, migrated: bool, run_background: bool) -> None:
         self._database_url = database_url
         self._directory = directory
         self._migrated = migrated
-        self._run_projector = run_projector
+        self._run_background = run_background
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mps-supervisor", daemon=True)
         self.failed = False
@@ -303,7 +430,7 @@ class Supervisor:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop restarting, terminate the projector and wait for it (serve's shutdown)."""
+        """Stop restarting, terminate the background process and wait for it (serve's shutdown)."""
         self._stopping.set()
         self._thread.join(STOP_TIMEOUT_SECONDS + 5)
 
@@ -311,8 +438,8 @@ class Supervisor:
         if not self._migrated and not self._migrate_when_reachable():
             return
         mark_schema_ready(self._directory)
-        if self._run_projector:
-            self._keep_projector_alive()
+        if self._run_background:
+            self._keep_background_alive()
 
     def _migrate_when_reachable(self) -> bool:
         """Retry the migrations with back-off until they are in; False on stop or a real failure.
@@ -341,30 +468,30 @@ class Supervisor:
             return True
         return False
 
-    def _keep_projector_alive(self) -> None:
+    def _keep_background_alive(self) -> None:
         backoff = Backoff()
         while not self._stopping.is_set():
             started = time.monotonic()
             try:
-                projector = start_projector(os.getpid())
+                process = start_background(os.getpid())
             except OSError as error:  # no fork or exec now (memory, pid limit): try again later
                 delay = backoff.delay()
-                log.error("projector not started", extra={"error": _short(error), "retry_in_seconds": delay})
+                log.error("background process not started", extra={"error": _short(error), "retry_in_seconds": delay})
                 self._stopping.wait(delay)
                 continue
-            log.info("projector started", extra={"pid": projector.pid})
-            code = self._wait_for_exit(projector)
+            log.info("background process started", extra={"pid": process.pid})
+            code = self._wait_for_exit(process)
             (self._directory / HEARTBEAT_FILE).unlink(missing_ok=True)  # its heartbeat died with it
             (self._directory / DIED_FILE).touch()
             if code is None:  # serve is stopping
-                self._terminate(projector)
+                self._terminate(process)
                 return
             ran_for = time.monotonic() - started
             delay = backoff.delay(ran_for)
             log.error(
-                "projector died; restarting",
+                "background process died; restarting",
                 extra={
-                    "pid": projector.pid,
+                    "pid": process.pid,
                     **describe_exit(code),
                     "ran_seconds": round(ran_for, 1),
                     "restart_in_seconds": delay,
@@ -372,23 +499,23 @@ class Supervisor:
             )
             self._stopping.wait(delay)
 
-    def _wait_for_exit(self, projector: subprocess.Popen[bytes]) -> int | None:
-        """The projector's exit code once it exits (reaping it), or None once serve stops."""
+    def _wait_for_exit(self, process: subprocess.Popen[bytes]) -> int | None:
+        """The process's exit code once it exits (reaping it), or None once serve stops."""
         while not self._stopping.wait(0.5):
-            code = projector.poll()
+            code = process.poll()
             if code is not None:
                 return code
         return None
 
     @staticmethod
-    def _terminate(projector: subprocess.Popen[bytes]) -> None:
-        projector.terminate()
+    def _terminate(process: subprocess.Popen[bytes]) -> None:
+        process.terminate()
         try:
-            projector.wait(STOP_TIMEOUT_SECONDS)
+            process.wait(STOP_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
-            projector.kill()
-            projector.wait()
-        log.info("projector stopped", extra={"pid": projector.pid})
+            process.kill()
+            process.wait()
+        log.info("background process stopped", extra={"pid": process.pid})
 
 
 # ---------------------------------------------------------------- serve
@@ -412,10 +539,10 @@ def serve(settings: Settings, run_web: Callable[[], None]) -> int:
 
     uvicorn, after its graceful shutdown, re-raises the SIGTERM it caught with the
     handler it found: with the default one, serve would die before stopping the
-    projector. The handler installed here makes that a clean exit instead.
+    background process. The handler installed here makes that a clean exit instead.
     """
     database_url = settings.database_url.get_secret_value()
-    directory = create_runtime_dir(settings.serve_projector)
+    directory = create_runtime_dir(settings.serve_background)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     supervisor: Supervisor | None = None
     try:
@@ -432,7 +559,7 @@ def serve(settings: Settings, run_web: Callable[[], None]) -> int:
         except Exception:
             log.exception("migrations failed")
             return 1
-        supervisor = Supervisor(database_url, directory, migrated=migrated, run_projector=settings.serve_projector)
+        supervisor = Supervisor(database_url, directory, migrated=migrated, run_background=settings.serve_background)
         supervisor.start()
         run_web()
     except Terminated:
