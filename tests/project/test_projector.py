@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mps_callback.project.parse import parse
-from mps_callback.project.projector import Projector, reset_projections
+from mps_callback.project.projector import Projector
+from mps_callback.project.reproject import reset_projections
 from mps_callback.store.engine import create_engine
 from mps_callback.store.migrate import upgrade
 from mps_callback.store.tables import notifications, outputs, segments, subtasks, tasks

@@ -18,6 +18,7 @@ import orjson
 from fastapi import HTTPException
 
 from mps_callback.api.params import utc_or_none
+from mps_callback.store.types import INT64
 
 #: How long a cursor may be; ours are well under 600 characters (a TaskId is at most 255).
 MAX_CURSOR_CHARS = 1200
@@ -53,7 +54,7 @@ def _typed(value: Any, kind: type) -> Any:
         return instant
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if kind is int and isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+    if kind is int and isinstance(value, int) and not isinstance(value, bool) and -INT64 - 1 <= value <= INT64:
         return value  # a BIGINT: a larger one would fail in the driver
     if kind is str and isinstance(value, str) and "\x00" not in value:
         return value
