@@ -39,7 +39,7 @@ def decode(list_name: str, cursor: str, *types: type) -> tuple[Any, ...]:
         tag, *values = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
         if tag != list_name or len(values) != len(types):
             raise BadCursor
-        return tuple(_typed(value, kind) for value, kind in zip(values, types))
+        return tuple(_typed(value, kind) for value, kind in zip(values, types, strict=True))
     except (BadCursor, ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
         raise HTTPException(400, "cursor is not one this API gave out") from None
 
