@@ -176,3 +176,37 @@ def test_a_bad_since_is_a_one_line_usage_error(tmp_path: Any):
 
 def _days_ago(days: int) -> str:
     return (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def test_a_full_rebuild_beside_a_running_projector_gives_the_same_projection(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    """The service keeps projecting while reproject works through the tasks: nothing lost, nothing doubled."""
+    bodies = [workflow(f"busy-{i}") for i in range(12)] + [workflow("busy-0", SessionContext="again")]
+    run_ingest(database_url, bodies)
+    projected = dump(database_url)
+    monkeypatch.setattr(reproject_module, "TASK_BATCH", 2)
+
+    async def side_by_side() -> None:
+        engines = [create_engine(database_url), create_engine(database_url)]
+        done = asyncio.Event()
+
+        async def service() -> None:
+            while not done.is_set():
+                await Projector(engines[1], batch_size=3).drain()
+                await asyncio.sleep(0)
+
+        try:
+            beside = asyncio.create_task(service())
+            await reproject(engines[0], Projector(engines[0]), Selection())
+            done.set()
+            await beside
+            await Projector(engines[0]).drain()
+        finally:
+            for engine in engines:
+                await engine.dispose()
+
+    asyncio.run(side_by_side())
+    assert dump(database_url) == projected
+    assert query(database_url, "SELECT SUM(notification_count) FROM tasks")[0][0] == len(bodies)
+    assert query(database_url, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL")[0][0] == 0

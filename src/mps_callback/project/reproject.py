@@ -5,7 +5,8 @@ notification of it pending, in one short transaction per batch of tasks, then pr
 them. One batch at a time, never the whole journal in one transaction: on a journal of
 millions the service keeps answering, and a task is missing from the API only while its own
 batch is rebuilt. The journal rows are reset before the projection rows are deleted, in the
-order the projector takes its locks (journal, then tasks), so the two never deadlock.
+order the projector takes its locks (journal, then tasks), so the two do not wait on each
+other in a cycle; a projector that fails on it anyway counts it against no notification.
 
 Filters narrow what is taken, and combine: ``--task`` (these TaskIds), ``--since`` (tasks
 that received a notification since then), ``--failed`` (only parked notifications, tried
@@ -120,10 +121,15 @@ async def retry_failed(engine: AsyncEngine, selection: Selection | None = None) 
 
 async def reset_tasks(engine: AsyncEngine, task_ids: Sequence[str]) -> None:
     """Forget these tasks' projection rows and mark all their notifications pending, in one transaction."""
+    theirs = notifications.c.task_id.in_(task_ids)
     async with for_writing(engine).begin() as connection:
-        await connection.execute(notifications.update().where(notifications.c.task_id.in_(task_ids)).values(PENDING))
+        await connection.execute(notifications.update().where(theirs).values(PENDING))
         for table in PROJECTIONS:
             await connection.execute(table.delete().where(table.c.task_id.in_(task_ids)))
+        # One that arrived and was projected between the two statements just lost its rows: pending again.
+        await connection.execute(
+            notifications.update().where(theirs, notifications.c.projected_at.is_not(None)).values(PENDING)
+        )
 
 
 async def reset_projections(engine: AsyncEngine) -> int:
