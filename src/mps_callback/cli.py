@@ -229,7 +229,7 @@ def reproject(
 ) -> None:
     """Rebuild projections from the journal (after an upgrade, or a CDN domain change), a batch of tasks at a time.
 
-    With no option every task is rebuilt; options narrow it and combine (``--task A --since 2026-01-01``).
+    With no option every task is rebuilt; options narrow it and combine, e.g. --task A --since 2026-01-01.
     """
     from mps_callback.project.projector import Projector
     from mps_callback.project.reproject import Selection, count, utc_instant
