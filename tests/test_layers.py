@@ -40,7 +40,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "project": frozenset({"base", "verify"}),  # parse() recognises the body it is given (verify/shape.py)
     "intake": frozenset({"base", "verify", "journal"}),
     "api": frozenset({"base", "project", "journal"}),
-    "ops": frozenset({"base", "project", "journal"}),  # readiness reads the spool and the projection lag
+    "ops": frozenset({"base", "project", "journal", "api"}),  # readiness reads the spool and the lag; api.deps
     "wiring": frozenset(LAYERS),
 }
 

@@ -232,17 +232,40 @@ def worker() -> None:
 
 @app.command()
 def reproject(
+    task: Annotated[
+        list[str] | None,
+        typer.Option("--task", metavar="TASK_ID", help="only this task (repeat for several)"),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATETIME", help="only tasks that received a notification since then (ISO 8601; no offset: UTC)"
+        ),
+    ] = None,
     failed: Annotated[
         bool, typer.Option("--failed", help="only retry notifications whose projection was parked")
     ] = False,
 ) -> None:
-    """Rebuild every projection from the journal (after an upgrade, or a CDN domain change)."""
-    from mps_callback.project.projector import Projector, reset_projections, retry_failed
+    """Rebuild projections from the journal (after an upgrade, or a CDN domain change), a batch of tasks at a time.
+
+    With no option every task is rebuilt; options narrow it and combine, e.g. --task A --since 2026-01-01.
+    """
+    from mps_callback.project.projector import Projector
+    from mps_callback.project.reproject import Selection, count, utc_instant
+    from mps_callback.project.reproject import reproject as rebuild_selection
+
+    try:
+        selection = Selection(tuple(task or ()), None if since is None else utc_instant(since), failed)
+    except ValueError:
+        fail(
+            f"bad --since {since!r}: give an ISO 8601 date or time, e.g. 2026-01-31 or 2026-01-31T08:00:00+08:00",
+            EXIT_USAGE,
+        )
 
     async def rebuild(engine: AsyncEngine, settings: Settings) -> int:
-        total = await (retry_failed(engine) if failed else reset_projections(engine))
+        total = await count(engine, selection)
         with typer.progressbar(length=total, label="reprojecting", file=sys.stderr) as bar:
-            return await Projector(engine, settings.output_urls).drain(bar.update)
+            return await rebuild_selection(engine, Projector(engine, settings.output_urls), selection, bar.update)
 
     typer.echo(f"reprojected {with_engine(rebuild)} notifications")
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from mps_callback import metrics
+from mps_callback.api.deps import EngineDep, JournalDep, ProjectorStatusDep, SpoolDep
 from mps_callback.journal.spool import Spool
 from mps_callback.project.projector import projection_health
 from mps_callback.store.errors import describe, probe_write
@@ -21,12 +22,12 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Whether notifications are journaled now, and what waits or failed")
-async def readyz(request: Request) -> Response:
+async def readyz(
+    engine: EngineDep, spool: SpoolDep, journal: JournalDep, projector_status: ProjectorStatusDep
+) -> Response:
     """503 only when the database does not take writes (notifications then go to the spool);
     ``degraded`` (200) when intake works but something needs an operator: records waiting
     in the spool or quarantined, notifications whose projection was given up, no projector."""
-    engine = request.app.state.engine
-    spool: Spool = request.app.state.spool
     health = spool_health(spool)
     body: dict[str, Any] = {
         "status": "ready",
@@ -37,7 +38,6 @@ async def readyz(request: Request) -> Response:
     }
     spool_problem = spool.problem()  # unusable, notifications would get 503 in the next outage
     body["spool"]["writable"] = spool_problem is None
-    journal = request.app.state.journal
     try:
         if failure := journal.recent_failure():  # a write failed just now: a full disk passes the probe
             raise JournalDown(failure)
@@ -47,7 +47,7 @@ async def readyz(request: Request) -> Response:
         body.update(status="unavailable", database=describe(error))
         body["problems"].append("the database does not take writes: notifications go to the spool")
         return JSONResponse(body, status_code=503)
-    body["projection"]["projector"] = request.app.state.projector_status()
+    body["projection"]["projector"] = projector_status()
     body["problems"] = _problems(body)
     if spool_problem:
         body["problems"].append(

@@ -102,7 +102,7 @@ def test_a_database_outage_counts_against_no_notification(tmp_path: Path):
             proxy.cut()
             through = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
 
-            async def once() -> None:
+            async def once(through: str) -> None:
                 engine = create_engine(through)
                 try:
                     await Projector(engine).run_once()
@@ -110,7 +110,7 @@ def test_a_database_outage_counts_against_no_notification(tmp_path: Path):
                     await engine.dispose()
 
             try:
-                asyncio.run(once())
+                asyncio.run(once(through))
                 raise AssertionError("run_once must raise while the database is away")
             except (DatabaseAway, OSError, sa.exc.DBAPIError):
                 pass

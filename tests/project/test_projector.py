@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mps_callback.project.parse import parse
-from mps_callback.project.projector import Projector, reset_projections
+from mps_callback.project.projector import Projector
+from mps_callback.project.reproject import reset_projections
 from mps_callback.store.engine import create_engine
 from mps_callback.store.migrate import upgrade
 from mps_callback.store.tables import notifications, outputs, segments, subtasks, tasks
@@ -203,14 +204,16 @@ def _refuse_task(url: str, backend: str, task_id: str) -> None:
         execute(
             url,
             "CREATE FUNCTION refuse_task() RETURNS trigger AS $$ BEGIN "
-            f"IF NEW.task_id = '{task_id}' THEN RAISE EXCEPTION 'refused by test'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+            f"IF NEW.task_id = '{task_id}' THEN RAISE EXCEPTION 'refused by test'; END IF; "
+            "RETURN NEW; END $$ LANGUAGE plpgsql",
             "CREATE TRIGGER refuse_task BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION refuse_task()",
         )
     else:
         execute(
             url,
             "CREATE TRIGGER refuse_task BEFORE INSERT ON tasks FOR EACH ROW BEGIN "
-            f"IF NEW.task_id = '{task_id}' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by test'; END IF; END",
+            f"IF NEW.task_id = '{task_id}' THEN SIGNAL SQLSTATE '45000' "
+            "SET MESSAGE_TEXT = 'refused by test'; END IF; END",
         )
 
 
@@ -220,7 +223,7 @@ def _unrefuse(backend: str) -> list[str]:
 
 def test_reproject_rebuilds_the_same_projection(database_url: str):
     bodies = [load_fixture(path) for path in fixture_files("vod") + fixture_files("live")]
-    bodies += [WORKFLOW, processing_version(WORKFLOW)] + live_series("live-re-1")
+    bodies += [WORKFLOW, processing_version(WORKFLOW), *live_series("live-re-1")]
     run_ingest(database_url, bodies)
     live = dump(database_url)
 

@@ -9,9 +9,11 @@ import hmac
 
 from fastapi import HTTPException, Request
 
+from mps_callback.api.deps import SettingsDep
 
-async def require_api_token(request: Request) -> None:
-    expected = request.app.state.settings.api_token.get_secret_value()
+
+async def require_api_token(request: Request, settings: SettingsDep) -> None:
+    expected = settings.api_token.get_secret_value()
     if not expected:
         return
     scheme, _, given = request.headers.get("authorization", "").partition(" ")

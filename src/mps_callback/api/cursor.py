@@ -18,6 +18,7 @@ import orjson
 from fastapi import HTTPException
 
 from mps_callback.api.params import utc_or_none
+from mps_callback.store.types import INT64
 
 #: How long a cursor may be; ours are well under 600 characters (a TaskId is at most 255).
 MAX_CURSOR_CHARS = 1200
@@ -38,7 +39,7 @@ def decode(list_name: str, cursor: str, *types: type) -> tuple[Any, ...]:
         tag, *values = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
         if tag != list_name or len(values) != len(types):
             raise BadCursor
-        return tuple(_typed(value, kind) for value, kind in zip(values, types))
+        return tuple(_typed(value, kind) for value, kind in zip(values, types, strict=True))
     except (BadCursor, ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
         raise HTTPException(400, "cursor is not one this API gave out") from None
 
@@ -53,7 +54,7 @@ def _typed(value: Any, kind: type) -> Any:
         return instant
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
-    if kind is int and isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+    if kind is int and isinstance(value, int) and not isinstance(value, bool) and -INT64 - 1 <= value <= INT64:
         return value  # a BIGINT: a larger one would fail in the driver
     if kind is str and isinstance(value, str) and "\x00" not in value:
         return value

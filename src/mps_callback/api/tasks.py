@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal, NoReturn
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mps_callback.api import cursor as cursors
+from mps_callback.api.deps import EngineDep
 from mps_callback.api.params import KNOWN_SEGMENT_KINDS, SegmentKind, StatusFilter, UtcInstant, refuse_nul
 from mps_callback.api.schemas import (
     NotificationPage,
@@ -38,31 +40,42 @@ TASK_TYPE = sa.case(
     ),
     else_=tasks.c.event_type,
 ).label("type")
+SEGMENT_KIND_HELP = "one of " + ", ".join(KNOWN_SEGMENT_KINDS) + "; or <family>.<list> for a list no family names"
 SUMMARY_COLUMNS = [tasks.c[name] for name in TaskSummary.model_fields if name != "type"] + [TASK_TYPE]
-CURSOR_TEXT = Query(None, max_length=cursors.MAX_CURSOR_CHARS, description="next_cursor of the previous page")
+Cursor = Annotated[
+    str | None, Query(max_length=cursors.MAX_CURSOR_CHARS, description="next_cursor of the previous page")
+]
 
 
 @router.get("/tasks", response_model=TaskPage, summary="Tasks, newest first")
 async def list_tasks(
-    request: Request,
-    status: StatusFilter | None = Query(
-        None, description="PROCESSING, FINISH, or failed (any subtask failed, or an error)"
-    ),
+    engine: EngineDep,
+    status: Annotated[
+        StatusFilter | None, Query(description="PROCESSING, FINISH, or failed (any subtask failed, or an error)")
+    ] = None,
     kind: Literal["vod", "live"] | None = None,
-    type: str | None = Query(
-        None,
-        max_length=128,
-        description=(
-            "EventType of file tasks (WorkflowTask, ScheduleTask, ...), or a NotificationType live tasks have received "
-            "(ProcessEof, AiSmartSubtitleResult, ...)"
+    type: Annotated[
+        str | None,
+        Query(
+            max_length=128,
+            description=(
+                "EventType of file tasks (WorkflowTask, ScheduleTask, ...), or a NotificationType live tasks have "
+                "received (ProcessEof, AiSmartSubtitleResult, ...)"
+            ),
         ),
-    ),
-    event_type: str | None = Query(None, max_length=128, description="EventType of file tasks only"),
-    since: UtcInstant | None = Query(None, description="first notification at or after (ISO 8601; no offset: UTC)"),
-    until: UtcInstant | None = Query(None, description="first notification before (ISO 8601; no offset: UTC)"),
-    q: str | None = Query(None, max_length=200, description="text in TaskId, SessionId, SessionContext or input"),
-    limit: int = Query(50, ge=1, le=500),
-    cursor: str | None = CURSOR_TEXT,
+    ] = None,
+    event_type: Annotated[str | None, Query(max_length=128, description="EventType of file tasks only")] = None,
+    since: Annotated[
+        UtcInstant | None, Query(description="first notification at or after (ISO 8601; no offset: UTC)")
+    ] = None,
+    until: Annotated[
+        UtcInstant | None, Query(description="first notification before (ISO 8601; no offset: UTC)")
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="text in TaskId, SessionId, SessionContext or input")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Cursor = None,
 ) -> TaskPage:
     query = sa.select(*SUMMARY_COLUMNS)
     if status is not None:
@@ -96,7 +109,7 @@ async def list_tasks(
             )
         )
     query = query.order_by(tasks.c.first_received_at.desc(), tasks.c.task_id.desc()).limit(limit + 1)
-    async with request.app.state.engine.connect() as connection:
+    async with engine.connect() as connection:
         rows = (await connection.execute(query)).mappings().all()
     items = [dict(row) for row in rows[:limit]]
     last = items[-1] if len(rows) > limit else None
@@ -121,8 +134,8 @@ def _of_type(type_name: str) -> sa.ColumnElement[bool]:
 @router.get(
     "/tasks/{task_id}", response_model=TaskDetail, summary="One task: subtasks, outputs with URLs, segment counts"
 )
-async def get_task(request: Request, task_id: str) -> TaskDetail:
-    async with request.app.state.engine.connect() as connection:
+async def get_task(engine: EngineDep, task_id: str) -> TaskDetail:
+    async with engine.connect() as connection:
         task = (
             (await connection.execute(sa.select(tasks, TASK_TYPE).where(tasks.c.task_id == task_id))).mappings().first()
         )
@@ -152,7 +165,7 @@ async def get_task(request: Request, task_id: str) -> TaskDetail:
         counts = await connection.execute(
             sa.select(segments.c.kind, sa.func.count()).where(segments.c.task_id == task_id).group_by(segments.c.kind)
         )
-        segment_counts = {kind: count for kind, count in counts}
+        segment_counts: dict[str, int] = dict(counts.tuples().all())
     return TaskDetail(
         **task,
         subtasks=[Subtask(group=row["group_name"], **row) for row in subtask_rows],
@@ -163,14 +176,11 @@ async def get_task(request: Request, task_id: str) -> TaskDetail:
 
 @router.get("/tasks/{task_id}/segments", response_model=SegmentPage, summary="Time-ranged items, in time order")
 async def list_segments(
-    request: Request,
+    engine: EngineDep,
     task_id: str,
-    kind: SegmentKind | None = Query(
-        None,
-        description=("one of " + ", ".join(KNOWN_SEGMENT_KINDS) + "; or <family>.<list> for a list no family names"),
-    ),
-    limit: int = Query(200, ge=1, le=2000),
-    cursor: str | None = CURSOR_TEXT,
+    kind: Annotated[SegmentKind | None, Query(description=SEGMENT_KIND_HELP)] = None,
+    limit: Annotated[int, Query(ge=1, le=2000)] = 200,
+    cursor: Cursor = None,
 ) -> SegmentPage:
     query = sa.select(segments).where(segments.c.task_id == task_id)
     if kind is not None:
@@ -178,7 +188,7 @@ async def list_segments(
     if cursor is not None:
         query = query.where(_after_segment(*cursors.decode("segments", cursor, float, int)))
     query = query.order_by(segments.c.start_s.is_(None), segments.c.start_s, segments.c.id).limit(limit + 1)
-    async with request.app.state.engine.connect() as connection:
+    async with engine.connect() as connection:
         rows = (await connection.execute(query)).mappings().all()
         if not rows and cursor is None:
             exists = await connection.execute(sa.select(tasks.c.task_id).where(tasks.c.task_id == task_id))
@@ -201,17 +211,17 @@ def _after_segment(start: float | None, segment_id: int) -> sa.ColumnElement[boo
     "/tasks/{task_id}/notifications", response_model=NotificationPage, summary="Every notification, oldest first"
 )
 async def task_notifications(
-    request: Request,
+    engine: EngineDep,
     task_id: str,
-    limit: int = Query(100, ge=1, le=1000),
-    cursor: str | None = CURSOR_TEXT,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Cursor = None,
 ) -> NotificationPage:
     columns = [notifications.c[name] for name in NotificationSummary.model_fields]
     query = sa.select(*columns).where(notifications.c.task_id == task_id)
     if cursor is not None:
         (after_id,) = cursors.decode("notifications", cursor, int)
         query = query.where(notifications.c.id > after_id)
-    async with request.app.state.engine.connect() as connection:
+    async with engine.connect() as connection:
         rows = (await connection.execute(query.order_by(notifications.c.id).limit(limit + 1))).mappings().all()
     if not rows and cursor is None:
         raise HTTPException(404, f"no notification received for task {task_id}")
@@ -220,7 +230,7 @@ async def task_notifications(
     return NotificationPage(items=items, next_cursor=cursors.encode("notifications", last.id) if last else None)
 
 
-async def _not_found(connection: sa.ext.asyncio.AsyncConnection, task_id: str) -> None:
+async def _not_found(connection: AsyncConnection, task_id: str) -> NoReturn:
     """404, saying whether the task is unknown or only not projected yet."""
     pending = await connection.execute(
         sa.select(sa.func.count()).select_from(notifications).where(notifications.c.task_id == task_id)

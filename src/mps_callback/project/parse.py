@@ -20,9 +20,10 @@ from mps_callback.project.extractors import ROUTES, task_results
 from mps_callback.project.extractors.live import read_results
 from mps_callback.project.family import UNKNOWN, Family, notice_unknown
 from mps_callback.project.model import SegmentItem, SubtaskProjection, TaskProjection
-from mps_callback.project.values import integer, text
+from mps_callback.project.values import text
 from mps_callback.project.walk import find_outputs, find_segments, remainder
 from mps_callback.storage import OutputUrls, Storage, input_location, input_storage, output_storage
+from mps_callback.store.types import whole_number
 from mps_callback.verify.shape import recognise
 
 #: The group of a ScheduleTask activity no group declares: a whole-task result.
@@ -73,7 +74,7 @@ class Reader:
         """A subtask from an MPS task result ``node`` (Status, ErrCode, Input, Output, ...)."""
         state = status if status is not None else node
         task_input = node.get("Input") if isinstance(node.get("Input"), dict) else None
-        definition = integer(task_input.get("Definition")) if task_input else None
+        definition = whole_number(task_input.get("Definition")) if task_input else None
         result = node.get("Output") if output is ... else output
         spec = spec or self.family(group, family)
         storage = output_storage((task_input or {}).get("OutputStorage")) or self.default_storage
@@ -90,10 +91,10 @@ class Reader:
             type=type,
             mode=mode,
             status=text(state.get("Status")),
-            err_code=integer(state.get("ErrCode")),
+            err_code=whole_number(state.get("ErrCode")),
             err_code_ext=text(state.get("ErrCodeExt")),
             message=text(state.get("Message")),
-            progress=integer(state.get("Progress")),
+            progress=whole_number(state.get("Progress")),
             definition=definition,
             begin_process_time=text(state.get("BeginProcessTime")),
             finish_time=text(state.get("FinishTime")),
@@ -214,7 +215,7 @@ def _batch(reader: Reader, event: dict[str, Any], projection: TaskProjection) ->
 
 def _whole_task_state(event: dict[str, Any]) -> dict[str, Any]:
     """A task that is its own only subtask: FINISH with an ErrCode is a failure, without one a success."""
-    err_code = integer(event.get("ErrCode"))
+    err_code = whole_number(event.get("ErrCode"))
     status = ("FAIL" if err_code else "SUCCESS") if event.get("Status") == "FINISH" else "PROCESSING"
     return {"Status": status, "ErrCode": err_code, "Message": event.get("Message")}
 
@@ -270,7 +271,7 @@ def parse(body: dict[str, Any], urls: OutputUrls | None = None) -> TaskProjectio
         container = EVENT_CONTAINERS.get(shape.type)
         event = event_task(body, shape.type)
         projection.status = text(event.get("Status")) or projection.status
-        projection.err_code = integer(event.get("ErrCode"))
+        projection.err_code = whole_number(event.get("ErrCode"))
         projection.message = text(event.get("Message"))
         projection.input = event.get("InputInfo")
         projection.metadata = event.get("MetaData")

@@ -51,6 +51,31 @@ class Identifier(sa.TypeDecorator[str]):
         return dialect.type_descriptor(sa.String(self.length))
 
 
+#: The bounds of the databases' signed integers: INTEGER columns, and BIGINT (every id, ``definition``).
+INT32 = 2**31 - 1
+INT64 = 2**63 - 1
+
+
+def whole_number(value: Any, limit: int = INT64) -> int | None:
+    """``value`` as an integer a column bounded by ``limit`` holds, else None (absent, not an error).
+
+    MPS sends integers, sometimes as whole floats; a bool, a fraction, a string or a number past
+    the column is what no column can hold, so it is kept as absent rather than failing the write.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer() and abs(value) <= limit:
+        value = int(value)
+    return value if isinstance(value, int) and -limit - 1 <= value <= limit else None
+
+
+def saturated(value: Any, limit: int) -> int | None:
+    """An integer kept within ±``limit`` by clamping: a hostile 2**40 ErrCode stays non-zero (a failure), not NULL."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return min(max(value, -limit - 1), limit)
+
+
 #: Autoincrementing ids: BIGINT where it matters, INTEGER on SQLite (only it autoincrements there).
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mps_callback.project.family import Family, Group
-from mps_callback.project.values import integer, text
+from mps_callback.project.values import text
+from mps_callback.store.types import whole_number
 
 if TYPE_CHECKING:
     from mps_callback.project.model import TaskProjection
@@ -91,7 +92,7 @@ def read_end(reader: Reader, notification_type: str, projection: TaskProjection)
     found = reader.body.get(f"{notification_type}Info")
     info: dict[str, Any] = found if isinstance(found, dict) else {}
     projection.status = "FINISH"
-    projection.err_code = integer(info.get("ErrCode"))
+    projection.err_code = whole_number(info.get("ErrCode"))
     projection.message = text(info.get("Message"))
     state = {"Status": "FAIL" if projection.err_code else "SUCCESS", **info}
     projection.subtasks.append(
