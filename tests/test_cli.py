@@ -53,6 +53,14 @@ def test_parse_refuses_a_file_that_is_not_a_notification(tmp_path: Path):
     assert result.returncode == 2 and "not an MPS notification" in result.stderr
 
 
+def test_parse_refuses_a_body_too_deep_to_keep_in_one_line(tmp_path: Path):
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"NotificationType": "ProcessEof", "TaskId": "t", "X": ' + "[" * 300 + "]" * 300 + "}")
+    result = cli("parse", str(deep))
+    assert result.returncode == 2 and "(too_deep)" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_send_signs_and_posts(tmp_path: Path):
     service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, notify_keys="send-key")
     try:

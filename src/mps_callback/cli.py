@@ -149,14 +149,16 @@ def parse(file: Annotated[Path, typer.Argument(dir_okay=False, help="a notificat
     from mps_callback.intake.envelope import unwrap
     from mps_callback.project.parse import parse as parse_notification
     from mps_callback.verify.redact import redact
+    from mps_callback.verify.shape import check_depth
 
     document = read_json_object(file)
     try:
         notification, _ = unwrap(document)
+        check_depth(notification)
         redact(notification)
         projection = parse_notification(notification, load_settings().output_urls)
     except Refused as refused:
-        fail(f"not an MPS notification: {refused.reason}", EXIT_USAGE)
+        fail(f"the receiver would refuse {file.name} ({refused.code}): {refused.reason}", EXIT_USAGE)
     if projection is None:
         typer.echo(
             f"a Tencent VOD {notification.get('EventType')} event: the receiver journals it, "

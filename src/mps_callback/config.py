@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     max_skew_seconds: int = 60
     url_token: SecretStr = SecretStr("")
     api_token: SecretStr = SecretStr("")
-    host: str = "0.0.0.0"
+    host: str = "0.0.0.0"  # noqa: S104 -- MPS calls in from outside; app.py warns when tokens are unset
     port: int = 8787
     #: uvicorn processes taking notifications (intake, group commit, spool drain).
     web_workers: int = Field(1, validation_alias=AliasChoices("MPS_WEB_WORKERS", "MPS_WORKERS"))
@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     @field_validator("cdn_domains", mode="before")
     @classmethod
     def _split_domains(cls, value: object) -> object:
-        """MPS_CDN_DOMAINS: ``bucket=https://cdn.example.com,other-bucket=https://...``; an entry without ``=`` stops start."""
+        """MPS_CDN_DOMAINS: ``bucket=https://cdn.example.com,other-bucket=https://...``.
+
+        An entry without ``=`` stops the start."""
         if isinstance(value, str):
             return cdn_domains_setting(value)
         return value

@@ -205,7 +205,7 @@ def test_a_backlog_of_huge_bodies_projects_within_a_bounded_memory(tmp_path: Pat
     env = {key: value for key, value in os.environ.items() if not key.startswith("MPS_")}
     env["MPS_DATABASE_URL"] = url
     worker = subprocess.Popen(
-        [sys.executable, "-m", "mps_callback", "worker"],
+        [sys.executable, "-m", "mps_callback", "background"],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,

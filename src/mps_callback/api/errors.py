@@ -22,7 +22,7 @@ log = logging.getLogger("mps_callback.api")
 #: What a query route may meet when the database is away: SQLAlchemy's wrapped driver errors
 #: (OperationalError, InterfaceError and every other DBAPIError), and the bare OSError asyncpg
 #: raises when nothing listens on the port (TimeoutError and ConnectionError are OSErrors).
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (sa.exc.DBAPIError, OSError)
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sa.exc.DBAPIError, OSError)
 
 RETRY_AFTER_SECONDS = "5"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from fastapi import HTTPException, Request
 from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
@@ -18,7 +18,7 @@ from mps_callback.project.extractors import FAMILIES
 
 #: ``status`` filter values: MPS's two task states, and ours for "a subtask failed or an ErrCode".
 TaskStatus = Literal["PROCESSING", "FINISH", "failed"]
-_STATUS_SPELLINGS = {value.lower(): value for value in TaskStatus.__args__}
+_STATUS_SPELLINGS = {value.lower(): value for value in get_args(TaskStatus)}
 
 
 def _status_spelling(value: object) -> object:

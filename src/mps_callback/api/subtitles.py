@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
+from mps_callback.api.deps import EngineDep
 from mps_callback.api.params import refuse_nul
 from mps_callback.api.subtitle_files import Line, render
 from mps_callback.project.extractors import ROUTES
@@ -36,11 +37,13 @@ FILENAME_CHARS = 120
     responses={200: {"content": {media: {} for media in MEDIA_TYPES.values()}}, 404: {"description": "no subtitles"}},
 )
 async def get_subtitles(
-    request: Request,
+    engine: EngineDep,
     task_id: str,
     format: Literal["vtt", "srt", "txt"] = "vtt",
-    lang: Literal["source", "translation"] = Query("source", description="the recognised text, or its translation"),
-    subtask: str | None = Query(None, description="the subtask id to take lines from; default: the fullest"),
+    lang: Annotated[
+        Literal["source", "translation"], Query(description="the recognised text, or its translation")
+    ] = "source",
+    subtask: Annotated[str | None, Query(description="the subtask id to take lines from; default: the fullest")] = None,
 ) -> Response:
     query = (
         sa.select(
@@ -57,7 +60,7 @@ async def get_subtitles(
     )
     if subtask is not None:
         query = query.where(segments.c.subtask_id == subtask)
-    async with request.app.state.engine.connect() as connection:
+    async with engine.connect() as connection:
         rows = (await connection.execute(query)).all()
         if not rows:
             known = (await connection.execute(sa.select(tasks.c.task_id).where(tasks.c.task_id == task_id))).first()

@@ -1,6 +1,6 @@
 """The projector: journal rows -> tasks, subtasks, outputs, segments, batch by batch.
 
-Any number of projectors may run (inside ``serve`` and as ``mps-callback worker``): each
+Any number of projectors may run (inside ``serve`` and as ``mps-callback background``): each
 claims pending journal rows with ``FOR UPDATE SKIP LOCKED`` (SQLite has one writer and
 needs none) and locks the task rows it touches in task-id order, so two projectors never
 interleave on a task and never deadlock. A batch is one transaction, bounded in rows and in
