@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ON_CI
+from tests.support.db import ON_CI
 
 ROOT = Path(__file__).resolve().parents[1]
 

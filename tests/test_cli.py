@@ -18,20 +18,11 @@ from alembic.script import ScriptDirectory
 from mps_callback.journal.spool import Spool
 from mps_callback.send import default_url
 from mps_callback.store.migrate import alembic_config, upgrade
-from tests.conftest import FIXTURES, free_port, load_fixture, query, start_service
-from tests.project.helpers import run_ingest
-
-
-def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_")} | (env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "mps_callback", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=120,
-    )
+from tests.support.bodies import FIXTURES, load_fixture
+from tests.support.cli import cli
+from tests.support.db import query
+from tests.support.projection import run_ingest
+from tests.support.service import free_port, start_service
 
 
 def test_parse_prints_the_projection_without_a_database(tmp_path: Path):

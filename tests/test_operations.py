@@ -12,10 +12,11 @@ import sqlalchemy as sa
 from mps_callback.journal.spool import Spool, encode_line
 from mps_callback.send import stamp
 from mps_callback.store.tables import notifications, tasks
-from tests.conftest import execute, load_fixture, query, start_service
-from tests.faults.harness import wait_until
-from tests.journal.test_spool import row
-from tests.test_cli import cli
+from tests.support.bodies import journal_row, load_fixture
+from tests.support.checks import wait_until
+from tests.support.cli import cli
+from tests.support.db import execute, query
+from tests.support.service import start_service
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -62,8 +63,8 @@ def test_metrics_count_outcomes_commits_lag_and_spool(tmp_path: Path):
 
 def test_a_damaged_spool_at_start_is_quarantined_not_a_crash_loop(tmp_path: Path):
     spool = Spool(tmp_path / "spool")
-    good = spool.write([row("spooled-before-start")])
-    damaged = spool.write([row("will-be-damaged")])
+    good = spool.write([journal_row("spooled-before-start")])
+    damaged = spool.write([journal_row("will-be-damaged")])
     damaged.write_bytes(damaged.read_bytes()[:30])  # truncated by, say, a failing disk
     url = f"sqlite:///{tmp_path / 'j.db'}"
     service = start_service(url, tmp_path)
@@ -84,14 +85,14 @@ def test_a_damaged_spool_at_start_is_quarantined_not_a_crash_loop(tmp_path: Path
 def test_spool_drain_command(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'j.db'}"
     assert cli("db", "upgrade", env={"MPS_DATABASE_URL": url}).returncode == 0
-    Spool(tmp_path / "spool").write([row("a"), row("b")])
+    Spool(tmp_path / "spool").write([journal_row("a"), journal_row("b")])
     result = cli("spool", "drain", env={"MPS_DATABASE_URL": url, "MPS_SPOOL_DIR": str(tmp_path / "spool")})
     assert result.returncode == 0 and "drained 2 notifications; 0 left" in result.stdout
     assert query(url, "SELECT COUNT(*) FROM notifications")[0][0] == 2
 
 
 def test_retention_purges_old_journal_rows_and_tasks_only(database_url: str):
-    from tests.project.helpers import run_ingest
+    from tests.support.projection import run_ingest
 
     run_ingest(database_url, [{"NotificationType": "ProcessEof", "TaskId": f"t{i}"} for i in range(3)])
     old = (datetime.now(UTC) - timedelta(days=40)).replace(tzinfo=None).isoformat(sep=" ")
@@ -109,7 +110,7 @@ def test_retention_purges_old_journal_rows_and_tasks_only(database_url: str):
 
 def test_spool_requeue_command_puts_quarantined_records_back(tmp_path: Path):
     spool = Spool(tmp_path / "spool")
-    spool.quarantine([encode_line(row("set-aside"))], "refused by the database")
+    spool.quarantine([encode_line(journal_row("set-aside"))], "refused by the database")
     spool.quarantine([b"damaged beyond repair"], "checksum or JSON damaged")
     result = cli("spool", "requeue", env={"MPS_SPOOL_DIR": str(tmp_path / "spool")})
     assert result.returncode == 0, result.stderr

@@ -24,8 +24,10 @@ from sqlalchemy.engine import make_url
 
 from mps_callback.runtime import RUNTIME_DIR_ENV, projector_status
 from mps_callback.store.tables import notifications, tasks
-from tests.conftest import _scratch_database, query, start_service
-from tests.faults.harness import CuttableProxy, wait_until
+from tests.support.checks import wait_until
+from tests.support.db import query, scratch_database
+from tests.support.proxy import CuttableProxy
+from tests.support.service import start_service
 
 
 def process_children(parent: int) -> dict[int, list[str]]:
@@ -153,7 +155,7 @@ def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outage]:
         url = f"sqlite:///{later / 'journal.db'}"
         yield Outage(url, url, later.mkdir)
         return
-    for url in _scratch_database(request.param):
+    for url in scratch_database(request.param):
         real = make_url(url)
         proxy = CuttableProxy(real.host or "127.0.0.1", real.port or 0)
         proxy.cut()

@@ -16,9 +16,11 @@ from sqlalchemy.engine import make_url
 
 from mps_callback.send import stamp
 from mps_callback.store.migrate import upgrade
-from tests.conftest import ON_CI, SERVER_URLS, execute, load_fixture, query, start_service
-from tests.faults.harness import CuttableProxy, wait_until
-from tests.fixtures.make_fixtures import SECRET_ID, SECRET_KEY
+from tests.support.bodies import SECRET_ID, SECRET_KEY, load_fixture
+from tests.support.checks import wait_until
+from tests.support.db import ON_CI, SERVER_URLS, execute, query
+from tests.support.proxy import CuttableProxy
+from tests.support.service import start_service
 
 SECRETS = {
     "notify key": "notify-key-7f3a9c",

@@ -15,9 +15,11 @@ import pytest
 
 from mps_callback.project.parse import parse
 from mps_callback.verify.shape import EVENT_CONTAINERS, VOD_PRODUCT_EVENTS, recognise
-from tests.conftest import FIXTURES, fixture_files, load_fixture, query, start_service
-from tests.project.helpers import run_ingest
-from tests.test_cli import cli
+from tests.support.bodies import FIXTURES, fixture_files, load_fixture
+from tests.support.cli import cli
+from tests.support.db import query
+from tests.support.projection import run_ingest
+from tests.support.service import start_service
 
 VOD_EVENT_FIXTURES = fixture_files("vod-events")
 

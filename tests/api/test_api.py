@@ -9,8 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from mps_callback.send import stamp
-from tests.conftest import Service, load_fixture, start_service
-from tests.project.helpers import live_series, processing_version
+from tests.support.bodies import load_fixture
+from tests.support.projection import live_series, processing_version
+from tests.support.service import Service, start_service
 
 TOKEN = {"Authorization": "Bearer api-secret-1"}
 TRANSCODE = load_fixture("examples/doc-vod-WorkflowTask-transcode.json")

@@ -6,9 +6,8 @@ import re
 from pathlib import Path
 
 from mps_callback.app import SWAGGER_UI_DIR
-from tests.conftest import start_service
+from tests.support.service import start_service
 
-#: Each asset the page loads, the content type it must be served with.
 EXPECTED_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
 
 

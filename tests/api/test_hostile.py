@@ -22,7 +22,8 @@ import webvtt
 from mps_callback.api import cursor as cursors
 from mps_callback.api.subtitle_files import Line, render
 from mps_callback.send import stamp
-from tests.conftest import Service, free_port, load_fixture, start_service
+from tests.support.bodies import load_fixture
+from tests.support.service import Service, free_port, start_service
 
 TOKEN = {"Authorization": "Bearer hostile-token"}
 SUBTITLES = load_fixture("vod/WorkflowTask-SmartSubtitles-TransTextTask.json")

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from mps_callback.send import stamp
-from tests.conftest import load_fixture, start_service
+from tests.support.bodies import load_fixture
+from tests.support.service import start_service
 
 
 def test_no_generated_request_gets_a_server_error(tmp_path: Path):

@@ -10,7 +10,8 @@ import pytest
 
 from mps_callback.errors import Refused
 from mps_callback.intake.envelope import MAX_ATTRIBUTE_STRING_LENGTH, MAX_MESSAGE_ID_LENGTH, decode, unwrap
-from tests.conftest import query, start_service
+from tests.support.db import query
+from tests.support.service import start_service
 
 INNER = orjson.dumps({"NotificationType": "ProcessEof", "TaskId": "enveloped"}).decode()
 

@@ -16,7 +16,9 @@ from mps_callback.errors import Refused
 from mps_callback.project.parse import parse
 from mps_callback.verify.redact import redact
 from mps_callback.verify.shape import recognise
-from tests.conftest import Service, fixture_files, load_fixture, query, start_service
+from tests.support.bodies import fixture_files, load_fixture
+from tests.support.db import query
+from tests.support.service import Service, start_service
 
 json_values = st.recursive(
     st.none()

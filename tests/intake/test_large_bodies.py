@@ -16,7 +16,8 @@ import pytest
 
 from mps_callback.app import warn_if_exposed
 from mps_callback.config import Settings
-from tests.conftest import Service, query, start_service
+from tests.support.db import query
+from tests.support.service import Service, start_service
 
 KEY = "large-key"
 

@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from mps_callback.send import stamp
 from mps_callback.store.tables import notifications
 from mps_callback.verify.signature import sign
-from tests.conftest import FIXTURES, Service, fixture_files, load_fixture, query, start_service
-from tests.faults.harness import wait_until
-from tests.fixtures.make_fixtures import SECRET_ID, SECRET_KEY
-from tests.journal.test_group_commit import install_refusal_trigger, remove_refusal_trigger
+from tests.support.bodies import FIXTURES, SECRET_ID, SECRET_KEY, fixture_files, load_fixture
+from tests.support.checks import wait_until
+from tests.support.db import allow_inserts, query, refuse_inserts
+from tests.support.service import Service, start_service
 
 KEYS = "old-key,new-key"
 ALL_FIXTURES = [
@@ -196,7 +196,7 @@ def test_batch_task_without_task_id_is_kept(service: Service):
 def test_a_write_the_database_refuses_is_spooled_then_held_not_lost(service: Service):
     """The refused record waits in spool/held for its next attempt (quarantine comes after several:
     tests/journal/test_drain.py); notifications after it are not held up."""
-    install_refusal_trigger(service.database_url, "refuse-me")
+    refuse_inserts(service.database_url, "refuse-me")
     before = row_count(service)
     response = service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "refuse-me"}, "new-key"))
     assert response.status_code == 200
@@ -211,7 +211,7 @@ def test_a_write_the_database_refuses_is_spooled_then_held_not_lost(service: Ser
     assert other.status_code == 200 and other.json()["notification_id"]
     readiness = service.get("/readyz").json()
     assert readiness["status"] == "degraded" and readiness["spool"]["depth"] == 1
-    remove_refusal_trigger(service.database_url)  # the database takes it now: the next attempt goes in
+    allow_inserts(service.database_url)  # the database takes it now: the next attempt goes in
     wait_until(lambda: service.get("/readyz").json()["spool_depth"] == 0, 15, "the held record to go in")
     assert (
         query(service.database_url, sa.select(notifications.c.task_id).where(notifications.c.task_id == "refuse-me"))
@@ -225,7 +225,7 @@ def test_when_database_and_spool_both_refuse_the_answer_is_503(tmp_path: Path):
     blocker.write_text("a file where the spool directory should be")
     service = start_service(url, tmp_path, spool_dir=str(blocker / "spool"))
     try:
-        install_refusal_trigger(url, "refuse-me")
+        refuse_inserts(url, "refuse-me")
         response = service.post({"NotificationType": "ProcessEof", "TaskId": "refuse-me"})
         assert response.status_code == 503 and response.json()["code"] == 503
         assert query(url, "SELECT COUNT(*) FROM notifications")[0][0] == 0
@@ -316,9 +316,9 @@ def test_sigterm_finishes_the_request_in_flight(tmp_path: Path):
 def test_a_body_the_database_cannot_store_is_refused_413_before_any_promise(tmp_path: Path):
     """MariaDB's max_allowed_packet (16 MiB here) against a signed body full of ' (sent twice with
     NO_BACKSLASH_ESCAPES): refused with a reason, nothing spooled, and the limit warned about at start."""
-    from tests.conftest import _migrated
+    from tests.support.db import migrated
 
-    for url in _migrated("mysql", tmp_path):
+    for url in migrated("mysql", tmp_path):
         packet = query(url, "SELECT @@max_allowed_packet")[0][0]
         service = start_service(url, tmp_path)
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import start_service
+from tests.support.service import start_service
 
 
 def test_trickling_bodies_and_idle_connections_do_not_block_others(tmp_path: Path):

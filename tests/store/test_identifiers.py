@@ -22,8 +22,9 @@ from mps_callback.journal.write import write_rows
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import metadata, notifications, tasks
 from mps_callback.store.types import MARIADB_IDENTIFIER_COLLATION, Identifier
-from tests.conftest import query, start_service
-from tests.project.helpers import run_ingest
+from tests.support.db import query
+from tests.support.projection import run_ingest
+from tests.support.service import start_service
 
 #: Three TaskIds MariaDB's default collation took for one.
 CASE_TASK_IDS = ["CaseTask-abc", "casetask-ABC", "CaseTask-abc "]

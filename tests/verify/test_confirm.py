@@ -11,7 +11,9 @@ import sqlalchemy as sa
 
 from mps_callback.send import stamp
 from mps_callback.store.tables import notifications
-from tests.conftest import free_port, load_fixture, query, start_service
+from tests.support.bodies import load_fixture
+from tests.support.db import query
+from tests.support.service import free_port, start_service
 
 KNOWN_TASK = "2400002-WorkflowTask-known-by-mps"
 

@@ -165,7 +165,7 @@ def main(argv: list[str]) -> None:
         for kind, (total, reached, missing) in figures(seed).items():
             print(f"seed {seed} {kind:4}: {reached}/{total} leaves reachable = {100 * reached / total:.3f}%")
             if verbose:
-                for path in sorted(set(re.sub(r"\[\d+\]", "[]", p) for p in missing)):
+                for path in sorted({re.sub(r"\[\d+\]", "[]", p) for p in missing}):
                     print("    missing", path)
 
 
