@@ -62,7 +62,7 @@ class InProcessService:
     def __init__(self, database_url: str, directory: Path, **settings: Any) -> None:
         self.database_url = database_url
         self.directory = directory
-        self.spool_dir = directory / "spool"
+        self.spool_dir = Path(settings.pop("spool_dir", directory / "spool"))
         self.settings = Settings(
             _env_file=None,
             database_url=database_url,
