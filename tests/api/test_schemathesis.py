@@ -1,4 +1,6 @@
-"""Schemathesis against the service's own OpenAPI: generated requests to every route, no server error."""
+"""Schemathesis against the service's own OpenAPI: generated requests to every route, no server error.
+
+A real ``serve``: schemathesis runs as its own process and needs a port to reach."""
 
 from __future__ import annotations
 

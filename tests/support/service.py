@@ -56,10 +56,10 @@ class InProcessService:
 
     Settings are the keyword arguments (``notify_keys="k"``, ``url_token=...``), as
     ``MPS_*`` variables would give them; the environment and any ``.env`` file are ignored.
-    The database is migrated first, as ``serve`` would.
+    The database is migrated first, as ``serve`` would (``migrate=False`` for one that is away).
     """
 
-    def __init__(self, database_url: str, directory: Path, **settings: Any) -> None:
+    def __init__(self, database_url: str, directory: Path, *, migrate: bool = True, **settings: Any) -> None:
         self.database_url = database_url
         self.directory = directory
         self.spool_dir = Path(settings.pop("spool_dir", directory / "spool"))
@@ -72,7 +72,8 @@ class InProcessService:
         )
         self._log = io.StringIO()
         self._stack = ExitStack()
-        upgrade(database_url)
+        if migrate:
+            upgrade(database_url)
         self.app = create_app(self.settings)
         self._stack.enter_context(_captured_logs(self._log))
         self._portal: BlockingPortal = self._stack.enter_context(start_blocking_portal())
