@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from prometheus_client import generate_latest
 
 from mps_callback.journal.spool import Spool, encode_line
 from mps_callback.send import stamp
@@ -16,49 +16,68 @@ from tests.support.bodies import journal_row, load_fixture
 from tests.support.checks import wait_until
 from tests.support.cli import cli
 from tests.support.db import execute, query
-from tests.support.service import start_service
+from tests.support.service import InProcessService
+
+
+def series(name: str, **labels: str) -> str:
+    selector = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    return name + ("{" + selector + "}" if labels else "")
 
 
 def metric(text: str, name: str, **labels: str) -> float:
-    selector = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-    pattern = re.escape(name) + (r"\{" + re.escape(selector) + r"\}" if labels else "") + r" ([0-9.e+-]+)"
-    found = re.search(pattern, text)
-    assert found, f"{name}{{{selector}}} not in /metrics"
+    found = re.search(re.escape(series(name, **labels)) + r" ([0-9.e+-]+)", text)
+    assert found, f"{series(name, **labels)} not in /metrics"
     return float(found.group(1))
 
 
-def test_metrics_count_outcomes_commits_lag_and_spool(tmp_path: Path):
-    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, notify_keys="k")
-    try:
+def metrics(service: InProcessService) -> str:
+    return service.get("/metrics").text
+
+
+def test_metrics_count_outcomes_commits_and_spool(tmp_path: Path):
+    """Counted from a reading before: in this process the counters add up across the tests' services."""
+    with InProcessService(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, notify_keys="k") as service:
+        before = metrics(service)
         body = stamp(load_fixture("examples/doc-live-AiReviewResult.json"), "k")
         for _ in range(3):
             service.post(body)
         service.post({"NotificationType": "ProcessEof", "TaskId": "x"})  # unsigned
         service.post(b"not json")
         service.post(stamp({"EventType": "SomethingNew", "X": {"TaskId": "y"}}, "k"))
-        time.sleep(1.5)
-        text = service.get("/metrics").text
-    finally:
-        service.stop()
+        assert service.project() == 2
+        text = metrics(service)
+
+    def grew(name: str, **labels: str) -> float:
+        earlier = metric(before, name, **labels) if series(name, **labels) in before else 0.0  # a first inc makes it
+        return metric(text, name, **labels) - earlier
+
     labels = {"kind": "live", "type": "AiReviewResult"}
-    assert metric(text, "mps_notifications_total", **labels, outcome="accepted", reason="") == 1
-    assert metric(text, "mps_notifications_total", **labels, outcome="duplicate", reason="") == 2
-    assert (
-        metric(text, "mps_notifications_total", kind="live", type="ProcessEof", outcome="refused", reason="unsigned")
-        == 1
-    )
-    assert (
-        metric(text, "mps_notifications_total", kind="unknown", type="none", outcome="refused", reason="not_json") == 1
-    )
-    assert metric(text, "mps_notifications_total", kind="vod", type="other", outcome="accepted", reason="") == 1
-    assert metric(text, "mps_journal_commit_seconds_count") >= 2
-    assert metric(text, "mps_journal_batch_size_sum") >= 4
-    assert metric(text, "mps_projected_total") == 2
-    assert metric(text, "mps_projection_lag_seconds") == 0
+    assert grew("mps_notifications_total", **labels, outcome="accepted", reason="") == 1
+    assert grew("mps_notifications_total", **labels, outcome="duplicate", reason="") == 2
+    assert grew("mps_notifications_total", kind="live", type="ProcessEof", outcome="refused", reason="unsigned") == 1
+    assert grew("mps_notifications_total", kind="unknown", type="none", outcome="refused", reason="not_json") == 1
+    assert grew("mps_notifications_total", kind="vod", type="other", outcome="accepted", reason="") == 1
+    assert grew("mps_journal_commit_seconds_count") >= 2
+    assert grew("mps_journal_batch_size_sum") >= 4
+    assert grew("mps_projected_total") == 2
     assert metric(text, "mps_spool_depth") == 0
     assert metric(text, "mps_spool_oldest_seconds") == 0 and metric(text, "mps_spool_quarantined") == 0
     assert metric(text, "mps_quarantined_total", reason="refused") == 0
     assert "SomethingNew" not in text  # body values never become label values
+
+
+def test_the_lag_gauge_rises_while_notifications_wait_and_falls_once_they_are_projected(tmp_path: Path):
+    """The gauge is refreshed by the service's own lag job (every few seconds), not by the reading.
+
+    Read from /metrics only (/readyz would refresh it on the spot): first it must show the
+    wait of a notification nobody projects, then 0 once it is projected. A gauge that is not
+    refreshed stays at its last value and fails one of the two waits.
+    """
+    with InProcessService(f"sqlite:///{tmp_path / 'j.db'}", tmp_path) as service:
+        assert service.post({"NotificationType": "ProcessEof", "TaskId": "waits"}).status_code == 200
+        wait_until(lambda: metric(metrics(service), "mps_projection_lag_seconds") > 0, 15, "the lag to show")
+        assert service.project() == 1
+        wait_until(lambda: metric(metrics(service), "mps_projection_lag_seconds") == 0, 15, "the lag to go back to 0")
 
 
 def test_a_damaged_spool_at_start_is_quarantined_not_a_crash_loop(tmp_path: Path):
@@ -67,15 +86,13 @@ def test_a_damaged_spool_at_start_is_quarantined_not_a_crash_loop(tmp_path: Path
     damaged = spool.write([journal_row("will-be-damaged")])
     damaged.write_bytes(damaged.read_bytes()[:30])  # truncated by, say, a failing disk
     url = f"sqlite:///{tmp_path / 'j.db'}"
-    service = start_service(url, tmp_path)
-    try:
+    quarantined = metric(generate_latest().decode(), "mps_quarantined_total", reason="damaged")
+    with InProcessService(url, tmp_path) as service:
         wait_until(lambda: service.get("/readyz").json()["spool_depth"] == 0, 10, "the spool to drain")
         assert service.get("/healthz").status_code == 200
         readiness = service.get("/readyz").json()
         assert readiness["spool"]["quarantined"] == 1 and readiness["status"] == "degraded"
-        assert metric(service.get("/metrics").text, "mps_quarantined_total", reason="damaged") == 1
-    finally:
-        service.stop()
+        assert metric(metrics(service), "mps_quarantined_total", reason="damaged") == quarantined + 1
     assert [r.task_id for r in query(url, sa.select(notifications.c.task_id))] == ["spooled-before-start"]
     assert len(list((tmp_path / "spool" / "quarantine").iterdir())) == 1
     assert "spool records quarantined" in service.logs()
