@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-from tests.conftest import free_port
+from tests.support.service import free_port
 
 
 class CuttableProxy:
