@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,9 @@ from mps_callback.journal.spool import Spool
 from mps_callback.send import default_url
 from mps_callback.store.migrate import alembic_config, upgrade
 from tests.support.bodies import FIXTURES, load_fixture
+from tests.support.checks import wait_until
 from tests.support.cli import cli
-from tests.support.db import query
+from tests.support.db import count, query
 from tests.support.projection import run_ingest
 from tests.support.service import free_port, start_service
 
@@ -77,12 +77,7 @@ def test_reproject_and_worker(tmp_path: Path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while (
-            query(url, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL")[0][0]
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.2)
+        wait_until(lambda: count(url, where="projected_at IS NULL") == 0, 20, "the worker to project")
     finally:
         worker.terminate()
         worker.wait(timeout=10)

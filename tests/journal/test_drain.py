@@ -16,7 +16,7 @@ from mps_callback.journal.spool import Spool
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import notifications
 from tests.support.bodies import journal_row
-from tests.support.db import allow_inserts, query, refuse_inserts
+from tests.support.db import allow_inserts, migrated, query, refuse_inserts
 
 FAST = RetryPolicy(attempts=3, first_delay_seconds=0.3, max_delay_seconds=0.3)
 
@@ -58,10 +58,10 @@ def test_a_refused_record_is_held_retried_then_quarantined_and_the_rest_go_in(
     assert stored(database_url) == ["before", "after", "later"]
     assert spool.files() == [] and len(spool.held()) == 1 and spool.depth() == 1
     assert spool.held()[0].attempts == 1 and spool.quarantined() == 0
-    time.sleep(0.35)
+    time.sleep(0.35)  # about time: the held record's back-off must pass before its next attempt
     drain(spool, database_url)  # second attempt: still refused, held again
     assert spool.held()[0].attempts == 2 and spool.quarantined() == 0
-    time.sleep(0.35)
+    time.sleep(0.35)  # about time: the back-off again
     drain(spool, database_url)  # third: quarantined
     assert spool.depth() == 0 and spool.quarantined() == 1
     [line] = [r for r in caplog.records if r.getMessage() == "notification quarantined"]
@@ -104,8 +104,6 @@ def test_while_the_database_is_unreachable_nothing_is_held_or_quarantined(tmp_pa
 def test_a_record_that_breaks_the_connection_is_held_and_the_rest_drain(tmp_path: Path):
     """MariaDB drops the connection for a statement over max_allowed_packet (16 MiB here): before the
     limit is known, such a record looks like an outage. The probe write shows the database is fine."""
-    from tests.support.db import migrated
-
     for url in migrated("mysql", tmp_path):
         packet = query(url, "SELECT @@max_allowed_packet")[0][0]
         spool = Spool(tmp_path / "spool")
@@ -115,7 +113,7 @@ def test_a_record_that_breaks_the_connection_is_held_and_the_rest_drain(tmp_path
         assert drain(spool, url, FixedLimit(None)) == 2  # limit unknown: the database's answer decides
         assert stored(url) == ["first", "last"]
         assert [held.attempts for held in spool.held()] == [1]
-        time.sleep(0.35)
+        time.sleep(0.35)  # about time: the held record's back-off must pass before its next attempt
         assert drain(spool, url) == 0  # once the limit is read, it is set aside at once, with its reason
         assert spool.held() == [] and spool.quarantined() == 1
 

@@ -17,7 +17,7 @@ from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import notifications
 from tests.support.bodies import journal_row
 from tests.support.db import query
-from tests.support.service import start_service
+from tests.support.service import InProcessService
 
 
 def drain(spool: Spool, url: str) -> int:
@@ -171,24 +171,17 @@ def test_a_new_sqlite_database_is_0600(tmp_path: Path):
 def test_an_unusable_spool_is_reported_at_start_and_in_readyz_and_a_spool_failure_is_503(tmp_path: Path):
     a_file = tmp_path / "not-a-directory"
     a_file.write_text("")
-    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, spool_dir=str(a_file))
-    try:
+    with InProcessService(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, spool_dir=str(a_file)) as service:
         readiness = service.get("/readyz")
         assert readiness.status_code == 200, readiness.text  # the database takes writes: degraded, not down
         body = readiness.json()
         assert body["status"] == "degraded" and body["spool"]["writable"] is False
         assert any("MPS_SPOOL_DIR" in problem for problem in body["problems"])
-    finally:
-        service.stop()
     assert "MPS_SPOOL_DIR is not usable" in service.logs()
 
-    down = start_service(
-        f"sqlite:///{tmp_path / 'missing' / 'j.db'}", tmp_path, spool_dir=str(a_file), journal_budget_seconds="0.3"
-    )
-    try:
+    missing = f"sqlite:///{tmp_path / 'missing' / 'j.db'}"
+    with InProcessService(missing, tmp_path, migrate=False, spool_dir=str(a_file), journal_budget_seconds=0.3) as down:
         response = down.post({"NotificationType": "ProcessEof", "TaskId": "nowhere"})
         assert response.status_code == 503 and response.headers["retry-after"], response.text
-    finally:
-        down.stop()
     assert "spool write failed" in down.logs()
     assert not _temporary_files(tmp_path)

@@ -63,13 +63,8 @@ class InProcessService:
         self.database_url = database_url
         self.directory = directory
         self.spool_dir = Path(settings.pop("spool_dir", directory / "spool"))
-        self.settings = Settings(
-            _env_file=None,
-            database_url=database_url,
-            spool_dir=str(self.spool_dir),
-            host="127.0.0.1",
-            **settings,
-        )
+        settings.setdefault("host", "127.0.0.1")  # as start_service: no exposure warnings unless asked for
+        self.settings = Settings(_env_file=None, database_url=database_url, spool_dir=str(self.spool_dir), **settings)
         self._log = io.StringIO()
         self._stack = ExitStack()
         if migrate:
