@@ -19,6 +19,7 @@ from tests.support.db import ON_CI
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.bench
 def test_bench_quick_run_prints_its_tables():
     if shutil.which("wrk") is None:
         if ON_CI:

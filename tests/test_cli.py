@@ -24,6 +24,8 @@ from tests.support.db import count, query
 from tests.support.projection import run_ingest
 from tests.support.service import free_port, start_service
 
+pytestmark = pytest.mark.process  # every test here starts a real process
+
 
 def test_parse_prints_the_projection_without_a_database(tmp_path: Path):
     result = cli("parse", str(FIXTURES / "vod/WorkflowTask-AiAnalysis-DeLogoTask.json"), cwd=tmp_path)

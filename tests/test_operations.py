@@ -6,16 +6,19 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from prometheus_client import generate_latest
 
 from mps_callback.journal.spool import Spool, encode_line
 from mps_callback.send import stamp
+from mps_callback.store.migrate import upgrade
 from mps_callback.store.tables import notifications, tasks
 from tests.support.bodies import journal_row, load_fixture
 from tests.support.checks import wait_until
 from tests.support.cli import cli
 from tests.support.db import execute, query
+from tests.support.projection import run_ingest
 from tests.support.service import InProcessService
 
 
@@ -34,6 +37,10 @@ def metrics(service: InProcessService) -> str:
     return service.get("/metrics").text
 
 
+def lag(service: InProcessService) -> float:
+    return metric(metrics(service), "mps_projection_lag_seconds")
+
+
 def test_metrics_count_outcomes_commits_and_spool(tmp_path: Path):
     """Counted from a reading before: in this process the counters add up across the tests' services."""
     with InProcessService(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, notify_keys="k") as service:
@@ -48,7 +55,8 @@ def test_metrics_count_outcomes_commits_and_spool(tmp_path: Path):
         text = metrics(service)
 
     def grew(name: str, **labels: str) -> float:
-        earlier = metric(before, name, **labels) if series(name, **labels) in before else 0.0  # a first inc makes it
+        # a labelled series appears at its first count: absent before means 0
+        earlier = metric(before, name, **labels) if series(name, **labels) in before else 0.0
         return metric(text, name, **labels) - earlier
 
     labels = {"kind": "live", "type": "AiReviewResult"}
@@ -62,22 +70,25 @@ def test_metrics_count_outcomes_commits_and_spool(tmp_path: Path):
     assert grew("mps_projected_total") == 2
     assert metric(text, "mps_spool_depth") == 0
     assert metric(text, "mps_spool_oldest_seconds") == 0 and metric(text, "mps_spool_quarantined") == 0
-    assert metric(text, "mps_quarantined_total", reason="refused") == 0
+    assert grew("mps_quarantined_total", reason="refused") == 0
     assert "SomethingNew" not in text  # body values never become label values
 
 
-def test_the_lag_gauge_rises_while_notifications_wait_and_falls_once_they_are_projected(tmp_path: Path):
-    """The gauge is refreshed by the service's own lag job (every few seconds), not by the reading.
+def test_the_lag_gauge_shows_a_waiting_notification_until_the_lag_job_sees_it_projected(tmp_path: Path):
+    """The gauge is the lag job's (every few seconds), read from /metrics only (/readyz would refresh it).
 
-    Read from /metrics only (/readyz would refresh it on the spot): first it must show the
-    wait of a notification nobody projects, then 0 once it is projected. A gauge that is not
-    refreshed stays at its last value and fails one of the two waits.
+    A notification waits before the service starts, so the job's first pass shows it; right
+    after projecting, the gauge still holds that stale value (reading refreshes nothing); it
+    reads 0 only once the job has run again. A gauge the job does not keep current fails a wait.
     """
-    with InProcessService(f"sqlite:///{tmp_path / 'j.db'}", tmp_path) as service:
-        assert service.post({"NotificationType": "ProcessEof", "TaskId": "waits"}).status_code == 200
-        wait_until(lambda: metric(metrics(service), "mps_projection_lag_seconds") > 0, 15, "the lag to show")
+    url = f"sqlite:///{tmp_path / 'j.db'}"
+    upgrade(url)
+    run_ingest(url, [{"NotificationType": "ProcessEof", "TaskId": "waits"}], project=False)
+    with InProcessService(url, tmp_path) as service:
+        wait_until(lambda: lag(service) > 0, 10, "the lag job's first pass to show the waiting notification")
         assert service.project() == 1
-        wait_until(lambda: metric(metrics(service), "mps_projection_lag_seconds") == 0, 15, "the lag to go back to 0")
+        assert lag(service) > 0  # stale: the job has not run since
+        wait_until(lambda: lag(service) == 0, 15, "the lag job to see it projected")
 
 
 def test_a_damaged_spool_at_start_is_quarantined_not_a_crash_loop(tmp_path: Path):
@@ -99,6 +110,7 @@ def test_a_damaged_spool_at_start_is_quarantined_not_a_crash_loop(tmp_path: Path
     assert not good.exists() and not damaged.exists()
 
 
+@pytest.mark.process
 def test_spool_drain_command(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'j.db'}"
     assert cli("db", "upgrade", env={"MPS_DATABASE_URL": url}).returncode == 0
@@ -108,9 +120,8 @@ def test_spool_drain_command(tmp_path: Path):
     assert query(url, "SELECT COUNT(*) FROM notifications")[0][0] == 2
 
 
+@pytest.mark.process
 def test_retention_purges_old_journal_rows_and_tasks_only(database_url: str):
-    from tests.support.projection import run_ingest
-
     run_ingest(database_url, [{"NotificationType": "ProcessEof", "TaskId": f"t{i}"} for i in range(3)])
     old = (datetime.now(UTC) - timedelta(days=40)).replace(tzinfo=None).isoformat(sep=" ")
     execute(
@@ -125,6 +136,7 @@ def test_retention_purges_old_journal_rows_and_tasks_only(database_url: str):
     assert [r.task_id for r in query(database_url, sa.select(notifications.c.task_id))] == ["t2"]
 
 
+@pytest.mark.process
 def test_spool_requeue_command_puts_quarantined_records_back(tmp_path: Path):
     spool = Spool(tmp_path / "spool")
     spool.quarantine([encode_line(journal_row("set-aside"))], "refused by the database")

@@ -29,6 +29,8 @@ from tests.support.db import query, scratch_database
 from tests.support.proxy import CuttableProxy
 from tests.support.service import start_service
 
+pytestmark = pytest.mark.process  # every test here starts a real process
+
 
 def process_children(parent: int) -> dict[int, list[str]]:
     """pid -> argv of every live (not zombie) process whose parent is ``parent``, read from /proc."""

@@ -69,6 +69,7 @@ def test_a_new_file_upload_through_the_service(tmp_path: Path):
     assert count(service.database_url, "tasks") == 0
 
 
+@pytest.mark.process
 def test_parse_says_a_vod_event_projects_nothing():
     result = cli("parse", str(FIXTURES / "vod-events/NewFileUpload.json"))
     assert result.returncode == 0 and orjson.loads(result.stdout) is None

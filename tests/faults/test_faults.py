@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from mps_callback.store.tables import notifications
 from tests.support.checks import wait_until
-from tests.support.db import ON_CI, query
+from tests.support.db import ON_CI, backends, query
 from tests.support.proxy import CuttableProxy, run_load
 from tests.support.service import start_service
 
@@ -33,7 +33,7 @@ def server_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
     yield from migrated(request.param, tmp_path)
 
 
-@pytest.fixture(params=["sqlite", "mysql", "postgres"])
+@pytest.fixture(params=backends())
 def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     from tests.support.db import migrated
 

@@ -136,7 +136,7 @@ def door(request: pytest.FixtureRequest) -> Door:
 
 
 @pytest.mark.parametrize("case", SIGNATURE_CASES)
-def test_a_bad_signature_is_refused_401_and_not_kept(service: InProcessService, door: Door, case: str):
+def test_a_bad_signature_is_refused_401_and_not_kept(service: InProcessService, door: Door, case: str) -> None:
     spoil, reason = SIGNATURE_CASES[case]
     task_id = f"sig-{case}-{door.name}"
     response = door.send(service, spoil(notification(task_id)))
@@ -146,7 +146,9 @@ def test_a_bad_signature_is_refused_401_and_not_kept(service: InProcessService, 
 
 
 @pytest.mark.parametrize("case", TOKEN_CASES)
-def test_a_missing_or_wrong_url_token_is_refused_401_and_not_kept(service: InProcessService, door: Door, case: str):
+def test_a_missing_or_wrong_url_token_is_refused_401_and_not_kept(
+    service: InProcessService, door: Door, case: str
+) -> None:
     task_id = f"token-{case}-{door.name}"
     response = door.send(service, notification(task_id), token=TOKEN_CASES[case])
     assert response.status_code == 401, response.text
@@ -155,7 +157,7 @@ def test_a_missing_or_wrong_url_token_is_refused_401_and_not_kept(service: InPro
 
 
 @pytest.mark.parametrize("which", ["current", "rotated"])
-def test_a_genuine_notification_is_kept_once(service: InProcessService, door: Door, which: str):
+def test_a_genuine_notification_is_kept_once(service: InProcessService, door: Door, which: str) -> None:
     """Signed with either key MPS may hold while the key is rotated (MPS_NOTIFY_KEYS lists both)."""
     key = {"current": KEY, "rotated": OLD_KEY}[which]
     task_id = f"genuine-{which}-{door.name}"
@@ -168,7 +170,7 @@ def test_a_genuine_notification_is_kept_once(service: InProcessService, door: Do
     assert (row.signature, row.wrapper) == ("verified", door.wrapper)
 
 
-def test_no_key_or_token_reaches_the_journal_the_logs_or_metrics(service: InProcessService):
+def test_no_key_or_token_reaches_the_journal_the_logs_or_metrics(service: InProcessService) -> None:
     """Every door, every case, sent here (not borrowed from the tests above): then nothing written holds a secret."""
     signs = []
     for door in DOORS:

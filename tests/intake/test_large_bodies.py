@@ -72,6 +72,7 @@ def rows(service: Service) -> int:
     return query(service.database_url, "SELECT COUNT(*) FROM notifications")[0][0]
 
 
+@pytest.mark.process
 def test_large_bodies_beyond_the_cap_get_503_with_retry_after_and_nothing_is_stored(capped: Service):
     held = [stalled_upload(capped, b"Content-Length: 5000\r\n") for _ in range(2)]  # both slots taken
     try:
@@ -89,6 +90,7 @@ def test_large_bodies_beyond_the_cap_get_503_with_retry_after_and_nothing_is_sto
     assert rows(capped) == 1  # only the small one
 
 
+@pytest.mark.process
 def test_buffered_bytes_beyond_the_budget_get_503_even_for_a_streamed_body(capped: Service):
     held = stalled_upload(capped, b"Content-Length: 9000\r\n")  # 9000 of the 12000 bytes
     try:
@@ -105,6 +107,7 @@ def test_buffered_bytes_beyond_the_budget_get_503_even_for_a_streamed_body(cappe
     assert rows(capped) == 1
 
 
+@pytest.mark.process
 def test_large_junk_is_refused_by_the_screen_and_signed_large_bodies_are_kept(capped: Service):
     junk = b'{"EventType": "WorkflowTask", "Junk": [' + b",".join([b'[[{"a": [1]}]]'] * 400) + b"]}"
     response = capped.post(junk)

@@ -266,6 +266,7 @@ def test_without_keys_unsigned_notifications_are_taken_with_a_loud_warning(tmp_p
     assert "WITHOUT signature checks" in service.logs()
 
 
+@pytest.mark.process
 def test_sigterm_finishes_the_request_in_flight(tmp_path: Path):
     service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
     body = orjson.dumps({"NotificationType": "ProcessEof", "TaskId": "in-flight-1"})
@@ -283,6 +284,7 @@ def test_sigterm_finishes_the_request_in_flight(tmp_path: Path):
     assert query(service.database_url, "SELECT task_id FROM notifications")[0][0] == "in-flight-1"
 
 
+@pytest.mark.process
 def test_a_body_the_database_cannot_store_is_refused_413_before_any_promise(tmp_path: Path):
     """A real process (uvicorn's header limit is part of the answer: 431).
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -24,6 +25,7 @@ from tests.support.cli import cli
 from tests.support.db import allow_inserts, execute, query, refuse_inserts
 from tests.support.projection import run_ingest
 from tests.support.proxy import CuttableProxy
+from tests.support.service import InProcessService
 
 
 def project(url: str, **options: object) -> int:
@@ -65,8 +67,6 @@ def test_a_failing_notification_is_retried_alone_then_parked_and_never_blocks_th
 
 
 def test_a_parked_notification_shows_in_the_api_and_readiness(tmp_path: Path):
-    from tests.support.service import start_service
-
     url = f"sqlite:///{tmp_path / 'j.db'}"
     from mps_callback.store.migrate import upgrade
 
@@ -76,8 +76,7 @@ def test_a_parked_notification_shows_in_the_api_and_readiness(tmp_path: Path):
     for _ in range(6):  # the default number of attempts
         project(url)
         execute(url, "UPDATE notifications SET next_attempt_at = NULL WHERE projected_at IS NULL")
-    service = start_service(url, tmp_path, serve_projector="false")
-    try:
+    with InProcessService(url, tmp_path) as service:
         notification_id = journal_row(url, "poison").id
         detail = service.get(f"/v1/notifications/{notification_id}").json()
         assert detail["projection_failed_at"] and detail["projection_attempts"] == 6
@@ -86,8 +85,6 @@ def test_a_parked_notification_shows_in_the_api_and_readiness(tmp_path: Path):
         assert readiness["status"] == "degraded" and readiness["projection"]["failed"] == 1
         assert any("reproject --failed" in problem for problem in readiness["problems"])
         assert "mps_projections_failed 1.0" in service.get("/metrics").text
-    finally:
-        service.stop()
 
 
 def test_a_database_outage_counts_against_no_notification(tmp_path: Path):
@@ -195,6 +192,7 @@ def _huge_asr_body(task_id: str, megabytes: int) -> dict:
     return body
 
 
+@pytest.mark.process
 def test_a_backlog_of_huge_bodies_projects_within_a_bounded_memory(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'j.db'}"
     from mps_callback.store.migrate import upgrade
@@ -241,17 +239,13 @@ def _peak_rss(pid: int) -> int:
 def test_readiness_says_degraded_when_projection_lags(tmp_path: Path):
     """Found by an adversarial pass: with the projector refused its writes, /readyz said ready at 79 s of lag."""
     from mps_callback.store.migrate import upgrade
-    from tests.support.service import start_service
 
     url = f"sqlite:///{tmp_path / 'j.db'}"
     upgrade(url)
     run_ingest(url, [eof("waiting")], project=False)
     execute(url, "UPDATE notifications SET received_at = datetime('now', '-120 seconds')")
-    service = start_service(url, tmp_path, serve_projector="false")
-    try:
+    with InProcessService(url, tmp_path) as service:
         readiness = service.get("/readyz").json()
-    finally:
-        service.stop()
     assert readiness["status"] == "degraded" and readiness["projection"]["lag_seconds"] >= 119
     assert any("projection lags" in problem for problem in readiness["problems"])
 

@@ -19,7 +19,7 @@ from alembic import command
 
 from mps_callback.store.engine import create_engine
 from mps_callback.store.migrate import alembic_config, upgrade
-from tests.support.db import execute, query, run
+from tests.support.db import backends, execute, query, run
 from tests.support.projection import run_ingest
 from tests.support.schema import OLD_COLUMNS, OLD_ROWS, OLD_TABLE, differences, never_migrated, view_rows
 
@@ -57,6 +57,7 @@ def test_upgrade_keeps_the_old_table_and_the_view_shows_its_rows_and_ours(old_sc
     assert rows["new-task"][1] == "FINISH" and rows["new-task"][2].startswith("20")  # create_time as text
 
 
+@pytest.mark.process
 def test_db_upgrade_twice_over_the_old_table_is_a_no_op(old_script_database: str):
     url = old_script_database
     env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_")} | {"MPS_DATABASE_URL": url}
@@ -82,7 +83,7 @@ def test_downgrade_gives_the_old_script_its_table_back(old_script_database: str)
     assert query(url, f"SELECT {', '.join(OLD_COLUMNS)} FROM mps_task_result ORDER BY id") == OLD_ROWS
 
 
-@pytest.fixture(params=["sqlite", "mysql", "postgres"])
+@pytest.fixture(params=backends())
 def older_script_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An older script's table: only some of the columns (no create_time, video_name, en_vtt)."""
     for url in never_migrated(request.param, tmp_path):

@@ -23,12 +23,12 @@ from mps_callback.store.engine import create_engine
 from mps_callback.store.migrate import alembic_config, upgrade
 from mps_callback.store.tables import notifications
 from mps_callback.store.types import MARIADB_IDENTIFIER_COLLATION
-from tests.support.db import execute, query, run, scratch_database
+from tests.support.db import backends, execute, query, run, scratch_database
 from tests.support.projection import run_ingest
 from tests.support.schema import differences
 
 
-@pytest.fixture(params=["sqlite", "mysql", "postgres"])
+@pytest.fixture(params=backends())
 def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database with nothing in it, not even ``alembic_version``."""
     if request.param == "sqlite":

@@ -20,7 +20,8 @@ def fixture_files(kind: str) -> list[Path]:
 
 
 def load_fixture(relative: str | Path) -> dict[str, Any]:
-    return orjson.loads((FIXTURES / relative).read_bytes())
+    document: dict[str, Any] = orjson.loads((FIXTURES / relative).read_bytes())
+    return document
 
 
 def journal_row(task_id: str) -> dict[str, Any]:

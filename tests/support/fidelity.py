@@ -131,7 +131,9 @@ def leaves(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 def measure(body: dict[str, Any]) -> tuple[int, int, list[str]]:
     """(leaves, reachable leaves, paths of the unreachable ones) for one body."""
     redact(body)
-    projected = Counter(_key(value) for _, value in leaves(asdict(parse(body))))
+    projection = parse(body)
+    assert projection is not None, "a fixture of an MPS task projects to a task"
+    projected = Counter(_key(value) for _, value in leaves(asdict(projection)))
     total = reached = 0
     missing = []
     for path, value in leaves(body):

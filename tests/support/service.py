@@ -25,12 +25,13 @@ from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from asgi_lifespan import LifespanManager
+from starlette.types import ASGIApp
 
 from mps_callback.app import create_app
 from mps_callback.config import Settings
@@ -78,7 +79,9 @@ class InProcessService:
 
     @asynccontextmanager
     async def _running(self) -> AsyncIterator[httpx.AsyncClient]:
-        async with LifespanManager(self.app, startup_timeout=30, shutdown_timeout=30) as manager:
+        # CallbackDoor types its scope as a dict where the ASGI type says MutableMapping: the same at run time.
+        app = cast("ASGIApp", self.app)
+        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
             transport = httpx.ASGITransport(manager.app, client=("127.0.0.1", 40000))
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://mps-callback.test", timeout=30
@@ -87,9 +90,8 @@ class InProcessService:
 
     def post(self, body: Body, path: str = CALLBACK, **kwargs: Any) -> httpx.Response:
         content = _content(body)
-        if not isinstance(content, bytes):  # streamed, without Content-Length
-            content = _async_chunks(content)
-        return self._portal.call(lambda: self._client.post(path, content=content, **kwargs))
+        sent = content if isinstance(content, bytes) else _async_chunks(content)  # streamed: no Content-Length
+        return self._portal.call(lambda: self._client.post(path, content=sent, **kwargs))
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self._portal.call(lambda: self._client.get(path, **kwargs))
