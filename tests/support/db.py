@@ -56,6 +56,9 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 # ---------------------------------------------------------------- one engine per database
 
 
+_NO_STATEMENT_CACHE = {"prepared_statement_cache_size": 0}
+
+
 class _Helpers:
     """An event loop in a daemon thread with one engine per URL: every ``query``/``execute`` runs there."""
 
@@ -69,7 +72,10 @@ class _Helpers:
 
     def engine(self, url: str) -> AsyncEngine:
         if url not in self.engines:
-            self.engines[url] = create_engine(url)
+            # No prepared-statement cache on PostgreSQL: tests change the schema under the helpers'
+            # long-lived connections (a downgrade, a view recreated), which invalidates cached plans.
+            postgres = make_url(url).get_backend_name() == "postgresql"
+            self.engines[url] = create_engine(url, **({"connect_args": _NO_STATEMENT_CACHE} if postgres else {}))
         return self.engines[url]
 
     def forget(self, url: str) -> None:
