@@ -17,6 +17,11 @@ serve: $(VENV)/.installed  ## run the receiver on SQLite (./mps-callback.db), po
 test: $(VENV)/.installed  ## the whole suite: SQLite always, MariaDB and PostgreSQL where reachable (always on CI)
 	$(PY) -m pytest
 
+# The inner loop: the in-process service on SQLite; no faults, no benchmark, no test that
+# needs a real process (serve, the CLI). `make test` (and CI) runs all of it, on all three databases.
+test-fast: $(VENV)/.installed  ## the inner loop, under a minute: SQLite only, no faults, bench or real processes
+	MPS_TEST_BACKENDS=sqlite $(PY) -m pytest -q -m "not faults and not bench and not process"
+
 lint: $(VENV)/.installed  ## ruff (lint and format check) and mypy --strict, as CI runs them
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench

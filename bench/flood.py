@@ -22,7 +22,7 @@ import httpx
 import orjson
 
 from mps_callback.verify.signature import sign
-from tests.conftest import start_service
+from tests.support.service import start_service
 
 KEY = "flood-key"
 MIB = 1024 * 1024

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ON_CI
+from tests.support.db import ON_CI
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.bench
 def test_bench_quick_run_prints_its_tables():
     if shutil.which("wrk") is None:
         if ON_CI:

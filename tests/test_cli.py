@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,22 +17,15 @@ from alembic.script import ScriptDirectory
 from mps_callback.journal.spool import Spool
 from mps_callback.send import default_url
 from mps_callback.store.migrate import alembic_config, upgrade
-from tests.conftest import FIXTURES, free_port, load_fixture, query, start_service
-from tests.faults.harness import wait_until
-from tests.project.helpers import run_ingest
-from tests.test_runtime import background_process, jobs_started
+from tests.support.background import background_process, jobs_started
+from tests.support.bodies import FIXTURES, load_fixture
+from tests.support.checks import wait_until
+from tests.support.cli import cli, one_line_error
+from tests.support.db import count, query
+from tests.support.projection import run_ingest
+from tests.support.service import free_port, start_service
 
-
-def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_")} | (env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "mps_callback", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        timeout=120,
-    )
+pytestmark = pytest.mark.process  # every test here starts a real process
 
 
 def test_parse_prints_the_projection_without_a_database(tmp_path: Path):
@@ -96,12 +88,7 @@ def test_reproject_and_background(tmp_path: Path):
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 20
-        while (
-            query(url, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL")[0][0]
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.2)
+        wait_until(lambda: count(url, where="projected_at IS NULL") == 0, 20, "the worker to project")
     finally:
         worker.terminate()
         worker.wait(timeout=10)
@@ -143,15 +130,6 @@ def test_db_upgrade(tmp_path: Path):
 
 
 # ---------------------------------------------------------------- ordinary errors: one line, no traceback
-
-
-def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
-    """Assert ``result`` failed with ``code`` and said why in exactly one stderr line; return that line."""
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def test_send_to_a_server_that_is_not_up(tmp_path: Path):

@@ -98,6 +98,7 @@ def _serve(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     ("setting", "value", "named"),
     [

@@ -14,11 +14,9 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,10 +32,15 @@ from mps_callback.journal.spool import Spool
 from mps_callback.runtime import BACKGROUND_JOBS, RUNTIME_DIR_ENV, WEB_WORKER_JOBS, projector_status
 from mps_callback.store.migrate import upgrade
 from mps_callback.store.tables import notifications, tasks
-from tests.conftest import Service, _scratch_database, execute, query, start_service
-from tests.faults.harness import CuttableProxy, wait_until
-from tests.journal.test_spool import row as spooled_row
-from tests.project.helpers import run_ingest
+from tests.support.background import background_process, jobs_started
+from tests.support.bodies import journal_row
+from tests.support.checks import wait_until
+from tests.support.db import execute, query, scratch_database
+from tests.support.projection import run_ingest
+from tests.support.proxy import CuttableProxy
+from tests.support.service import Service, start_service
+
+pytestmark = pytest.mark.process  # every test here starts a real process
 
 
 def process_children(parent: int) -> dict[int, list[str]]:
@@ -167,7 +170,7 @@ def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outage]:
         url = f"sqlite:///{later / 'journal.db'}"
         yield Outage(url, url, later.mkdir)
         return
-    for url in _scratch_database(request.param):
+    for url in scratch_database(request.param):
         real = make_url(url)
         proxy = CuttableProxy(real.host or "127.0.0.1", real.port or 0)
         proxy.cut()
@@ -253,7 +256,7 @@ def test_a_web_worker_runs_no_purge_and_no_lag_query(tmp_path: Path) -> None:
     """The web worker's lifespan, retention on: it drains the spool, and neither purges nor measures the lag."""
     url = f"sqlite:///{tmp_path / 'j.db'}"
     old_and_new_notifications(url)
-    Spool(tmp_path / "spool").write([spooled_row("spooled")])
+    Spool(tmp_path / "spool").write([journal_row("spooled")])
     statements: list[str] = []
 
     def record(_connection: object, _cursor: object, statement: str, *_: object) -> None:
@@ -272,27 +275,6 @@ def test_a_web_worker_runs_no_purge_and_no_lag_query(tmp_path: Path) -> None:
     assert journal(url) == ["spooled", "t0", "t1", "t2"], "drained, and nothing purged"
     assert any(statement.startswith("INSERT") for statement in statements), "the worker's statements were seen"
     assert [s for s in statements if s.startswith("DELETE") or "projected_at IS NULL" in s] == []
-
-
-@contextmanager
-def background_process(url: str, log: Path, command: str = "background", **settings: str) -> Iterator[None]:
-    """``mps-callback background`` (or another command) running on ``url``, logging to ``log``."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MPS_")}
-    env |= {"MPS_DATABASE_URL": url} | {f"MPS_{name.upper()}": value for name, value in settings.items()}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mps_callback", command], env=env, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        yield
-    finally:
-        process.terminate()
-        assert process.wait(10) == 0, log.read_text()
-
-
-def jobs_started(log: Path) -> list[str]:
-    lines = [orjson.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-    return next(line["jobs"] for line in lines if line["message"] == "background process runs")
 
 
 def test_the_background_process_purges_only_when_retention_is_set(tmp_path: Path) -> None:

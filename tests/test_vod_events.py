@@ -7,7 +7,6 @@ never turned into MPS tasks that would sit in PROCESSING for ever.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import orjson
@@ -16,9 +15,11 @@ import pytest
 from mps_callback.mps import EVENT_CONTAINERS, VOD_PRODUCT_EVENTS
 from mps_callback.project.parse import parse
 from mps_callback.verify.shape import recognise
-from tests.conftest import FIXTURES, fixture_files, load_fixture, query, start_service
-from tests.project.helpers import run_ingest
-from tests.test_cli import cli
+from tests.support.bodies import FIXTURES, fixture_files, load_fixture
+from tests.support.cli import cli
+from tests.support.db import count, query
+from tests.support.projection import run_ingest
+from tests.support.service import InProcessService
 
 VOD_EVENT_FIXTURES = fixture_files("vod-events")
 
@@ -60,22 +61,16 @@ def test_vod_events_are_journaled_and_projected_to_no_task(database_url: str):
 
 
 def test_a_new_file_upload_through_the_service(tmp_path: Path):
-    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
-    try:
+    with InProcessService(f"sqlite:///{tmp_path / 'j.db'}", tmp_path) as service:
         answer = service.post(load_fixture("vod-events/NewFileUpload.json"))
         assert answer.status_code == 200 and answer.json()["code"] == 0, answer.text
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            rows = query(service.database_url, "SELECT event_type, kind, projected_at FROM notifications")
-            if rows and rows[0][2] is not None:
-                break
-            time.sleep(0.2)
-        assert [(row[0], row[1]) for row in rows] == [("NewFileUpload", "vod")] and rows[0][2] is not None
-        assert query(service.database_url, "SELECT COUNT(*) FROM tasks")[0][0] == 0
-    finally:
-        service.stop()
+        assert service.project() == 1
+    rows = query(service.database_url, "SELECT event_type, kind, projected_at FROM notifications")
+    assert [(row[0], row[1]) for row in rows] == [("NewFileUpload", "vod")] and rows[0][2] is not None
+    assert count(service.database_url, "tasks") == 0
 
 
+@pytest.mark.process
 def test_parse_says_a_vod_event_projects_nothing():
     result = cli("parse", str(FIXTURES / "vod-events/NewFileUpload.json"))
     assert result.returncode == 0 and orjson.loads(result.stdout) is None

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from mps_callback.send import stamp
-from tests.conftest import Service, load_fixture, start_service
-from tests.project.helpers import live_series, processing_version
+from tests.support.bodies import load_fixture
+from tests.support.projection import live_series, processing_version
+from tests.support.service import InProcessService
 
 TOKEN = {"Authorization": "Bearer api-secret-1"}
 TRANSCODE = load_fixture("examples/doc-vod-WorkflowTask-transcode.json")
@@ -22,23 +22,15 @@ LIVE_ID = "2400002-procedure-live-api-1"
 
 
 @pytest.fixture(scope="module")
-def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    running = start_service(
+def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessService]:
+    with InProcessService(
         module_database_url, tmp_path_factory.mktemp("api"), notify_keys="k", api_token="api-secret-1"
-    )
-    bodies = [processing_version(TRANSCODE), TRANSCODE, SUBTITLES, DELOGO] + live_series(LIVE_ID)
-    for body in bodies:
-        assert running.post(stamp(body, "k")).status_code == 200
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:  # the projector inside serve catches up
-        page = running.get("/v1/tasks?limit=100", headers=TOKEN).json()
-        if len(page["items"]) == 4 and all(t["notification_count"] for t in page["items"]):
-            live = running.get(f"/v1/tasks/{LIVE_ID}", headers=TOKEN).json()
-            if live.get("status") == "FINISH":
-                break
-        time.sleep(0.2)
-    yield running
-    running.stop()
+    ) as running:
+        bodies = [processing_version(TRANSCODE), TRANSCODE, SUBTITLES, DELOGO, *live_series(LIVE_ID)]
+        for body in bodies:
+            assert running.post(stamp(body, "k")).status_code == 200
+        assert running.project() == len(bodies)
+        yield running
 
 
 @pytest.mark.parametrize(
@@ -52,13 +44,13 @@ def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) 
         "/v1/notifications/1",
     ],
 )
-def test_query_routes_need_the_bearer_token(service: Service, path: str):
+def test_query_routes_need_the_bearer_token(service: InProcessService, path: str):
     assert service.get(path).status_code == 401
     assert service.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert service.get(path, headers=TOKEN).status_code == 200
 
 
-def test_task_detail_has_subtasks_outputs_and_counts(service: Service):
+def test_task_detail_has_subtasks_outputs_and_counts(service: InProcessService):
     task = service.get(f"/v1/tasks/{TRANSCODE_ID}", headers=TOKEN).json()
     assert (task["kind"], task["event_type"], task["status"], task["failed"]) == ("vod", "WorkflowTask", "FINISH", True)
     assert task["notification_count"] == 2 and task["video_name"] == "dianping2.mp4"
@@ -73,7 +65,7 @@ def test_task_detail_has_subtasks_outputs_and_counts(service: Service):
     assert task["segment_counts"] == {"snapshot": 1}
 
 
-def test_live_task_detail(service: Service):
+def test_live_task_detail(service: InProcessService):
     task = service.get(f"/v1/tasks/{LIVE_ID}", headers=TOKEN).json()
     assert (task["kind"], task["status"], task["failed"], task["session_context"]) == (
         "live",
@@ -85,7 +77,7 @@ def test_live_task_detail(service: Service):
     assert {s["family"] for s in task["subtasks"]} == {"AiSmartSubtitleResult", "ImagePorn", "ProcessEof"}
 
 
-def test_filters(service: Service):
+def test_filters(service: InProcessService):
     def ids(query: str) -> set[str]:
         return {t["task_id"] for t in service.get(f"/v1/tasks?{query}", headers=TOKEN).json()["items"]}
 
@@ -113,14 +105,16 @@ def test_filters(service: Service):
         ),
     ],
 )
-def test_unknown_filter_values_answer_422_naming_the_allowed_ones(service: Service, query: str, allowed: list[str]):
+def test_unknown_filter_values_answer_422_naming_the_allowed_ones(
+    service: InProcessService, query: str, allowed: list[str]
+):
     answer = service.get(query, headers=TOKEN)
     assert answer.status_code == 422
     (problem,) = answer.json()["detail"]
     assert all(value in problem["msg"] for value in allowed), problem["msg"]
 
 
-def test_live_tasks_have_a_type_and_are_found_by_it(service: Service):
+def test_live_tasks_have_a_type_and_are_found_by_it(service: InProcessService):
     def ids(query: str) -> set[str]:
         return {t["task_id"] for t in service.get(f"/v1/tasks?{query}", headers=TOKEN).json()["items"]}
 
@@ -139,7 +133,7 @@ def test_live_tasks_have_a_type_and_are_found_by_it(service: Service):
     assert (detail["type"], detail["event_type"]) == ("ProcessEof", None)
 
 
-def test_cursor_pagination_is_stable_and_complete(service: Service):
+def test_cursor_pagination_is_stable_and_complete(service: InProcessService):
     seen, cursor = [], None
     while True:
         query = "/v1/tasks?limit=1" + (f"&cursor={cursor}" if cursor else "")
@@ -153,7 +147,7 @@ def test_cursor_pagination_is_stable_and_complete(service: Service):
     assert service.get("/v1/tasks?cursor=garbage", headers=TOKEN).status_code == 400
 
 
-def every_page(service: Service, path: str) -> list[dict]:
+def every_page(service: InProcessService, path: str) -> list[dict]:
     """Follow next_cursor from the first page to the last."""
     items, cursor = [], None
     while True:
@@ -167,14 +161,14 @@ def every_page(service: Service, path: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("path", ["/v1/tasks", f"/v1/tasks/{LIVE_ID}/segments", f"/v1/tasks/{LIVE_ID}/notifications"])
-def test_every_list_answers_items_and_next_cursor_and_pages_completely(service: Service, path: str):
+def test_every_list_answers_items_and_next_cursor_and_pages_completely(service: InProcessService, path: str):
     everything = service.get(path + "?limit=100", headers=TOKEN).json()
     assert everything["next_cursor"] is None and len(everything["items"]) > 2
     assert every_page(service, path + "?limit=1") == everything["items"] == every_page(service, path + "?limit=2")
     assert service.get(f"{path}?cursor=garbage", headers=TOKEN).status_code == 400
 
 
-def test_notification_history_oldest_first_and_raw_body_redacted(service: Service):
+def test_notification_history_oldest_first_and_raw_body_redacted(service: InProcessService):
     history = service.get(f"/v1/tasks/{TRANSCODE_ID}/notifications", headers=TOKEN).json()["items"]
     assert len(history) == 2 and history[0]["id"] < history[1]["id"]
     assert all(n["signature"] == "verified" and n["projected_at"] for n in history)
@@ -188,7 +182,7 @@ VTT_CUE = re.compile(r"^\d+\n\d{2}:\d{2}:\d{2}\.\d{3} --> \d{2}:\d{2}:\d{2}\.\d{
 SRT_CUE = re.compile(r"^\d+\n\d{2}:\d{2}:\d{2},\d{3} --> \d{2}:\d{2}:\d{2},\d{3}\n.+$")
 
 
-def test_subtitles_as_webvtt_srt_and_text(service: Service):
+def test_subtitles_as_webvtt_srt_and_text(service: InProcessService):
     vtt = service.get(f"/v1/tasks/{SUBTITLES_ID}/subtitles", headers=TOKEN)
     assert vtt.headers["content-type"].startswith("text/vtt")
     header, *cues = vtt.text.strip().split("\n\n")
@@ -201,7 +195,7 @@ def test_subtitles_as_webvtt_srt_and_text(service: Service):
     assert text == "line 0\nline 1\nline 2\nline 3\n"
 
 
-def test_subtitles_404_says_why(service: Service):
+def test_subtitles_404_says_why(service: InProcessService):
     missing = service.get(f"/v1/tasks/{TRANSCODE_ID}/subtitles", headers=TOKEN)
     assert missing.status_code == 404 and "no subtitle segments" in missing.json()["detail"]
     unknown = service.get("/v1/tasks/nope/subtitles", headers=TOKEN)
@@ -209,7 +203,7 @@ def test_subtitles_404_says_why(service: Service):
     assert service.get("/v1/tasks/nope", headers=TOKEN).status_code == 404
 
 
-def test_segments_by_kind_in_time_order(service: Service):
+def test_segments_by_kind_in_time_order(service: InProcessService):
     page = service.get(f"/v1/tasks/{LIVE_ID}/segments?kind=subtitle&limit=3", headers=TOKEN).json()
     assert [s["text"] for s in page["items"]] == ["line 0", "line 1", "line 2"] and page["next_cursor"]
     rest = service.get(
@@ -222,7 +216,7 @@ def test_segments_by_kind_in_time_order(service: Service):
     assert unnamed.status_code == 200 and unnamed.json() == {"items": [], "next_cursor": None}
 
 
-def test_openapi_documents_the_routes(service: Service):
+def test_openapi_documents_the_routes(service: InProcessService):
     spec = service.get("/openapi.json").json()
     assert {"/v1/tasks", "/v1/tasks/{task_id}", "/v1/tasks/{task_id}/subtitles", "/v1/mps/callback"} <= set(
         spec["paths"]

@@ -6,15 +6,13 @@ import re
 from pathlib import Path
 
 from mps_callback.app import SWAGGER_UI_DIR
-from tests.conftest import start_service
+from tests.support.service import InProcessService
 
-#: Each asset the page loads, the content type it must be served with.
 EXPECTED_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
 
 
 def test_docs_loads_only_local_assets(tmp_path: Path):
-    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
-    try:
+    with InProcessService(f"sqlite:///{tmp_path / 'j.db'}", tmp_path) as service:
         page = service.get("/docs")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert not re.search(r"(?:src|href)=['\"](?:https?:)?//", page.text), page.text  # nothing off this host
@@ -28,5 +26,3 @@ def test_docs_loads_only_local_assets(tmp_path: Path):
             assert answer.content == (SWAGGER_UI_DIR / Path(asset).name).read_bytes()
         assert "url: '/openapi.json'" in page.text and service.get("/openapi.json").status_code == 200
         assert service.get("/redoc").status_code == 404  # it would load from a CDN: not offered
-    finally:
-        service.stop()

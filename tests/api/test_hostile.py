@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import html
 import io
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +21,8 @@ import webvtt
 from mps_callback.api import cursor as cursors
 from mps_callback.api.subtitle_files import Line, render
 from mps_callback.send import stamp
-from tests.conftest import Service, free_port, load_fixture, start_service
+from tests.support.bodies import load_fixture
+from tests.support.service import InProcessService, free_port
 
 TOKEN = {"Authorization": "Bearer hostile-token"}
 SUBTITLES = load_fixture("vod/WorkflowTask-SmartSubtitles-TransTextTask.json")
@@ -71,22 +71,19 @@ HOSTILE_CUES = [(float(index), index + 0.5, text) for index, text in enumerate(H
 
 
 @pytest.fixture(scope="module")
-def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    running = start_service(
+def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessService]:
+    with InProcessService(
         module_database_url, tmp_path_factory.mktemp("hostile"), notify_keys="k", api_token="hostile-token"
-    )
-    bodies = [
-        subtitle_task(HOSTILE_ID, HOSTILE_CUES),
-        subtitle_task(NON_LATIN1_ID, [(1.0, 2.0, "你好")]),
-        subtitle_task(HUGE_END_ID, [(1.0, 2.0, "first"), (3.0, 1e308, "forever")]),
-    ]
-    for body in bodies:
-        assert running.post(stamp(body, "k")).status_code == 200
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and len(running.get("/v1/tasks", headers=TOKEN).json()["items"]) < len(bodies):
-        time.sleep(0.2)
-    yield running
-    running.stop()
+    ) as running:
+        bodies = [
+            subtitle_task(HOSTILE_ID, HOSTILE_CUES),
+            subtitle_task(NON_LATIN1_ID, [(1.0, 2.0, "你好")]),
+            subtitle_task(HUGE_END_ID, [(1.0, 2.0, "first"), (3.0, 1e308, "forever")]),
+        ]
+        for body in bodies:
+            assert running.post(stamp(body, "k")).status_code == 200
+        assert running.project() == len(bodies)
+        yield running
     assert '"status":5' not in running.logs()
 
 
@@ -98,7 +95,7 @@ def srt_cues(text: str) -> list[tuple[timedelta, timedelta, str]]:
     return [(cue.start, cue.end, cue.content) for cue in srt.parse(text)]
 
 
-def test_hostile_cue_texts_stay_their_cues_in_webvtt(service: Service):
+def test_hostile_cue_texts_stay_their_cues_in_webvtt(service: InProcessService):
     answer = service.get(f"/v1/tasks/{HOSTILE_ID}/subtitles?format=vtt", headers=TOKEN)
     assert answer.status_code == 200
     expected = [
@@ -109,7 +106,7 @@ def test_hostile_cue_texts_stay_their_cues_in_webvtt(service: Service):
     assert "-->" not in answer.text.replace(" --> ", "")  # only timing lines hold an arrow
 
 
-def test_hostile_cue_texts_stay_their_cues_in_srt(service: Service):
+def test_hostile_cue_texts_stay_their_cues_in_srt(service: InProcessService):
     answer = service.get(f"/v1/tasks/{HOSTILE_ID}/subtitles?format=srt", headers=TOKEN)
     assert answer.status_code == 200
     expected = [
@@ -120,7 +117,7 @@ def test_hostile_cue_texts_stay_their_cues_in_srt(service: Service):
     assert "\u2028" not in answer.text and "\u2029" not in answer.text
 
 
-def test_non_latin1_task_id_gets_an_rfc6266_file_name(service: Service):
+def test_non_latin1_task_id_gets_an_rfc6266_file_name(service: InProcessService):
     answer = service.get(f"/v1/tasks/{quote(NON_LATIN1_ID)}/subtitles?format=srt", headers=TOKEN)
     assert answer.status_code == 200, answer.text
     disposition = answer.headers["content-disposition"]
@@ -131,7 +128,7 @@ def test_non_latin1_task_id_gets_an_rfc6266_file_name(service: Service):
     assert srt_cues(answer.text) == [(timedelta(seconds=1), timedelta(seconds=2), "你好")]
 
 
-def test_an_end_of_1e308_is_clamped_not_a_500(service: Service):
+def test_an_end_of_1e308_is_clamped_not_a_500(service: InProcessService):
     vtt = service.get(f"/v1/tasks/{HUGE_END_ID}/subtitles", headers=TOKEN)
     assert vtt.status_code == 200
     assert [(start, end) for start, end, _ in vtt_cues(vtt.text)] == [
@@ -153,7 +150,7 @@ OUT_OF_RANGE = ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00%2B23:59"]
 
 @pytest.mark.parametrize("instant", OUT_OF_RANGE)
 @pytest.mark.parametrize("name", ["since", "until"])
-def test_instants_past_utc_range_answer_422(service: Service, name: str, instant: str):
+def test_instants_past_utc_range_answer_422(service: InProcessService, name: str, instant: str):
     answer = service.get(f"/v1/tasks?{name}={instant}", headers=TOKEN)
     assert answer.status_code == 422, answer.text
     assert "out of range" in answer.text
@@ -163,12 +160,12 @@ def test_instants_past_utc_range_answer_422(service: Service, name: str, instant
     ("instant", "status"),
     [("9999-12-31T23:59:59-23:59", 400), ("0001-01-01T00:00:00+23:59", 400), ("9999-12-31T23:59:59", 200)],
 )
-def test_a_cursor_past_utc_range_answers_400(service: Service, instant: str, status: int):
+def test_a_cursor_past_utc_range_answers_400(service: InProcessService, instant: str, status: int):
     forged = cursors.encode("tasks", instant, "x")
     assert service.get(f"/v1/tasks?cursor={forged}", headers=TOKEN).status_code == status
 
 
-def test_the_edges_of_the_range_are_a_right_answer(service: Service):
+def test_the_edges_of_the_range_are_a_right_answer(service: InProcessService):
     everything = service.get("/v1/tasks?since=0001-01-01T00:00:00Z&until=9999-12-31T23:59:59.999999Z", headers=TOKEN)
     assert everything.status_code == 200 and len(everything.json()["items"]) == 3
 
@@ -192,13 +189,13 @@ NUL_QUERIES = [
 
 
 @pytest.mark.parametrize("path", NUL_PATHS)
-def test_nul_in_a_path_answers_404(service: Service, path: str):
+def test_nul_in_a_path_answers_404(service: InProcessService, path: str):
     answer = service.get(path, headers=TOKEN)
     assert answer.status_code == 404 and "NUL" in answer.json()["detail"]
 
 
 @pytest.mark.parametrize("path", NUL_QUERIES)
-def test_nul_in_a_query_answers_422(service: Service, path: str):
+def test_nul_in_a_query_answers_422(service: InProcessService, path: str):
     answer = service.get(path, headers=TOKEN)
     assert answer.status_code == 422, answer.text
 
@@ -214,7 +211,7 @@ FORGED_CURSORS = [
 
 
 @pytest.mark.parametrize(("path", "forged"), FORGED_CURSORS)
-def test_a_forged_cursor_answers_4xx(service: Service, path: str, forged: str):
+def test_a_forged_cursor_answers_4xx(service: InProcessService, path: str, forged: str):
     assert service.get(f"{path}?cursor={forged}", headers=TOKEN).status_code in (400, 422)
 
 
@@ -233,8 +230,7 @@ def test_render_leaves_out_lines_no_clock_reaches():
     ],
 )
 def test_while_the_database_is_down_the_query_api_answers_json_503(tmp_path: Path, url: str):
-    service = start_service(url.format(port=free_port()), tmp_path, api_token="hostile-token")
-    try:
+    with InProcessService(url.format(port=free_port()), tmp_path, migrate=False, api_token="hostile-token") as service:
         for path in [
             "/v1/tasks",
             "/v1/tasks/x",
@@ -247,5 +243,3 @@ def test_while_the_database_is_down_the_query_api_answers_json_503(tmp_path: Pat
             assert answer.status_code == 503, (path, answer.text)
             assert answer.headers["content-type"] == "application/json"
             assert answer.json()["detail"].startswith("database unavailable: ") and answer.headers["retry-after"]
-    finally:
-        service.stop()

@@ -1,4 +1,6 @@
-"""Schemathesis against the service's own OpenAPI: generated requests to every route, no server error."""
+"""Schemathesis against the service's own OpenAPI: generated requests to every route, no server error.
+
+A real ``serve``: schemathesis runs as its own process and needs a port to reach."""
 
 from __future__ import annotations
 
@@ -6,10 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from mps_callback.send import stamp
-from tests.conftest import load_fixture, start_service
+from tests.support.bodies import load_fixture
+from tests.support.service import start_service
 
 
+@pytest.mark.process
 def test_no_generated_request_gets_a_server_error(tmp_path: Path):
     service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, api_token="schema-token", notify_keys="k")
     try:

@@ -18,24 +18,26 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from mps_callback.store.tables import notifications
-from tests.conftest import ON_CI, query, start_service
-from tests.faults.harness import CuttableProxy, run_load, wait_until
+from tests.support.checks import wait_until
+from tests.support.db import ON_CI, backends, query
+from tests.support.proxy import CuttableProxy, run_load
+from tests.support.service import start_service
 
 pytestmark = pytest.mark.faults
 
 
 @pytest.fixture(params=["mysql", "postgres"])
 def server_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    from tests.conftest import _migrated
+    from tests.support.db import migrated
 
-    yield from _migrated(request.param, tmp_path)
+    yield from migrated(request.param, tmp_path)
 
 
-@pytest.fixture(params=["sqlite", "mysql", "postgres"])
+@pytest.fixture(params=backends())
 def any_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    from tests.conftest import _migrated
+    from tests.support.db import migrated
 
-    yield from _migrated(request.param, tmp_path)
+    yield from migrated(request.param, tmp_path)
 
 
 def through(proxy: CuttableProxy, url: str) -> str:

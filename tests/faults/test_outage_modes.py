@@ -24,8 +24,10 @@ from sqlalchemy.engine import make_url
 
 from mps_callback.store.migrate import upgrade
 from mps_callback.store.tables import notifications
-from tests.conftest import ON_CI, SERVER_URLS, Service, _admin, _scratch_database, execute, query, run, start_service
-from tests.faults.harness import wait_until
+from tests.support.checks import assert_no_secret, wait_until
+from tests.support.db import ON_CI, SERVER_URLS, execute, query, run, scratch_database
+from tests.support.db import admin as admin_statement
+from tests.support.service import Service, start_service
 
 pytestmark = pytest.mark.faults
 
@@ -43,7 +45,7 @@ class Outage:
 
 def admin(url: str, *statements: str) -> None:
     for statement in statements:
-        run(_admin(url, statement))
+        run(admin_statement(url, statement))
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -214,7 +216,7 @@ def outage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outage]:
         finally:
             subprocess.run(["umount", "-l", str(directory)], capture_output=True)
         return
-    for url in _scratch_database(backend):
+    for url in scratch_database(backend):
         upgrade(url)
         yield mode(url)
 
@@ -248,4 +250,4 @@ def test_an_outage_keeps_every_notification_in_the_spool_until_the_database_is_b
     expected = {"during-0", "during-1", "during-2"}
     assert expected <= set(stored) and max(stored.values()) == 1, stored
     assert not (spool / "quarantine").exists()
-    assert "first-password" not in service.logs()
+    assert_no_secret({"logs": service.logs()}, {"the role's password": "first-password"})

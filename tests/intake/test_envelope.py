@@ -3,7 +3,7 @@ import pytest
 
 from mps_callback.errors import Refused
 from mps_callback.intake.envelope import decode, unwrap
-from tests.conftest import load_fixture
+from tests.support.bodies import load_fixture
 
 
 def test_cmq_envelope_is_unwrapped_and_its_ids_kept():

@@ -10,7 +10,8 @@ import pytest
 
 from mps_callback.errors import Refused
 from mps_callback.intake.envelope import MAX_ATTRIBUTE_STRING_LENGTH, MAX_MESSAGE_ID_LENGTH, decode, unwrap
-from tests.conftest import query, start_service
+from tests.support.db import query
+from tests.support.service import start_service
 
 INNER = orjson.dumps({"NotificationType": "ProcessEof", "TaskId": "enveloped"}).decode()
 
@@ -50,6 +51,7 @@ def test_ids_names_and_strings_are_clipped_and_too_many_fields_refused():
         unwrap(decode(cmq(**{f"f{index}": index for index in range(100)})))
 
 
+@pytest.mark.process
 def test_a_deep_envelope_attribute_is_a_quick_400_that_stores_nothing_and_leaves_no_temp_files(tmp_path: Path):
     service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
     try:

@@ -1,6 +1,8 @@
 """Large bodies are bounded per web worker: beyond the cap on concurrent large bodies or on
 their buffered bytes the answer is 503 with Retry-After, before the body is read, and
-nothing is stored; junk is refused by the screen without decoding it in the worker."""
+nothing is stored; junk is refused by the screen without decoding it in the worker.
+
+A real ``serve``: the uploads are raw sockets left half-sent, as a slow or hostile client leaves them."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import pytest
 
 from mps_callback.app import warn_if_exposed
 from mps_callback.config import Settings
-from tests.conftest import Service, query, start_service
+from tests.support.db import query
+from tests.support.service import InProcessService, Service, start_service
 
 KEY = "large-key"
 
@@ -69,10 +72,11 @@ def rows(service: Service) -> int:
     return query(service.database_url, "SELECT COUNT(*) FROM notifications")[0][0]
 
 
+@pytest.mark.process
 def test_large_bodies_beyond_the_cap_get_503_with_retry_after_and_nothing_is_stored(capped: Service):
     held = [stalled_upload(capped, b"Content-Length: 5000\r\n") for _ in range(2)]  # both slots taken
     try:
-        time.sleep(0.5)
+        time.sleep(0.5)  # nothing to watch from outside: time for the server to read both sets of headers
         third = stalled_upload(capped, b"Content-Length: 5000\r\n", b"")
         reply = answer(third)
         assert reply.startswith(b"HTTP/1.1 503"), reply[:200]
@@ -86,10 +90,11 @@ def test_large_bodies_beyond_the_cap_get_503_with_retry_after_and_nothing_is_sto
     assert rows(capped) == 1  # only the small one
 
 
+@pytest.mark.process
 def test_buffered_bytes_beyond_the_budget_get_503_even_for_a_streamed_body(capped: Service):
     held = stalled_upload(capped, b"Content-Length: 9000\r\n")  # 9000 of the 12000 bytes
     try:
-        time.sleep(0.5)
+        time.sleep(0.5)  # nothing to watch from outside: time for the server to read the headers
         chunked = stalled_upload(capped, b"Transfer-Encoding: chunked\r\n", b"1000\r\n" + b" " * 4096 + b"\r\n")
         reply = answer(chunked)  # 4096 more crosses the threshold and the budget: refused while streaming
         assert reply.startswith(b"HTTP/1.1 503") and b"retry-after" in reply.lower(), reply[:200]
@@ -102,6 +107,7 @@ def test_buffered_bytes_beyond_the_budget_get_503_even_for_a_streamed_body(cappe
     assert rows(capped) == 1
 
 
+@pytest.mark.process
 def test_large_junk_is_refused_by_the_screen_and_signed_large_bodies_are_kept(capped: Service):
     junk = b'{"EventType": "WorkflowTask", "Junk": [' + b",".join([b'[[{"a": [1]}]]'] * 400) + b"]}"
     response = capped.post(junk)
@@ -114,11 +120,8 @@ def test_large_junk_is_refused_by_the_screen_and_signed_large_bodies_are_kept(ca
 
 
 def test_listening_beyond_loopback_without_tokens_is_warned_at_start(tmp_path: Path):
-    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, host="0.0.0.0")
-    try:
+    with InProcessService(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, host="0.0.0.0") as service:
         logs = service.logs()
-    finally:
-        service.stop()
     assert "MPS_URL_TOKEN is empty while listening on 0.0.0.0" in logs
     assert "MPS_API_TOKEN is empty while listening on 0.0.0.0" in logs
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from mps_callback.intake.accept import Delivery, _delivery_record, safe_headers
 from mps_callback.project.parse import parse
 from mps_callback.verify.redact import MARKER, redact
-from tests.conftest import load_fixture
+from tests.support.bodies import load_fixture
 
 TOKEN = "url-token-5d2e8b"
 

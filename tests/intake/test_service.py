@@ -1,4 +1,8 @@
-"""The real service (uvicorn subprocess) on each backend: what MPS and attackers see."""
+"""The HTTP contract on each backend: what MPS and attackers see.
+
+The app runs in this process (tests/support/service.py); what needs a real process (SIGTERM,
+uvicorn's header limits) starts ``serve``. Signature and URL-token refusals are in
+test_door_security.py, for every door at once."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -13,11 +18,10 @@ import sqlalchemy as sa
 
 from mps_callback.send import stamp
 from mps_callback.store.tables import notifications
-from mps_callback.verify.signature import sign
-from tests.conftest import FIXTURES, Service, fixture_files, load_fixture, query, start_service
-from tests.faults.harness import wait_until
-from tests.fixtures.make_fixtures import SECRET_ID, SECRET_KEY
-from tests.journal.test_group_commit import install_refusal_trigger, remove_refusal_trigger
+from tests.support.bodies import FIXTURES, SECRET_ID, SECRET_KEY, fixture_files, load_fixture
+from tests.support.checks import assert_no_secret, wait_until
+from tests.support.db import allow_inserts, count, query, refuse_inserts
+from tests.support.service import InProcessService, Service, start_service
 
 KEYS = "old-key,new-key"
 ALL_FIXTURES = [
@@ -26,22 +30,21 @@ ALL_FIXTURES = [
 
 
 @pytest.fixture(scope="module")
-def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    running = start_service(module_database_url, tmp_path_factory.mktemp("service"), notify_keys=KEYS)
-    yield running
-    running.stop()
+def service(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessService]:
+    with InProcessService(module_database_url, tmp_path_factory.mktemp("service"), notify_keys=KEYS) as running:
+        yield running
 
 
-def row_count(service: Service) -> int:
-    return query(service.database_url, "SELECT COUNT(*) FROM notifications")[0][0]
+def row_count(service: InProcessService) -> int:
+    return count(service.database_url)
 
 
-def stored(service: Service, notification_id: int) -> sa.Row:
+def stored(service: InProcessService | Service, notification_id: int) -> sa.Row[Any]:
     return query(service.database_url, sa.select(notifications).where(notifications.c.id == notification_id))[0]
 
 
 @pytest.mark.parametrize("relative", ALL_FIXTURES, ids=str)
-def test_each_signed_notification_is_stored_once(service: Service, relative: Path):
+def test_each_signed_notification_is_stored_once(service: InProcessService, relative: Path):
     body = load_fixture(relative)
     first = service.post(stamp(body, "new-key"))
     assert first.status_code == 200, first.text
@@ -60,30 +63,10 @@ def test_each_signed_notification_is_stored_once(service: Service, relative: Pat
     assert row.body["Sign"] == "[redacted]" and "Timestamp" in row.body
 
 
-def test_the_legacy_path_takes_notifications_too(service: Service):
+def test_the_legacy_path_takes_notifications_too(service: InProcessService):
     body = stamp({"NotificationType": "ProcessEof", "TaskId": "legacy-path-1"}, "new-key")
     response = service.post(body, path="/pyapi/mps/callback")
     assert response.status_code == 200 and not response.json()["duplicate"]
-
-
-@pytest.mark.parametrize(
-    ("mutate", "reason"),
-    [
-        (lambda b: {k: v for k, v in b.items() if k not in ("Sign", "Timestamp")}, "unsigned"),
-        (lambda b: {**b, "Sign": sign(b["Timestamp"], "guessed-key")}, "does not match"),
-        (lambda b: {**b, "Timestamp": b["Timestamp"] - 10}, "does not match"),  # Sign replayed on another Timestamp
-        (lambda b: {**b, "Timestamp": 1_000_000_000, "Sign": sign(1_000_000_000, "new-key")}, "expired"),
-        (lambda b: {**b, "Timestamp": 99_999_999_999, "Sign": sign(99_999_999_999, "new-key")}, "future"),
-    ],
-    ids=["unsigned", "forged", "replayed-timestamp", "expired", "far-future"],
-)
-def test_signature_failures_are_401_and_not_stored(service: Service, mutate, reason: str):
-    before = row_count(service)
-    body = mutate(stamp({"NotificationType": "ProcessEof", "TaskId": f"sig-{reason}"}, "new-key"))
-    response = service.post(body)
-    assert response.status_code == 401
-    assert reason in response.json()["message"]
-    assert row_count(service) == before
 
 
 def _deeply_nested_signed(depth: int) -> bytes:
@@ -112,7 +95,7 @@ BAD_BODIES = {
 
 
 @pytest.mark.parametrize("name", BAD_BODIES)
-def test_bad_input_is_4xx_with_a_reason_and_not_stored(service: Service, name: str):
+def test_bad_input_is_4xx_with_a_reason_and_not_stored(service: InProcessService, name: str):
     raw, status, reason = BAD_BODIES[name]
     before = row_count(service)
     response = service.post(raw, headers={"Content-Type": "application/json"})
@@ -122,7 +105,7 @@ def test_bad_input_is_4xx_with_a_reason_and_not_stored(service: Service, name: s
     assert service.get("/healthz").status_code == 200
 
 
-def test_a_20_mib_body_is_413(service: Service):
+def test_a_20_mib_body_is_413(service: InProcessService):
     before = row_count(service)
     raw = b'{"EventType": "WorkflowTask", "Pad": "' + b"x" * (20 * 1024 * 1024) + b'"}'
     response = service.post(raw)
@@ -132,9 +115,7 @@ def test_a_20_mib_body_is_413(service: Service):
         for start in range(0, len(raw), 1 << 20):
             yield raw[start : start + (1 << 20)]
 
-    import httpx
-
-    streamed = httpx.post(service.base_url + "/v1/mps/callback", content=chunks(), timeout=30)
+    streamed = service.post(chunks())
     assert streamed.status_code == 413
     assert row_count(service) == before
 
@@ -142,13 +123,13 @@ def test_a_20_mib_body_is_413(service: Service):
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/octet-stream", None]
 )
-def test_any_content_type_is_accepted(service: Service, content_type: str | None):
+def test_any_content_type_is_accepted(service: InProcessService, content_type: str | None):
     body = stamp({"NotificationType": "ProcessEof", "TaskId": f"ct-{content_type}"}, "new-key")
     headers = {"Content-Type": content_type} if content_type else {}
     assert service.post(body, headers=headers).status_code == 200
 
 
-def test_cmq_push_is_unwrapped_and_its_message_id_kept(service: Service):
+def test_cmq_push_is_unwrapped_and_its_message_id_kept(service: InProcessService):
     inner = stamp(load_fixture("examples/doc-live-AiReviewResult.json") | {"TaskId": "cmq-task-1"}, "new-key")
     envelope = {
         "TopicOwner": 1250000000,
@@ -169,7 +150,7 @@ def test_cmq_push_is_unwrapped_and_its_message_id_kept(service: Service):
     assert row.delivery["headers"]["x-cmq-request-id"] == "req-7"
 
 
-def test_credentials_in_headers_are_not_stored(service: Service):
+def test_credentials_in_headers_are_not_stored(service: InProcessService):
     body = stamp({"NotificationType": "ProcessEof", "TaskId": "headers-1"}, "new-key")
     response = service.post(
         body,
@@ -187,22 +168,22 @@ def test_credentials_in_headers_are_not_stored(service: Service):
     assert row.delivery["remote_addr"] == "127.0.0.1"
 
 
-def test_batch_task_without_task_id_is_kept(service: Service):
+def test_batch_task_without_task_id_is_kept(service: InProcessService):
     response = service.post(stamp(load_fixture("vod/BatchTask.json") | {"SessionId": "batch-x"}, "new-key"))
     assert response.status_code == 200
     assert stored(service, response.json()["notification_id"]).task_id is None
 
 
-def test_a_write_the_database_refuses_is_spooled_then_held_not_lost(service: Service):
+def test_a_write_the_database_refuses_is_spooled_then_held_not_lost(service: InProcessService):
     """The refused record waits in spool/held for its next attempt (quarantine comes after several:
     tests/journal/test_drain.py); notifications after it are not held up."""
-    install_refusal_trigger(service.database_url, "refuse-me")
+    refuse_inserts(service.database_url, "refuse-me")
     before = row_count(service)
     response = service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "refuse-me"}, "new-key"))
     assert response.status_code == 200
     assert response.json() == {"code": 0, "message": "ok", "notification_id": None, "duplicate": False, "spooled": True}
     assert row_count(service) == before
-    held = service.log_path.parent / "spool" / "held"
+    held = service.spool_dir / "held"
     wait_until(lambda: held.is_dir() and any(held.iterdir()), 10, "the refused record to be held")
     [kept] = list(held.iterdir())
     assert b"refuse-me" in kept.read_bytes()
@@ -211,7 +192,7 @@ def test_a_write_the_database_refuses_is_spooled_then_held_not_lost(service: Ser
     assert other.status_code == 200 and other.json()["notification_id"]
     readiness = service.get("/readyz").json()
     assert readiness["status"] == "degraded" and readiness["spool"]["depth"] == 1
-    remove_refusal_trigger(service.database_url)  # the database takes it now: the next attempt goes in
+    allow_inserts(service.database_url)  # the database takes it now: the next attempt goes in
     wait_until(lambda: service.get("/readyz").json()["spool_depth"] == 0, 15, "the held record to go in")
     assert (
         query(service.database_url, sa.select(notifications.c.task_id).where(notifications.c.task_id == "refuse-me"))
@@ -223,17 +204,15 @@ def test_when_database_and_spool_both_refuse_the_answer_is_503(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'j.db'}"
     blocker = tmp_path / "blocker"
     blocker.write_text("a file where the spool directory should be")
-    service = start_service(url, tmp_path, spool_dir=str(blocker / "spool"))
-    try:
-        install_refusal_trigger(url, "refuse-me")
+    with InProcessService(url, tmp_path, spool_dir=str(blocker / "spool")) as service:
+        refuse_inserts(url, "refuse-me")
         response = service.post({"NotificationType": "ProcessEof", "TaskId": "refuse-me"})
         assert response.status_code == 503 and response.json()["code"] == 503
-        assert query(url, "SELECT COUNT(*) FROM notifications")[0][0] == 0
-    finally:
-        service.stop()
+        assert count(url) == 0
 
 
-def test_readiness_and_liveness(service: Service):
+def test_readiness_and_liveness(service: InProcessService):
+    service.project()  # no projector runs here: what earlier tests sent would count as lag
     assert service.get("/healthz").json() == {"status": "ok"}
     readiness = service.get("/readyz").json()
     assert readiness["status"] == "ready" and readiness["problems"] == [] and readiness["database"] == "ok", readiness
@@ -242,10 +221,9 @@ def test_readiness_and_liveness(service: Service):
     assert readiness["projection"]["failed"] == 0 and readiness["projection"]["lag_seconds"] >= 0
 
 
-def test_one_json_log_line_per_notification(service: Service):
+def test_one_json_log_line_per_notification(service: InProcessService):
     response = service.post(stamp({"NotificationType": "ProcessEof", "TaskId": "logged-task-1"}, "new-key"))
-    assert response.status_code == 200
-    time.sleep(0.2)
+    assert response.status_code == 200  # the line is written before the answer
     lines = [orjson.loads(line) for line in service.logs().splitlines() if "logged-task-1" in line]
     assert len(lines) == 1
     line = lines[0]
@@ -253,57 +231,51 @@ def test_one_json_log_line_per_notification(service: Service):
     assert line["duration_ms"] > 0 and line["notification_id"] == response.json()["notification_id"]
 
 
-def test_zz_no_secret_reaches_the_database_or_the_logs(service: Service):
-    """Runs last in the module: everything above has been sent, fixtures with S3 keys included."""
-    service.post(
-        stamp(load_fixture("vod/WorkflowTask-MediaProcess-TranscodeTask.json") | {"SessionId": "zz"}, "new-key")
+def test_no_secret_reaches_the_database_or_the_logs(database_url: str, tmp_path: Path):
+    """Every fixture (some carry S3 keys) and credentials in headers, on a service of its own."""
+    headers = {"Authorization": "Bearer hdr-secret-1", "Cookie": "s=hdr-secret-2", "X-Api-Key": "hdr-secret-3"}
+    with InProcessService(database_url, tmp_path, notify_keys=KEYS) as service:
+        for relative in ALL_FIXTURES:
+            assert service.post(stamp(load_fixture(relative), "new-key"), headers=headers).status_code == 200
+        service.post(stamp(load_fixture(ALL_FIXTURES[0]), "guessed-key"), headers=headers)  # refused, logged
+        logs = service.logs()
+    rows = query(database_url, sa.select(notifications))
+    assert "[redacted]" in str(rows)
+    secrets = (
+        "old-key",
+        "new-key",
+        "guessed-key",
+        SECRET_ID,
+        SECRET_KEY,
+        "hdr-secret-1",
+        "hdr-secret-2",
+        "hdr-secret-3",
     )
-    dumped = " ".join(str(tuple(row)) for row in query(service.database_url, sa.select(notifications)))
-    assert SECRET_ID not in dumped and SECRET_KEY not in dumped
-    assert "[redacted]" in dumped
-    everything = dumped + service.logs()
-    for secret in ("old-key", "new-key", SECRET_ID, SECRET_KEY, "hdr-secret-1", "hdr-secret-2", "hdr-secret-3"):
-        assert secret not in everything, secret
+    assert_no_secret({"journal rows": rows, "logs": logs}, secrets)
 
 
 # ------------------------------------------------------------------ other configurations (SQLite)
 
 
 def test_without_keys_unsigned_notifications_are_taken_with_a_loud_warning(tmp_path: Path):
-    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
-    try:
+    with InProcessService(f"sqlite:///{tmp_path / 'j.db'}", tmp_path) as service:
         response = service.post(load_fixture("examples/doc-live-ProcessEof.json"))
         assert response.status_code == 200
         assert stored(service, response.json()["notification_id"]).signature == "unsigned"
         signed = service.post(stamp(load_fixture("examples/doc-live-AiReviewResult.json"), "whatever"))
         assert stored(service, signed.json()["notification_id"]).signature == "unverified"
-    finally:
-        service.stop()
     assert "WITHOUT signature checks" in service.logs()
 
 
-def test_url_token_is_a_second_factor(tmp_path: Path):
-    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, notify_keys="k", url_token="url-secret-9")
-    try:
-        body = stamp(load_fixture("examples/doc-live-ProcessEof.json"), "k")
-        assert service.post(body).status_code == 401
-        assert service.post(body, path="/v1/mps/callback?token=wrong").status_code == 401
-        assert service.post(body, path="/v1/mps/callback?token=url-secret-9").status_code == 200
-    finally:
-        service.stop()
-    assert "url-secret-9" not in service.logs()
-    assert "url-secret-9" not in str(query(service.database_url, sa.select(notifications)))
-
-
+@pytest.mark.process
 def test_sigterm_finishes_the_request_in_flight(tmp_path: Path):
     service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
     body = orjson.dumps({"NotificationType": "ProcessEof", "TaskId": "in-flight-1"})
-    port = int(service.base_url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port)) as sock:
+    with socket.create_connection(("127.0.0.1", service.port)) as sock:
         sock.sendall(b"POST /v1/mps/callback HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:10])
-        time.sleep(0.3)
+        time.sleep(0.3)  # about time: the request must be in flight (headers read) before the SIGTERM
         service.process.terminate()  # SIGTERM while the body is still arriving
-        time.sleep(0.3)
+        time.sleep(0.3)  # about time: uvicorn has begun its graceful shutdown when the rest arrives
         sock.sendall(body[10:])
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 200"), answer
@@ -313,12 +285,15 @@ def test_sigterm_finishes_the_request_in_flight(tmp_path: Path):
     assert query(service.database_url, "SELECT task_id FROM notifications")[0][0] == "in-flight-1"
 
 
+@pytest.mark.process
 def test_a_body_the_database_cannot_store_is_refused_413_before_any_promise(tmp_path: Path):
-    """MariaDB's max_allowed_packet (16 MiB here) against a signed body full of ' (sent twice with
-    NO_BACKSLASH_ESCAPES): refused with a reason, nothing spooled, and the limit warned about at start."""
-    from tests.conftest import _migrated
+    """A real process (uvicorn's header limit is part of the answer: 431).
 
-    for url in _migrated("mysql", tmp_path):
+    MariaDB's max_allowed_packet (16 MiB here) against a signed body full of ' (sent twice with
+    NO_BACKSLASH_ESCAPES): refused with a reason, nothing spooled, and the limit warned about at start."""
+    from tests.support.db import migrated
+
+    for url in migrated("mysql", tmp_path):
         packet = query(url, "SELECT @@max_allowed_packet")[0][0]
         service = start_service(url, tmp_path)
         try:

@@ -7,8 +7,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.conftest import start_service
+from tests.support.service import start_service
+
+pytestmark = pytest.mark.process  # every test here starts a real process
 
 
 def test_trickling_bodies_and_idle_connections_do_not_block_others(tmp_path: Path):

@@ -15,9 +15,8 @@ from mps_callback.journal.limits import RowLimit
 from mps_callback.journal.spool import Spool
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import notifications
-from tests.conftest import query
-from tests.journal.test_group_commit import install_refusal_trigger, remove_refusal_trigger
-from tests.journal.test_spool import row
+from tests.support.bodies import journal_row
+from tests.support.db import allow_inserts, migrated, query, refuse_inserts
 
 FAST = RetryPolicy(attempts=3, first_delay_seconds=0.3, max_delay_seconds=0.3)
 
@@ -51,23 +50,23 @@ def stored(url: str) -> list[str]:
 def test_a_refused_record_is_held_retried_then_quarantined_and_the_rest_go_in(
     database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
-    install_refusal_trigger(database_url, "refuse-me")
+    refuse_inserts(database_url, "refuse-me")
     spool = Spool(tmp_path)
-    spool.write([row("before"), row("refuse-me"), row("after")])
-    spool.write([row("later")])
+    spool.write([journal_row("before"), journal_row("refuse-me"), journal_row("after")])
+    spool.write([journal_row("later")])
     assert drain(spool, database_url) == 3
     assert stored(database_url) == ["before", "after", "later"]
     assert spool.files() == [] and len(spool.held()) == 1 and spool.depth() == 1
     assert spool.held()[0].attempts == 1 and spool.quarantined() == 0
-    time.sleep(0.35)
+    time.sleep(0.35)  # about time: the held record's back-off must pass before its next attempt
     drain(spool, database_url)  # second attempt: still refused, held again
     assert spool.held()[0].attempts == 2 and spool.quarantined() == 0
-    time.sleep(0.35)
+    time.sleep(0.35)  # about time: the back-off again
     drain(spool, database_url)  # third: quarantined
     assert spool.depth() == 0 and spool.quarantined() == 1
     [line] = [r for r in caplog.records if r.getMessage() == "notification quarantined"]
     assert line.task_id == "refuse-me" and "failed 3 times" in line.reason  # type: ignore[attr-defined]
-    remove_refusal_trigger(database_url)
+    allow_inserts(database_url)
     assert spool.requeue() == (1, 0)
     assert drain(spool, database_url) == 1
     assert sorted(stored(database_url)) == ["after", "before", "later", "refuse-me"]
@@ -75,21 +74,21 @@ def test_a_refused_record_is_held_retried_then_quarantined_and_the_rest_go_in(
 
 
 def test_a_held_record_waits_for_its_back_off(database_url: str, tmp_path: Path):
-    install_refusal_trigger(database_url, "refuse-me")
+    refuse_inserts(database_url, "refuse-me")
     spool = Spool(tmp_path)
-    spool.write([row("refuse-me")])
+    spool.write([journal_row("refuse-me")])
     slow = RetryPolicy(attempts=3, first_delay_seconds=3600)
     drain(spool, database_url, policy=slow)
-    remove_refusal_trigger(database_url)
+    allow_inserts(database_url)
     assert drain(spool, database_url, policy=slow) == 0  # not due for an hour
     assert spool.held()[0].attempts == 1
 
 
 def test_a_record_larger_than_the_database_takes_is_quarantined_at_once(database_url: str, tmp_path: Path):
     spool = Spool(tmp_path)
-    big = row("too-big")
+    big = journal_row("too-big")
     big["body"] = {**big["body"], "Text": "'" * 5000}
-    spool.write([row("small-1"), big, row("small-2")])
+    spool.write([journal_row("small-1"), big, journal_row("small-2")])
     assert drain(spool, database_url, FixedLimit(4000)) == 2
     assert stored(database_url) == ["small-1", "small-2"]
     assert spool.depth() == 0 and spool.quarantined() == 1
@@ -97,7 +96,7 @@ def test_a_record_larger_than_the_database_takes_is_quarantined_at_once(database
 
 def test_while_the_database_is_unreachable_nothing_is_held_or_quarantined(tmp_path: Path):
     spool = Spool(tmp_path)
-    spool.write([row("a"), row("b")])
+    spool.write([journal_row("a"), journal_row("b")])
     assert drain(spool, "postgresql://nobody@127.0.0.1:1/none") == 0
     assert spool.depth() == 2 and spool.held() == [] and spool.quarantined() == 0
 
@@ -105,18 +104,16 @@ def test_while_the_database_is_unreachable_nothing_is_held_or_quarantined(tmp_pa
 def test_a_record_that_breaks_the_connection_is_held_and_the_rest_drain(tmp_path: Path):
     """MariaDB drops the connection for a statement over max_allowed_packet (16 MiB here): before the
     limit is known, such a record looks like an outage. The probe write shows the database is fine."""
-    from tests.conftest import _migrated
-
-    for url in _migrated("mysql", tmp_path):
+    for url in migrated("mysql", tmp_path):
         packet = query(url, "SELECT @@max_allowed_packet")[0][0]
         spool = Spool(tmp_path / "spool")
-        huge = row("over-the-packet")
+        huge = journal_row("over-the-packet")
         huge["body"] = {**huge["body"], "Words": "'" * (packet // 2 + 1024)}  # doubled by escaping
-        spool.write([row("first"), huge, row("last")])
+        spool.write([journal_row("first"), huge, journal_row("last")])
         assert drain(spool, url, FixedLimit(None)) == 2  # limit unknown: the database's answer decides
         assert stored(url) == ["first", "last"]
         assert [held.attempts for held in spool.held()] == [1]
-        time.sleep(0.35)
+        time.sleep(0.35)  # about time: the held record's back-off must pass before its next attempt
         assert drain(spool, url) == 0  # once the limit is read, it is set aside at once, with its reason
         assert spool.held() == [] and spool.quarantined() == 1
 
@@ -124,7 +121,7 @@ def test_a_record_that_breaks_the_connection_is_held_and_the_rest_drain(tmp_path
 def test_a_spool_file_from_an_older_release_still_drains(database_url: str, tmp_path: Path):
     """Spool rows written before migration 0003 lack confirmation and body_bytes."""
     spool = Spool(tmp_path)
-    new = {**row("new"), "confirmation": None, "body_bytes": 10}
-    spool.write([row("old"), new])
+    new = {**journal_row("new"), "confirmation": None, "body_bytes": 10}
+    spool.write([journal_row("old"), new])
     assert drain(spool, database_url) == 2
     assert sorted(stored(database_url)) == ["new", "old"]

@@ -14,7 +14,7 @@ from mps_callback.mps import Envelope, dedupe_key
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import notifications
 from mps_callback.verify.shape import recognise
-from tests.conftest import execute, query
+from tests.support.db import query, refuse_inserts
 
 
 def entry(task_id: str, **extra: object) -> JournalEntry:
@@ -84,7 +84,7 @@ def test_copies_from_separate_journals_are_stored_once(database_url: str):
 
 
 def test_a_row_the_database_refuses_is_spooled_alone(database_url: str, tmp_path):
-    install_refusal_trigger(database_url, "refuse-me")
+    refuse_inserts(database_url, "refuse-me")
     spool = Spool(tmp_path / "spool")
     results = asyncio.run(append_all(database_url, [entry("fine-1"), entry("refuse-me"), entry("fine-2")], spool))
     assert results[1] == SPOOLED
@@ -97,38 +97,8 @@ def test_a_row_the_database_refuses_is_spooled_alone(database_url: str, tmp_path
 
 
 def test_when_the_spool_cannot_take_it_either_the_request_fails(database_url: str, tmp_path):
-    install_refusal_trigger(database_url, "refuse-me")
+    refuse_inserts(database_url, "refuse-me")
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the spool directory should be")
     results = asyncio.run(append_all(database_url, [entry("refuse-me")], Spool(blocker / "spool")))
     assert isinstance(results[0], JournalUnavailable)
-
-
-def install_refusal_trigger(url: str, task_id: str) -> None:
-    """Make the real database refuse inserts of one TaskId, as a full disk or a bad row would."""
-    backend = sa.engine.make_url(url).get_backend_name()
-    if backend == "sqlite":
-        execute(
-            url,
-            f"CREATE TRIGGER refuse BEFORE INSERT ON notifications WHEN NEW.task_id = '{task_id}' "
-            "BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
-        )
-    elif backend == "postgresql":
-        execute(
-            url,
-            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
-            f"IF NEW.task_id = '{task_id}' THEN RAISE EXCEPTION 'refused by test'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER refuse BEFORE INSERT ON notifications FOR EACH ROW EXECUTE FUNCTION refuse()",
-        )
-    else:
-        execute(
-            url,
-            "CREATE TRIGGER refuse BEFORE INSERT ON notifications FOR EACH ROW BEGIN "
-            f"IF NEW.task_id = '{task_id}' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by test'; "
-            "END IF; END",
-        )
-
-
-def remove_refusal_trigger(url: str) -> None:
-    backend = sa.engine.make_url(url).get_backend_name()
-    execute(url, "DROP TRIGGER refuse ON notifications" if backend == "postgresql" else "DROP TRIGGER refuse")

@@ -6,7 +6,6 @@ import asyncio
 import errno
 import os
 import stat
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,26 +15,9 @@ from mps_callback.journal.drain import drain_spool
 from mps_callback.journal.spool import Spool, decode_line, encode_line
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import notifications
-from tests.conftest import query, start_service
-
-
-def row(task_id: str) -> dict:
-    return {
-        "received_at": datetime(2026, 11, 1, tzinfo=UTC).isoformat(),
-        "kind": "live",
-        "event_type": None,
-        "notification_type": "ProcessEof",
-        "task_id": task_id,
-        "session_id": None,
-        "session_context": None,
-        "body": {"NotificationType": "ProcessEof", "TaskId": task_id},
-        "signature": "unsigned",
-        "channel": "http",
-        "wrapper": "none",
-        "message_id": None,
-        "delivery": {},
-        "dedupe_key": f"{task_id:0>64}"[-64:],
-    }
+from tests.support.bodies import journal_row
+from tests.support.db import query
+from tests.support.service import InProcessService
 
 
 def drain(spool: Spool, url: str) -> int:
@@ -50,7 +32,7 @@ def drain(spool: Spool, url: str) -> int:
 
 
 def test_lines_round_trip_and_damage_is_detected():
-    line = encode_line(row("a")).rstrip(b"\n")
+    line = encode_line(journal_row("a")).rstrip(b"\n")
     assert decode_line(line)["task_id"] == "a"
     assert decode_line(line.replace(b'"a"', b'"b"')) is None  # checksum catches a changed byte
     assert decode_line(line[: len(line) // 2]) is None  # truncated
@@ -59,16 +41,16 @@ def test_lines_round_trip_and_damage_is_detected():
 
 def test_depth_counts_records_and_ignores_unfinished_temporary_files(tmp_path: Path):
     spool = Spool(tmp_path)
-    spool.write([row("a"), row("b")])
-    spool.write([row("c")])
+    spool.write([journal_row("a"), journal_row("b")])
+    spool.write([journal_row("c")])
     (tmp_path / ".20261101-1-000001-5.spool.tmp").write_bytes(b"half written")  # a crash mid-write
     assert spool.depth() == 3 and len(spool.files()) == 2
 
 
 def test_drain_moves_everything_in_order_once(database_url: str, tmp_path: Path):
     spool = Spool(tmp_path)
-    spool.write([row("first"), row("second")])
-    spool.write([row("second"), row("third")])  # the same notification spooled twice
+    spool.write([journal_row("first"), journal_row("second")])
+    spool.write([journal_row("second"), journal_row("third")])  # the same notification spooled twice
     assert drain(spool, database_url) == 4
     stored = query(database_url, sa.select(notifications.c.task_id).order_by(notifications.c.id))
     assert [r.task_id for r in stored] == ["first", "second", "third"]
@@ -78,7 +60,7 @@ def test_drain_moves_everything_in_order_once(database_url: str, tmp_path: Path)
 
 def test_damaged_records_are_quarantined_and_the_rest_drained(database_url: str, tmp_path: Path, caplog):
     spool = Spool(tmp_path)
-    path = spool.write([row("good-1"), row("damaged"), row("good-2")])
+    path = spool.write([journal_row("good-1"), journal_row("damaged"), journal_row("good-2")])
     lines = path.read_bytes().splitlines(keepends=True)
     lines[1] = lines[1][:20] + b"\n"
     path.write_bytes(b"".join(lines))
@@ -91,7 +73,7 @@ def test_damaged_records_are_quarantined_and_the_rest_drained(database_url: str,
 
 def test_drain_waits_while_the_database_is_away(tmp_path: Path):
     spool = Spool(tmp_path / "spool")
-    spool.write([row("waits")])
+    spool.write([journal_row("waits")])
     assert drain(spool, "postgresql://nobody@127.0.0.1:1/none") == 0
     assert spool.depth() == 1 and not (tmp_path / "spool" / "quarantine").exists()
 
@@ -107,8 +89,8 @@ def test_spool_files_are_0600_and_directories_0700_whatever_the_umask(tmp_path: 
     previous = os.umask(0)
     try:
         spool = Spool(tmp_path / "spool")
-        written = spool.write([row("a")])
-        held = spool.hold(row("b"), 1, 10, 0)
+        written = spool.write([journal_row("a")])
+        held = spool.hold(journal_row("b"), 1, 10, 0)
         quarantined = spool.quarantine([b"damaged"], "test")
         with spool.exclusive():
             pass
@@ -126,7 +108,7 @@ def test_a_row_that_cannot_be_encoded_leaves_no_temporary_file(tmp_path: Path):
     for _ in range(300):
         deep = [deep]
     with pytest.raises(TypeError):
-        spool.write([{**row("a"), "delivery": {"envelope": deep}}])
+        spool.write([{**journal_row("a"), "delivery": {"envelope": deep}}])
     assert not _temporary_files(tmp_path) and not spool.files()
 
 
@@ -139,7 +121,7 @@ def test_a_failed_fsync_leaves_no_temporary_file(tmp_path: Path, monkeypatch: py
 
     monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(OSError):
-        spool.write([row("a")])
+        spool.write([journal_row("a")])
     monkeypatch.undo()
     assert not _temporary_files(tmp_path) and not spool.files()
 
@@ -189,24 +171,17 @@ def test_a_new_sqlite_database_is_0600(tmp_path: Path):
 def test_an_unusable_spool_is_reported_at_start_and_in_readyz_and_a_spool_failure_is_503(tmp_path: Path):
     a_file = tmp_path / "not-a-directory"
     a_file.write_text("")
-    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, spool_dir=str(a_file))
-    try:
+    with InProcessService(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, spool_dir=str(a_file)) as service:
         readiness = service.get("/readyz")
         assert readiness.status_code == 200, readiness.text  # the database takes writes: degraded, not down
         body = readiness.json()
         assert body["status"] == "degraded" and body["spool"]["writable"] is False
         assert any("MPS_SPOOL_DIR" in problem for problem in body["problems"])
-    finally:
-        service.stop()
     assert "MPS_SPOOL_DIR is not usable" in service.logs()
 
-    down = start_service(
-        f"sqlite:///{tmp_path / 'missing' / 'j.db'}", tmp_path, spool_dir=str(a_file), journal_budget_seconds="0.3"
-    )
-    try:
+    missing = f"sqlite:///{tmp_path / 'missing' / 'j.db'}"
+    with InProcessService(missing, tmp_path, migrate=False, spool_dir=str(a_file), journal_budget_seconds=0.3) as down:
         response = down.post({"NotificationType": "ProcessEof", "TaskId": "nowhere"})
         assert response.status_code == 503 and response.headers["retry-after"], response.text
-    finally:
-        down.stop()
     assert "spool write failed" in down.logs()
     assert not _temporary_files(tmp_path)

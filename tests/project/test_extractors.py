@@ -25,7 +25,7 @@ from mps_callback.project import extractors, family, parse
 from mps_callback.project.extractors import GROUPS, ROUTES, Routes, live, routes
 from mps_callback.project.family import Family, Group
 from mps_callback.project.model import TaskProjection
-from tests.conftest import FIXTURES
+from tests.support.bodies import FIXTURES
 
 #: Fixtures that project no subtask of a known family, and what they are for instead.
 NOT_RESULTS = {

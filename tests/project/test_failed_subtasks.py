@@ -17,9 +17,10 @@ from mps_callback.project.model import subtask_failed
 from mps_callback.project.parse import parse
 from mps_callback.store.migrate import alembic_config, upgrade
 from mps_callback.store.tables import tasks
-from tests.conftest import load_fixture, query
-from tests.project.helpers import processing_version, run_ingest
-from tests.store.test_legacy_table import OLD_ROWS, old_script_database, view_rows  # noqa: F401 (a fixture)
+from tests.support.bodies import load_fixture
+from tests.support.db import query
+from tests.support.projection import processing_version, run_ingest
+from tests.support.schema import OLD_ROWS, view_rows
 
 TRANSCODE = load_fixture("examples/doc-vod-WorkflowTask-transcode.json")
 

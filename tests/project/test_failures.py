@@ -13,17 +13,19 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from mps_callback.project.projector import DatabaseAway, Projector
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import notifications, subtasks, tasks
-from tests.conftest import execute, fixture_files, load_fixture, query
-from tests.faults.harness import CuttableProxy
-from tests.project.helpers import run_ingest
-from tests.project.test_projector import _refuse_task, _unrefuse
-from tests.test_cli import cli
+from tests.support.bodies import fixture_files, load_fixture
+from tests.support.cli import cli
+from tests.support.db import allow_inserts, execute, query, refuse_inserts
+from tests.support.projection import run_ingest
+from tests.support.proxy import CuttableProxy
+from tests.support.service import InProcessService
 
 
 def project(url: str, **options: object) -> int:
@@ -47,8 +49,7 @@ def journal_row(url: str, task_id: str) -> sa.Row:
 
 
 def test_a_failing_notification_is_retried_alone_then_parked_and_never_blocks_the_others(database_url: str):
-    backend = make_url(database_url).get_backend_name()
-    _refuse_task(database_url, backend, "poison")
+    refuse_inserts(database_url, "poison", table="tasks")
     run_ingest(database_url, [eof("healthy-1"), eof("poison"), eof("healthy-2")], project=False)
     for _ in range(3):  # three attempts, the back-off skipped by hand
         project(database_url, max_attempts=3)
@@ -58,7 +59,7 @@ def test_a_failing_notification_is_retried_alone_then_parked_and_never_blocks_th
     assert poisoned.projection_attempts == 3 and poisoned.projection_failed_at is not None
     assert "refused by test" in poisoned.projection_error
     assert project(database_url, max_attempts=3) == 0  # parked: no longer tried
-    execute(database_url, *_unrefuse(backend))
+    allow_inserts(database_url, table="tasks")
     result = cli("reproject", "--failed", env={"MPS_DATABASE_URL": database_url})
     assert result.returncode == 0 and "reprojected 1 notifications" in result.stdout, result.stderr
     assert journal_row(database_url, "poison").projected_at is not None
@@ -66,19 +67,16 @@ def test_a_failing_notification_is_retried_alone_then_parked_and_never_blocks_th
 
 
 def test_a_parked_notification_shows_in_the_api_and_readiness(tmp_path: Path):
-    from tests.conftest import start_service
-
     url = f"sqlite:///{tmp_path / 'j.db'}"
     from mps_callback.store.migrate import upgrade
 
     upgrade(url)
-    _refuse_task(url, "sqlite", "poison")
+    refuse_inserts(url, "poison", table="tasks")
     run_ingest(url, [eof("poison")], project=False)
     for _ in range(6):  # the default number of attempts
         project(url)
         execute(url, "UPDATE notifications SET next_attempt_at = NULL WHERE projected_at IS NULL")
-    service = start_service(url, tmp_path, serve_projector="false")
-    try:
+    with InProcessService(url, tmp_path) as service:
         notification_id = journal_row(url, "poison").id
         detail = service.get(f"/v1/notifications/{notification_id}").json()
         assert detail["projection_failed_at"] and detail["projection_attempts"] == 6
@@ -87,14 +85,12 @@ def test_a_parked_notification_shows_in_the_api_and_readiness(tmp_path: Path):
         assert readiness["status"] == "degraded" and readiness["projection"]["failed"] == 1
         assert any("reproject --failed" in problem for problem in readiness["problems"])
         assert "mps_projections_failed 1.0" in service.get("/metrics").text
-    finally:
-        service.stop()
 
 
 def test_a_database_outage_counts_against_no_notification(tmp_path: Path):
-    from tests.conftest import _migrated
+    from tests.support.db import migrated
 
-    for url in _migrated("postgres", tmp_path):
+    for url in migrated("postgres", tmp_path):
         run_ingest(url, [eof(f"waiting-{i}") for i in range(3)], project=False)
         target = make_url(url)
         proxy = CuttableProxy(target.host or "127.0.0.1", target.port or 5432)
@@ -196,6 +192,7 @@ def _huge_asr_body(task_id: str, megabytes: int) -> dict:
     return body
 
 
+@pytest.mark.process
 def test_a_backlog_of_huge_bodies_projects_within_a_bounded_memory(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'j.db'}"
     from mps_callback.store.migrate import upgrade
@@ -242,17 +239,13 @@ def _peak_rss(pid: int) -> int:
 def test_readiness_says_degraded_when_projection_lags(tmp_path: Path):
     """Found by an adversarial pass: with the projector refused its writes, /readyz said ready at 79 s of lag."""
     from mps_callback.store.migrate import upgrade
-    from tests.conftest import start_service
 
     url = f"sqlite:///{tmp_path / 'j.db'}"
     upgrade(url)
     run_ingest(url, [eof("waiting")], project=False)
     execute(url, "UPDATE notifications SET received_at = datetime('now', '-120 seconds')")
-    service = start_service(url, tmp_path, serve_projector="false")
-    try:
+    with InProcessService(url, tmp_path) as service:
         readiness = service.get("/readyz").json()
-    finally:
-        service.stop()
     assert readiness["status"] == "degraded" and readiness["projection"]["lag_seconds"] >= 119
     assert any("projection lags" in problem for problem in readiness["problems"])
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mps_callback.project.parse import parse
-from tests.project.fidelity import figures, leaves, live_bodies, vod_bodies
+from tests.support.fidelity import figures, leaves, live_bodies, vod_bodies
 
 SEEDS = (11, 23, 47)
 THRESHOLD = 0.999

@@ -17,7 +17,7 @@ import pytest
 
 from mps_callback.project.parse import parse
 from mps_callback.verify.redact import redact
-from tests.conftest import fixture_files, load_fixture
+from tests.support.bodies import fixture_files, load_fixture
 
 EXPECTED = Path(__file__).parent / "expected"
 BUCKET_URL = "https://mps-out-1250000000.cos.ap-guangzhou.myqcloud.com"

@@ -18,8 +18,9 @@ from mps_callback.project.reproject import reset_projections
 from mps_callback.store.engine import create_engine
 from mps_callback.store.migrate import upgrade
 from mps_callback.store.tables import notifications, outputs, segments, subtasks, tasks
-from tests.conftest import execute, fixture_files, load_fixture, query
-from tests.project.helpers import dump, live_series, processing_version, run_ingest
+from tests.support.bodies import fixture_files, load_fixture
+from tests.support.db import allow_inserts, execute, query, refuse_inserts
+from tests.support.projection import dump, live_series, processing_version, run_ingest
 
 WORKFLOW = load_fixture("examples/doc-vod-WorkflowTask-transcode.json")
 TASK_ID = WORKFLOW["WorkflowTaskEvent"]["TaskId"]
@@ -177,8 +178,7 @@ def test_property_permutations_and_duplicates_do_not_change_the_projection(order
 
 
 def test_a_notification_that_fails_to_project_is_marked_retried_and_not_lost(database_url: str):
-    backend = sa.engine.make_url(database_url).get_backend_name()
-    _refuse_task(database_url, backend, "poison-task")
+    refuse_inserts(database_url, "poison-task", table="tasks")
     good = {"NotificationType": "ProcessEof", "TaskId": "healthy-task", "ProcessEofInfo": {"ErrCode": 0}}
     bad = {"NotificationType": "ProcessEof", "TaskId": "poison-task", "ProcessEofInfo": {"ErrCode": 0}}
     run_ingest(database_url, [good, bad])
@@ -187,38 +187,10 @@ def test_a_notification_that_fails_to_project_is_marked_retried_and_not_lost(dat
     poisoned = rows["poison-task"]
     assert poisoned.projected_at is None and poisoned.projection_attempts == 1
     assert poisoned.projection_error and poisoned.next_attempt_at is not None
-    execute(database_url, *_unrefuse(backend))
+    allow_inserts(database_url, table="tasks")
     execute(database_url, "UPDATE notifications SET next_attempt_at = NULL")
     run_ingest(database_url, [])
     assert task_row(database_url, "poison-task").status == "FINISH"
-
-
-def _refuse_task(url: str, backend: str, task_id: str) -> None:
-    if backend == "sqlite":
-        execute(
-            url,
-            f"CREATE TRIGGER refuse_task BEFORE INSERT ON tasks WHEN NEW.task_id = '{task_id}' "
-            "BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
-        )
-    elif backend == "postgresql":
-        execute(
-            url,
-            "CREATE FUNCTION refuse_task() RETURNS trigger AS $$ BEGIN "
-            f"IF NEW.task_id = '{task_id}' THEN RAISE EXCEPTION 'refused by test'; END IF; "
-            "RETURN NEW; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER refuse_task BEFORE INSERT ON tasks FOR EACH ROW EXECUTE FUNCTION refuse_task()",
-        )
-    else:
-        execute(
-            url,
-            "CREATE TRIGGER refuse_task BEFORE INSERT ON tasks FOR EACH ROW BEGIN "
-            f"IF NEW.task_id = '{task_id}' THEN SIGNAL SQLSTATE '45000' "
-            "SET MESSAGE_TEXT = 'refused by test'; END IF; END",
-        )
-
-
-def _unrefuse(backend: str) -> list[str]:
-    return ["DROP TRIGGER refuse_task ON tasks"] if backend == "postgresql" else ["DROP TRIGGER refuse_task"]
 
 
 def test_reproject_rebuilds_the_same_projection(database_url: str):

@@ -19,9 +19,10 @@ from mps_callback.project.projector import Projector
 from mps_callback.project.reproject import Selection, reproject
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import notifications, outputs, tasks
-from tests.conftest import execute, load_fixture, query
-from tests.project.helpers import dump, run_ingest
-from tests.test_cli import cli, one_line_error
+from tests.support.bodies import load_fixture
+from tests.support.cli import cli, one_line_error
+from tests.support.db import execute, query
+from tests.support.projection import dump, run_ingest
 
 WORKFLOW = load_fixture("vod/WorkflowTask-MediaProcess-TranscodeTask.json")
 MARK = "marked by the test"

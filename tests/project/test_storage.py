@@ -22,8 +22,9 @@ from mps_callback.project.projector import Projector
 from mps_callback.storage import OutputUrls, Storage, storage_setting
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import outputs
-from tests.conftest import fixture_files, load_fixture, query
-from tests.project.helpers import ingest_and_project
+from tests.support.bodies import fixture_files, load_fixture
+from tests.support.db import query
+from tests.support.projection import ingest_and_project
 
 COS = Storage("cos", "mps-out-1250000000", "ap-guangzhou")
 S3 = Storage("s3", "mps-out", "us-east-1")

@@ -22,8 +22,9 @@ from mps_callback.journal.write import write_rows
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import metadata, notifications, tasks
 from mps_callback.store.types import MARIADB_IDENTIFIER_COLLATION, Identifier
-from tests.conftest import query, start_service
-from tests.project.helpers import run_ingest
+from tests.support.db import query
+from tests.support.projection import run_ingest
+from tests.support.service import InProcessService
 
 #: Three TaskIds MariaDB's default collation took for one.
 CASE_TASK_IDS = ["CaseTask-abc", "casetask-ABC", "CaseTask-abc "]
@@ -86,15 +87,12 @@ def test_dedupe_keys_differing_in_case_stay_distinct(database_url: str):
 
 def test_query_api_answers_only_for_the_exact_task_id(database_url: str, tmp_path: Path):
     run_ingest(database_url, [process_eof("CaseTask-abc")])
-    service = start_service(database_url, tmp_path, api_token="api-secret-1")
-    try:
+    with InProcessService(database_url, tmp_path, api_token="api-secret-1") as service:
         found = service.get("/v1/tasks/CaseTask-abc", headers=TOKEN)
         assert found.status_code == 200 and found.json()["task_id"] == "CaseTask-abc"
         for other in ("CASETASK-ABC", "CaseTask-abc%20"):
             assert service.get(f"/v1/tasks/{other}", headers=TOKEN).status_code == 404, other
             assert service.get(f"/v1/tasks/{other}/notifications", headers=TOKEN).status_code == 404, other
-    finally:
-        service.stop()
 
 
 def test_identifier_columns_carry_the_byte_exact_collation(database_url: str):

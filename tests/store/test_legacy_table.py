@@ -19,77 +19,9 @@ from alembic import command
 
 from mps_callback.store.engine import create_engine
 from mps_callback.store.migrate import alembic_config, upgrade
-from tests.conftest import _scratch_database, execute, query, run
-from tests.project.helpers import run_ingest
-from tests.store.test_migrations import differences
-
-#: The old script's table as it created it, in each backend's words.
-OLD_TABLE = {
-    "mysql": "id BIGINT AUTO_INCREMENT PRIMARY KEY",
-    "postgres": "id BIGSERIAL PRIMARY KEY",
-    "sqlite": "id INTEGER PRIMARY KEY AUTOINCREMENT",
-}
-OLD_COLUMNS = ("task_id", "status", "create_time", "video_name", "url", "output_path", "vtt_url", "en_vtt", "username")
-OLD_ROWS = [
-    (
-        "old-task-1",
-        "FINISH",
-        "2023-04-05 06:07:08",
-        "lecture.mp4",
-        "https://cdn.test/lecture.mp4",
-        "/out/lecture.mp4",
-        "https://cdn.test/lecture.vtt",
-        "https://cdn.test/lecture.en.vtt",
-        "alice",
-    ),
-    ("old-task-2", "PROCESSING", "2023-04-06 00:00:00", "talk.mp4", None, None, None, None, "bob"),
-    ("shared-task", "PROCESSING", "2023-04-07 00:00:00", "both.mp4", None, None, None, None, "carol"),
-]
-
-
-def create_old_table(url: str, backend: str) -> None:
-    """The table and rows the Flask script left, before mps-callback ever ran."""
-    placeholders = ", ".join(f":{name}" for name in OLD_COLUMNS)
-    insert = sa.text(f"INSERT INTO mps_task_result ({', '.join(OLD_COLUMNS)}) VALUES ({placeholders})")
-    execute(
-        url,
-        f"CREATE TABLE mps_task_result ({OLD_TABLE[backend]}, task_id VARCHAR(128) NOT NULL UNIQUE, "
-        "status VARCHAR(32), create_time VARCHAR(64), video_name VARCHAR(512), url TEXT, output_path TEXT, "
-        "vtt_url TEXT, en_vtt TEXT, username VARCHAR(1024))",
-    )
-
-    async def fill() -> None:
-        engine = create_engine(url)
-        try:
-            async with engine.begin() as connection:
-                await connection.execute(insert, [dict(zip(OLD_COLUMNS, row)) for row in OLD_ROWS])
-        finally:
-            await engine.dispose()
-
-    run(fill())
-
-
-def _never_migrated(backend: str, tmp_path: Path) -> Iterator[str]:
-    """An empty database of ``backend``, dropped afterwards."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        yield from _scratch_database(backend)
-
-
-@pytest.fixture(params=["sqlite", "mysql", "postgres"])
-def old_script_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database but for the old script's table: never migrated."""
-    for url in _never_migrated(request.param, tmp_path):
-        create_old_table(url, request.param)
-        yield url
-
-
-def view_rows(url: str) -> dict[str, tuple]:
-    rows = query(url, "SELECT * FROM mps_task_result")
-    by_task = {row[0]: tuple(row) for row in rows}
-    assert len(by_task) == len(rows), "a task shows more than once"
-    return by_task
+from tests.support.db import backends, execute, query, run
+from tests.support.projection import run_ingest
+from tests.support.schema import OLD_COLUMNS, OLD_ROWS, OLD_TABLE, differences, never_migrated, view_rows
 
 
 def process_eof(task_id: str) -> dict:
@@ -125,6 +57,7 @@ def test_upgrade_keeps_the_old_table_and_the_view_shows_its_rows_and_ours(old_sc
     assert rows["new-task"][1] == "FINISH" and rows["new-task"][2].startswith("20")  # create_time as text
 
 
+@pytest.mark.process
 def test_db_upgrade_twice_over_the_old_table_is_a_no_op(old_script_database: str):
     url = old_script_database
     env = {k: v for k, v in os.environ.items() if not k.startswith("MPS_")} | {"MPS_DATABASE_URL": url}
@@ -150,10 +83,10 @@ def test_downgrade_gives_the_old_script_its_table_back(old_script_database: str)
     assert query(url, f"SELECT {', '.join(OLD_COLUMNS)} FROM mps_task_result ORDER BY id") == OLD_ROWS
 
 
-@pytest.fixture(params=["sqlite", "mysql", "postgres"])
+@pytest.fixture(params=backends())
 def older_script_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An older script's table: only some of the columns (no create_time, video_name, en_vtt)."""
-    for url in _never_migrated(request.param, tmp_path):
+    for url in never_migrated(request.param, tmp_path):
         execute(
             url,
             f"CREATE TABLE mps_task_result ({OLD_TABLE[request.param]}, task_id VARCHAR(128) NOT NULL, "

@@ -23,18 +23,18 @@ from mps_callback.store.engine import create_engine
 from mps_callback.store.migrate import alembic_config, upgrade
 from mps_callback.store.tables import notifications
 from mps_callback.store.types import MARIADB_IDENTIFIER_COLLATION
-from tests.conftest import _scratch_database, execute, query, run
-from tests.project.helpers import run_ingest
-from tests.store.test_migrations import differences
+from tests.support.db import backends, execute, query, run, scratch_database
+from tests.support.projection import run_ingest
+from tests.support.schema import differences
 
 
-@pytest.fixture(params=["sqlite", "mysql", "postgres"])
+@pytest.fixture(params=backends())
 def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database with nothing in it, not even ``alembic_version``."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
     else:
-        yield from _scratch_database(request.param)
+        yield from scratch_database(request.param)
 
 
 def revision(url: str) -> str:

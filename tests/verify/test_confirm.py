@@ -11,7 +11,10 @@ import sqlalchemy as sa
 
 from mps_callback.send import stamp
 from mps_callback.store.tables import notifications
-from tests.conftest import free_port, load_fixture, query, start_service
+from tests.support.bodies import load_fixture
+from tests.support.checks import assert_no_secret
+from tests.support.db import query
+from tests.support.service import InProcessService, free_port
 
 KNOWN_TASK = "2400002-WorkflowTask-known-by-mps"
 
@@ -61,7 +64,7 @@ def test_tasks_are_confirmed_with_the_mps_api(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", "AKIDfake")
     monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", "fake-secret-key-for-test")
     url = f"sqlite:///{tmp_path / 'j.db'}"
-    service = start_service(
+    service = InProcessService(
         url, tmp_path, notify_keys="k", verify_with_api="true", api_endpoint=f"http://127.0.0.1:{port}"
     )
     try:
@@ -88,4 +91,4 @@ def test_tasks_are_confirmed_with_the_mps_api(tmp_path: Path, monkeypatch):
     }
     assert [c["TaskId"] for c in FakeMps.calls].count(KNOWN_TASK) == 1
     assert all(c["action"] == "DescribeTaskDetail" and c["authorized"] for c in FakeMps.calls)
-    assert "fake-secret-key-for-test" not in service.logs()
+    assert_no_secret({"logs": service.logs()}, ["fake-secret-key-for-test"])

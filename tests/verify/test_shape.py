@@ -6,7 +6,7 @@ import pytest
 from mps_callback.errors import Refused
 from mps_callback.mps import dedupe_key
 from mps_callback.verify.shape import check_depth, recognise
-from tests.conftest import FIXTURES, fixture_files, load_fixture
+from tests.support.bodies import FIXTURES, fixture_files, load_fixture
 
 
 @pytest.mark.parametrize("path", fixture_files("vod"), ids=lambda p: p.name)

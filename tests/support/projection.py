@@ -41,7 +41,7 @@ def run_ingest(url: str, bodies: list[dict[str, Any]], **options: Any) -> None:
     asyncio.run(ingest_and_project(url, bodies, **options))
 
 
-async def _dump(url: str) -> dict[str, list[tuple]]:
+async def _dump(url: str) -> dict[str, list[tuple[bytes, ...]]]:
     """Everything a projection holds except what depends on arrival (times, row ids, journal ids, and the
     state keys, whose tie-break is the arrival time: see project/rank.py)."""
     skip = {"id", "first_received_at", "last_received_at", "finished_at", "notification_id", "state_key", "session_key"}
@@ -60,7 +60,7 @@ async def _dump(url: str) -> dict[str, list[tuple]]:
         await engine.dispose()
 
 
-def dump(url: str) -> dict[str, list[tuple]]:
+def dump(url: str) -> dict[str, list[tuple[bytes, ...]]]:
     return asyncio.run(_dump(url))
 
 

@@ -131,7 +131,9 @@ def leaves(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 def measure(body: dict[str, Any]) -> tuple[int, int, list[str]]:
     """(leaves, reachable leaves, paths of the unreachable ones) for one body."""
     redact(body)
-    projected = Counter(_key(value) for _, value in leaves(asdict(parse(body))))
+    projection = parse(body)
+    assert projection is not None, "a fixture of an MPS task projects to a task"
+    projected = Counter(_key(value) for _, value in leaves(asdict(projection)))
     total = reached = 0
     missing = []
     for path, value in leaves(body):
@@ -165,7 +167,7 @@ def main(argv: list[str]) -> None:
         for kind, (total, reached, missing) in figures(seed).items():
             print(f"seed {seed} {kind:4}: {reached}/{total} leaves reachable = {100 * reached / total:.3f}%")
             if verbose:
-                for path in sorted(set(re.sub(r"\[\d+\]", "[]", p) for p in missing)):
+                for path in sorted({re.sub(r"\[\d+\]", "[]", p) for p in missing}):
                     print("    missing", path)
 
 

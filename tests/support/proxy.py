@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import httpx
 import orjson
 
-from tests.conftest import free_port
+from tests.support.service import free_port
 
 
 class CuttableProxy:
@@ -126,12 +126,3 @@ def run_load(
         for future in futures:
             future.result()
     return result
-
-
-def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
