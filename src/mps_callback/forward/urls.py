@@ -27,8 +27,8 @@ PUBLIC_PARAMETERS: dict[str, frozenset[str]] = {
     "s3": frozenset({"region", "endpoint_url", "key"}),
 }
 
-#: A path segment that looks like a token (long, letters and digits): robot keys, webhook tokens.
-_TOKEN_LIKE = re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9_\-.~=+%]{16,}$")
+#: A path segment that looks like a token (12 or more letters and digits, both): robot keys, webhook tokens.
+_TOKEN_LIKE = re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9_\-.~=+%]{12,}$")
 
 
 def safe_url(url: str) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import nats
 from nats.aio.client import Client
-from nats.errors import NoRespondersError
+from nats.errors import NoRespondersError, NoServersError
 from nats.js.client import JetStreamContext
 from nats.js.errors import NotFoundError, ServiceUnavailableError
 
@@ -41,14 +41,24 @@ class NatsSink(ConnectedSink[Publisher]):
 
     async def _connect(self) -> Publisher:
         # No background reconnects: a broken connection is dropped and reopened on the next delivery,
-        # so a delivery never waits on the client's own reconnect loop.
-        client = await nats.connect(
-            self._url,
-            allow_reconnect=False,
-            connect_timeout=max(1, int(self.timeout)),
-            error_cb=_ignore,
-            name="mps-callback",
-        )
+        # so a delivery never waits on the client's own reconnect loop (60 tries, 2 s apart, by default).
+        errors: list[Exception] = []
+
+        async def remember(error: Exception) -> None:
+            errors.append(error)
+
+        try:
+            client = await nats.connect(
+                self._url,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                reconnect_time_wait=0,
+                connect_timeout=max(1, int(self.timeout)),
+                error_cb=remember,
+                name="mps-callback",
+            )
+        except NoServersError:
+            raise (errors[-1] if errors else ConnectionError("no NATS server answered")) from None
         return Publisher(client, client.jetstream(timeout=self.timeout), {})
 
     async def _disconnect(self, connection: Publisher) -> None:
@@ -73,7 +83,3 @@ class NatsSink(ConnectedSink[Publisher]):
             except (NotFoundError, ServiceUnavailableError, NoRespondersError):  # no stream, or no JetStream
                 connection.streams[subject] = False
         return connection.streams[subject]
-
-
-async def _ignore(error: Exception) -> None:
-    """The client's error callback: failures reach the sink as exceptions from publish, and become a Retry there."""
