@@ -168,3 +168,21 @@ def test_close_is_idempotent_and_a_closed_sink_opens_again(harness: Harness) -> 
         return await harness.received(2)
 
     assert_received(harness, scenario(harness, body), events)
+
+
+def test_concurrent_deliveries_share_one_connection(harness: Harness, proxy_to: Any) -> None:
+    proxy = proxy_to(harness.server_port)
+    events = [make_event() for _ in range(5)]
+
+    async def body() -> Any:
+        sink = sink_for(harness, proxy.port)
+        try:
+            outcomes = await asyncio.gather(*(sink.deliver(event) for event in events))
+        finally:
+            await sink.close()
+        assert outcomes == [Delivered()] * len(events)
+        return await harness.received(len(events))
+
+    assert_received(harness, scenario(harness, body), events)
+    if harness.kind in ("amqp", "nats", "nats-jetstream", "mqtt"):  # one multiplexed connection; the others pool
+        assert proxy.accepted == 1

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from aio_pika.connection import make_url
 
 from mps_callback.forward.event import Event
 from mps_callback.forward.sinks.base import DEFAULT_TIMEOUT_SECONDS, ConnectedSink, Delivered, Outcome
@@ -37,8 +38,10 @@ class AmqpSink(ConnectedSink[Publisher]):
         self._url = without_query(url, "exchange")
 
     async def _connect(self) -> Publisher:
-        connection = await aio_pika.connect_robust(self._url, timeout=self.timeout)
+        # connect_robust, unrolled: a first connect that fails leaves an object that must still be closed.
+        connection = aio_pika.RobustConnection(make_url(self._url))
         try:
+            await connection.connect(timeout=self.timeout)
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             exchange = await channel.declare_exchange(self.exchange, aio_pika.ExchangeType.TOPIC, durable=True)
         except BaseException:

@@ -67,7 +67,8 @@ class ConnectedSink(ABC, Generic[Connection]):
 
     A failure on a connection that was already open gets one more try on a fresh one in the same
     delivery, because the usual cause is the server having closed an idle connection; a failure
-    on a fresh connection is the server's answer, and becomes a `Retry`.
+    on a fresh connection is the server's answer, and becomes a `Retry`. Only opening and
+    dropping the connection take the lock: deliveries share it concurrently.
     """
 
     kind: ClassVar[str]
@@ -96,35 +97,43 @@ class ConnectedSink(ABC, Generic[Connection]):
         """Close ``connection``; it may already be broken."""
 
     async def deliver(self, event: Event) -> Outcome:
-        async with self._lock:
-            reused = self._connection is not None
-            outcome = await self._attempt(event)
-            if isinstance(outcome, Retry) and reused and self._connection is None:
-                outcome = await self._attempt(event)
-            return outcome
-
-    async def _attempt(self, event: Event) -> Outcome:
-        try:
-            async with asyncio.timeout(self.timeout):
-                if self._connection is None:
-                    self._connection = await self._connect()
-                return await self._send(self._connection, event)
-        except Exception as error:  # every failure is an outcome for the forwarder, never an exception
-            await self._drop()
-            return Retry(self.reason(error))
-
-    async def _drop(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
+        """Deliver on the shared connection; deliveries may run concurrently (the clients multiplex)."""
+        for last_try in (False, True):
+            connection: Connection | None = None
+            fresh = True
             try:
                 async with asyncio.timeout(self.timeout):
-                    await self._disconnect(connection)
-            except Exception:  # noqa: S110 -- the connection is broken already; closing it is a courtesy
-                pass
+                    connection, fresh = await self._open()
+                    return await self._send(connection, event)
+            except Exception as error:  # every failure is an outcome for the forwarder, never an exception
+                await self._drop(connection)
+                if fresh or last_try:
+                    return Retry(self.reason(error))
+        raise AssertionError("unreachable: the last try returns")  # pragma: no cover
+
+    async def _open(self) -> tuple[Connection, bool]:
+        """The shared connection, and whether it was opened just now (a failure on it is the server's answer)."""
+        async with self._lock:
+            if self._connection is None:
+                self._connection = await self._connect()
+                return self._connection, True
+            return self._connection, False
+
+    async def _drop(self, connection: Connection | None) -> None:
+        """Forget ``connection`` (if it is still the shared one) and close it, so the next delivery opens a new one."""
+        async with self._lock:
+            if connection is None or connection is not self._connection:
+                return
+            self._connection = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._disconnect(connection)
+        except Exception:  # noqa: S110 -- the connection is broken already; closing it is a courtesy
+            pass
 
     async def close(self) -> None:
-        async with self._lock:
-            await self._drop()
+        """Close the connection, if one is open; closing twice, or before any delivery, does nothing."""
+        await self._drop(self._connection)
 
     def reason(self, error: BaseException | str) -> str:
         """A one-line, credential-free reason: the error's type and message, secrets scrubbed."""
