@@ -15,7 +15,16 @@ from mps_callback.forward.sinks.apprise import message
 from mps_callback.forward.sinks.s3 import S3Sink
 from mps_callback.forward.sinks.webhook import retry_after
 from tests.forward.conftest import OTHER_SECRET, SECRET, Receiver, make_event, need
-from tests.forward.harnesses import AmqpHarness, JetStreamHarness, NatsHarness, S3Harness, SqsFifoHarness
+from tests.forward.harnesses import (
+    AmqpHarness,
+    JetStreamHarness,
+    MqttHarness,
+    NatsHarness,
+    RedisHarness,
+    S3Harness,
+    SqsFifoHarness,
+    user_property,
+)
 
 # ---------------------------------------------------------------- webhook
 
@@ -170,6 +179,56 @@ def test_amqp_unroutable_event_is_a_retry_not_a_silent_drop() -> None:
     assert "guest" not in outcome.reason
 
 
+# ---------------------------------------------------------------- MQTT and Redis
+
+
+def test_mqtt_publishes_at_qos_1_to_topic_and_event_type() -> None:
+    need("mqtt")
+    harness = MqttHarness()
+    event = make_event("task.updated")
+
+    async def go() -> Any:
+        await harness.start()
+        try:
+            sink = open_sink("mqtt", harness.url(1883), None)
+            try:
+                assert await sink.deliver(event) == Delivered()
+            finally:
+                await sink.close()
+            await harness.received(1)
+            return harness.messages[0]
+        finally:
+            await harness.stop()
+
+    received = asyncio.run(go())
+    assert received.qos == 1
+    assert str(received.topic) == f"{harness.topic}/task.updated"
+    assert user_property(received, "event-type") == "task.updated"
+
+
+def test_redis_entry_fields() -> None:
+    need("redis")
+    harness = RedisHarness()
+    event = make_event()
+
+    async def go() -> Any:
+        await harness.start()
+        try:
+            sink = open_sink("redis", harness.url(6379), None)
+            try:
+                assert await sink.deliver(event) == Delivered()
+            finally:
+                await sink.close()
+            return await harness.client.xrange(harness.stream)
+        finally:
+            await harness.stop()
+
+    [(_entry_id, fields)] = asyncio.run(go())
+    assert fields[b"id"] == event.id.encode() and fields[b"type"] == b"task.finished"
+    assert fields[b"task_id"] == b"2600011633-WorkflowTask-abc123"
+    assert orjson.loads(fields[b"body"]) == event.envelope()
+
+
 # ---------------------------------------------------------------- SQS
 
 
@@ -236,6 +295,16 @@ def test_s3_key_without_a_server() -> None:
     sink = S3Sink("archive", "s3://bucket?key={type}/{task_id}/{id}", None)
     event = make_event(task_id=None)
     assert sink.key(event) == f"task.finished/none/{event.id}"
+
+
+def test_s3_addressing_is_virtual_for_cos_and_botocores_choice_elsewhere() -> None:
+    cos = "s3://bucket-1250000000?region=ap-guangzhou&endpoint_url=https://cos.ap-guangzhou.myqcloud.com"
+    assert S3Sink("cos", cos, None).addressing == "virtual"
+    assert S3Sink("minio", "s3://b?endpoint_url=http://127.0.0.1:9000", None).addressing == "auto"
+    assert S3Sink("aws", "s3://b?region=us-east-1", None).addressing == "auto"
+    assert S3Sink("forced", cos + "&addressing=path", None).addressing == "path"
+    with pytest.raises(ValueError, match="addressing"):
+        S3Sink("bad", "s3://b?addressing=sideways", None)
 
 
 # ---------------------------------------------------------------- Apprise

@@ -18,13 +18,12 @@ PUBLIC_PARAMETERS: dict[str, frozenset[str]] = {
     "amqp": frozenset({"exchange", "heartbeat", "connection_timeout"}),
     "amqps": frozenset({"exchange", "heartbeat", "connection_timeout"}),
     "nats": frozenset({"subject"}),
-    "tls": frozenset({"subject"}),
     "redis": frozenset({"stream", "maxlen"}),
     "rediss": frozenset({"stream", "maxlen"}),
     "mqtt": frozenset({"topic"}),
     "mqtts": frozenset({"topic"}),
     "sqs": frozenset({"region", "endpoint_url"}),
-    "s3": frozenset({"region", "endpoint_url", "key"}),
+    "s3": frozenset({"region", "endpoint_url", "key", "addressing"}),
 }
 
 #: A path segment that looks like a token (12 or more letters and digits, both): robot keys, webhook tokens.

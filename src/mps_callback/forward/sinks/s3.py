@@ -2,7 +2,8 @@
 
 The working replacement for Tencent's MPS_SCF_COS template. The key is ``prefix`` (the URL's
 path) plus a template (``?key=``, default ``{date}/{type}/{id}.json``) with the placeholders
-``date`` (the event's UTC day), ``type``, ``id`` and ``task_id``. Writing the same event twice
+``date`` (the event's UTC day), ``type``, ``id`` and ``task_id``. ``?addressing=path|virtual``
+overrides how the bucket is addressed (COS endpoints are virtual-hosted by default). Writing the same event twice
 writes the same key: a repeat replaces itself.
 """
 
@@ -18,6 +19,10 @@ from mps_callback.forward.sinks.base import DEFAULT_TIMEOUT_SECONDS, ConnectedSi
 from mps_callback.forward.urls import query_parameters
 
 DEFAULT_KEY = "{date}/{type}/{id}.json"
+ADDRESSING = frozenset({"path", "virtual"})
+#: Endpoints that take only virtual-hosted requests (``bucket.host``): COS's S3 endpoints.
+#: Elsewhere botocore's choice stands: path-style with an ``endpoint_url``, virtual-hosted on AWS.
+VIRTUAL_HOSTED_ENDPOINTS = (".myqcloud.com", ".tencentcos.cn")
 PLACEHOLDERS = frozenset({"date", "type", "id", "task_id"})
 #: Characters kept in a key part; anything else (slashes, spaces, control characters) becomes ``_``.
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -36,10 +41,12 @@ class S3Sink(ConnectedSink[AwsClient]):
         self.template = query_parameters(url).get("key", DEFAULT_KEY)
         check_template(self.template)
         self._target = AwsTarget.from_url(url)
+        self.addressing = query_parameters(url).get("addressing") or default_addressing(self._target.endpoint_url)
+        if self.addressing not in ADDRESSING | {"auto"}:
+            raise ValueError("`addressing=` must be path or virtual")
 
     async def _connect(self) -> AwsClient:
-        # Path-style requests: they work with every S3-compatible endpoint, including one on an IP address.
-        return await open_client("s3", self._target, self.timeout, s3={"addressing_style": "path"})
+        return await open_client("s3", self._target, self.timeout, s3={"addressing_style": self.addressing})
 
     async def _disconnect(self, connection: AwsClient) -> None:
         await connection.close()
@@ -64,6 +71,12 @@ class S3Sink(ConnectedSink[AwsClient]):
         }
         key = self.template.format_map(values)
         return f"{self.prefix}/{key}" if self.prefix else key
+
+
+def default_addressing(endpoint_url: str | None) -> str:
+    """``virtual`` for endpoints that need it (COS), else ``auto`` (botocore's choice)."""
+    host = urlsplit(endpoint_url or "").hostname or ""
+    return "virtual" if host.endswith(VIRTUAL_HOSTED_ENDPOINTS) else "auto"
 
 
 def key_part(value: str) -> str:
