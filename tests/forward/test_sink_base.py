@@ -8,6 +8,7 @@ from typing import Any
 
 from mps_callback.forward.event import Event
 from mps_callback.forward.sinks.base import ConnectedSink, Delivered, Outcome, Retry
+from mps_callback.forward.urls import secrets_of
 from tests.forward.conftest import make_event
 
 URL = "amqp://mps:Hunter2-secret@broker.example.com:5672/?exchange=x&token=tok-Secret-99"
@@ -57,6 +58,13 @@ def test_a_reason_never_quotes_the_url_its_password_its_tokens_or_the_secret() -
     assert "Hunter2" not in repr(sink) and repr(sink) == (
         "<Scripted 'scripted' amqp://***@broker.example.com:5672/?exchange=x&token=***>"
     )
+
+
+def test_a_percent_encoded_password_is_scrubbed_decoded_too() -> None:
+    sink = Scripted([OSError("login refused for p@ss/word")])
+    sink._secrets = secrets_of("amqp://mps:p%40ss%2Fword@host/")
+    [outcome] = run(sink)
+    assert isinstance(outcome, Retry) and "p@ss/word" not in outcome.reason
 
 
 def test_a_failure_on_a_reused_connection_is_tried_once_more_on_a_fresh_one() -> None:

@@ -9,7 +9,7 @@ webhook token), the query (``?token=``), or the whole of it (``apprise+wecombot:
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 HIDDEN = "***"
 
@@ -87,6 +87,7 @@ def secrets_of(url: str, *others: str | None) -> tuple[str, ...]:
     candidates += list(others)
     if parts.scheme.startswith("apprise+"):
         candidates += [url.partition("://")[2], url.partition("+")[2]]
+    candidates += [unquote(candidate) for candidate in candidates if candidate]  # libraries quote them decoded
     return tuple(
         sorted({candidate for candidate in candidates if candidate and len(candidate) >= 4}, key=len, reverse=True)
     )
