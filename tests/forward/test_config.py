@@ -95,6 +95,7 @@ BAD = {
     "apprise unknown service": (sink_table(name="bad", url=f"apprise+nosuch://{PASSWORD}"), "Apprise does not"),
     "nats wildcard subject": (sink_table(name="bad", url="nats://h?subject=a.*"), "`subject=`"),
     "mqtt wildcard topic": (sink_table(name="bad", url="mqtt://h?topic=a/%23"), "`topic=`"),
+    "redis maxlen": (sink_table(name="bad", url="redis://h?maxlen=lots"), "`maxlen=` must be a whole number"),
     "sqs path": (sink_table(name="bad", url="sqs://queue/extra"), "queue name is the host"),
     "s3 half credentials": (sink_table(name="bad", url=f"s3://{PASSWORD}@bucket"), "both the key id and the secret"),
 }  # fmt: skip

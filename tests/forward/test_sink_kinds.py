@@ -4,7 +4,8 @@ SQS FIFO dedupe, AMQP message properties, S3 keys, and the message Apprise sends
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -295,6 +296,8 @@ def test_s3_key_without_a_server() -> None:
     sink = S3Sink("archive", "s3://bucket?key={type}/{task_id}/{id}", None)
     event = make_event(task_id=None)
     assert sink.key(event) == f"task.finished/none/{event.id}"
+    one_am_in_beijing = replace(event, timestamp=datetime(2026, 11, 25, 1, 0, tzinfo=timezone(timedelta(hours=8))))
+    assert S3Sink("archive", "s3://bucket", None).key(one_am_in_beijing).startswith("2026-11-24/")
 
 
 def test_s3_addressing_is_virtual_for_cos_and_botocores_choice_elsewhere() -> None:

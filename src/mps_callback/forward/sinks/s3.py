@@ -10,6 +10,7 @@ writes the same key: a repeat replaces itself.
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from string import Formatter
 from urllib.parse import unquote, urlsplit
 
@@ -64,7 +65,7 @@ class S3Sink(ConnectedSink[AwsClient]):
     def key(self, event: Event) -> str:
         """The object key for ``event``: prefix and template, each value made safe for a key part."""
         values = {
-            "date": event.timestamp.strftime("%Y-%m-%d"),
+            "date": event.timestamp.astimezone(UTC).strftime("%Y-%m-%d"),
             "type": event.type,
             "id": key_part(event.id),
             "task_id": key_part(event.task_id or "none"),
