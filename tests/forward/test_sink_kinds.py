@@ -368,3 +368,20 @@ def test_apprise_service_refusing_is_a_retry(receiver: Receiver) -> None:
     receiver.answers.append((500, {}))
     outcome = deliver_once(f"apprise+json://user:s3cr3tpass@127.0.0.1:{receiver.port}/apprise", None, make_event())
     assert isinstance(outcome, Retry) and "s3cr3tpass" not in outcome.reason
+
+
+def test_apprise_message_for_a_finished_task_with_many_outputs() -> None:
+    outputs = [{"subtask": "Transcode", "url": f"https://cdn.example.com/out/{n}.mp4"} for n in range(12)]
+    event = make_event("task.finished", outputs=outputs, err_code=0, message="")
+    title, body = message(event)
+    assert title == "MPS task 2600011633-WorkflowTask-abc123: FINISH"
+    assert body.splitlines()[0] == "WorkflowTask 2600011633-WorkflowTask-abc123: FINISH"
+    assert "Failed subtasks" not in body and "Error" not in body
+    assert "out/9.mp4" in body and "out/10.mp4" not in body and body.endswith("- and 2 more")
+
+
+def test_apprise_message_for_an_update_that_failed_says_so() -> None:
+    event = make_event("task.updated", failed=True, err_code=30010, message="source file not found")
+    title, body = message(event)
+    assert title.endswith(": failed")
+    assert "Error 30010: source file not found" in body

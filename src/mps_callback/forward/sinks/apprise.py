@@ -54,29 +54,41 @@ class AppriseSink(ConnectedSink[apprise.Apprise]):
 
 
 def message(event: Event) -> tuple[str, str]:
-    """The title and body a person reads."""
+    """The title and body a person reads: a one-liner for a notification, a short report for a task."""
     if event.type == "notification.received":
         return "MPS notification received", notification_line(event)
     task: dict[str, Any] = event.data
-    status = str(task.get("status") or "?") + (
-        " (failed)" if task.get("failed") and event.type != "task.failed" else ""
-    )
-    label = "failed" if event.type == "task.failed" else status
-    title = f"MPS task {event.task_id or task.get('task_id') or '?'}: {label}"
-    lines = [f"{task.get('event_type') or task.get('type') or event.event_type or 'Task'} {event.task_id}: {status}"]
-    if task.get("err_code") or task.get("message"):
-        lines.append(f"Error {task.get('err_code')}: {task.get('message') or ''}".rstrip(": "))
+    task_id = event.task_id or task.get("task_id") or "?"
+    status = str(task.get("status") or "?")
+    failed = event.type == "task.failed" or bool(task.get("failed"))
+    title = f"MPS task {task_id}: {'failed' if failed else status}"
+    first = f"{task.get('event_type') or event.event_type or 'Task'} {task_id}: {status}{' (failed)' if failed else ''}"
+    return title, "\n".join([first, *error_lines(task), *failed_subtask_lines(task), *output_lines(task)])
+
+
+def error_lines(task: dict[str, Any]) -> list[str]:
+    """The task's own error, when MPS gave one."""
+    if not (task.get("err_code") or task.get("message")):
+        return []
+    return [f"Error {task.get('err_code')}: {task.get('message') or ''}".rstrip(": ")]
+
+
+def failed_subtask_lines(task: dict[str, Any]) -> list[str]:
+    """Each failed subtask with its error code and message: what a person acts on first."""
     failed = [subtask for subtask in task.get("subtasks") or [] if subtask_failed(subtask)]
-    if failed:
-        lines.append("Failed subtasks:")
-        lines += [f"- {subtask_line(subtask)}" for subtask in failed]
+    return ["Failed subtasks:", *(f"- {subtask_line(subtask)}" for subtask in failed)] if failed else []
+
+
+def output_lines(task: dict[str, Any]) -> list[str]:
+    """Links to the outputs (subtitles, transcodes, covers), the first `MAX_LINKS` of them."""
     links = [output for output in task.get("outputs") or [] if output.get("url")]
-    if links:
-        lines.append("Outputs:")
-        lines += [f"- {output.get('subtask') or output.get('field')}: {output['url']}" for output in links[:MAX_LINKS]]
-        if len(links) > MAX_LINKS:
-            lines.append(f"- and {len(links) - MAX_LINKS} more")
-    return title, "\n".join(lines)
+    if not links:
+        return []
+    lines = [
+        "Outputs:",
+        *(f"- {link.get('subtask') or link.get('field')}: {link['url']}" for link in links[:MAX_LINKS]),
+    ]
+    return lines + ([f"- and {len(links) - MAX_LINKS} more"] if len(links) > MAX_LINKS else [])
 
 
 def notification_line(event: Event) -> str:
