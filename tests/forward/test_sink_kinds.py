@@ -14,6 +14,7 @@ import pytest
 from mps_callback.forward.sinks import Delivered, Disable, Retry, open_sink
 from mps_callback.forward.sinks.apprise import message
 from mps_callback.forward.sinks.s3 import S3Sink
+from mps_callback.forward.sinks.sqs import SqsSink
 from mps_callback.forward.sinks.webhook import retry_after
 from tests.forward.conftest import OTHER_SECRET, SECRET, Receiver, make_event, need
 from tests.forward.harnesses import (
@@ -385,3 +386,9 @@ def test_apprise_message_for_an_update_that_failed_says_so() -> None:
     title, body = message(event)
     assert title.endswith(": failed")
     assert "Error 30010: source file not found" in body
+
+
+def test_sqs_queue_name_keeps_its_case_and_fifo_is_read_from_it() -> None:
+    sink = SqsSink("queue", "sqs://AK:SECRET@MpsEvents.fifo?region=ap-guangzhou", None)
+    assert (sink.queue, sink.fifo) == ("MpsEvents.fifo", True)
+    assert not SqsSink("queue", "sqs://mps-events", None).fifo

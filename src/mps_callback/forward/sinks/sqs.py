@@ -28,9 +28,7 @@ class SqsSink(ConnectedSink[Queue]):
     def __init__(self, name: str, url: str, secret: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_SECONDS):
         super().__init__(name, url, secret=secret, timeout=timeout)
         parts = urlsplit(url)
-        self.queue = (
-            unquote(parts.hostname or "") if "@" not in parts.netloc else unquote(parts.netloc.rpartition("@")[2])
-        )
+        self.queue = unquote(parts.netloc.rpartition("@")[2])  # as written: queue names are case-sensitive
         if not self.queue or parts.path.strip("/"):
             raise ValueError("the SQS URL must be sqs://queue-name?region=... (the queue name is the host)")
         self.fifo = self.queue.endswith(".fifo")
