@@ -70,22 +70,33 @@ def make_event(
 
 
 class Proxy:
-    """Forwards 127.0.0.1:``port`` to ``target``; `cut` closes every connection it carries, as a network fault would."""
+    """Forwards 127.0.0.1:``port`` to ``target``; `cut` closes every connection it carries, as a network fault
+    would; `down` also stops listening (the server is away: connections are refused) until `up`."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = False
         self.accepted = 0  # connections taken: a reconnect after a cut shows here
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.port = 0
+        self.up()
 
-    def _accept(self) -> None:
+    def up(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+
+    def down(self) -> None:
+        with contextlib.suppress(OSError):  # wakes the thread blocked in accept(), which close() alone would not
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self.cut()
+
+    def _accept(self, listener: socket.socket) -> None:
         while not self._closed:
             try:
-                client, _ = self._listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
             try:
@@ -121,8 +132,7 @@ class Proxy:
 
     def close(self) -> None:
         self._closed = True
-        self._listener.close()
-        self.cut()
+        self.down()
 
 
 @pytest.fixture

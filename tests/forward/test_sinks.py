@@ -130,6 +130,27 @@ def test_a_cut_connection_is_reopened_on_the_next_delivery(harness: Harness, pro
     assert_received(harness, scenario(harness, body), events)
 
 
+def test_a_server_away_then_back_is_retried_then_delivered(harness: Harness, proxy_to: Any) -> None:
+    proxy = proxy_to(harness.server_port)
+    events = [make_event(), make_event()]
+
+    async def body() -> Any:
+        sink = sink_for(harness, proxy.port)
+        try:
+            assert await sink.deliver(events[0]) == Delivered()
+            proxy.down()
+            await asyncio.sleep(0.2)  # the client sees its connection end (else it waits out the timeout: 10 s)
+            outcome = await sink.deliver(events[1])
+            assert isinstance(outcome, Retry), outcome
+            proxy.up()
+            assert await sink.deliver(events[1]) == Delivered()
+        finally:
+            await sink.close()
+        return await harness.received(2)
+
+    assert_received(harness, scenario(harness, body), events)
+
+
 def test_a_server_that_is_down_is_a_retry_that_shows_no_credential(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,6 +7,7 @@ publish and a flush: NATS itself keeps nothing for a subscriber that is not ther
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import nats
@@ -72,6 +73,10 @@ class NatsSink(ConnectedSink[Publisher]):
             await connection.jetstream.publish(subject, event.body(), headers={"Nats-Msg-Id": event.id})
         else:
             await connection.client.publish(subject, event.body(), headers={"Nats-Msg-Id": event.id})
+            # nats-py writes flush()'s PING straight to the socket, ahead of publishes still in its buffer,
+            # so the PONG could come back before the server has the event: let the buffer go out first.
+            while connection.client.pending_data_size:  # noqa: ASYNC110 -- the client offers no event to wait on
+                await asyncio.sleep(0)
             await connection.client.flush(timeout=max(1, int(self.timeout)))
         return Delivered()
 
