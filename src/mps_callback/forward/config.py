@@ -101,7 +101,12 @@ class SinkConfig(BaseModel):
         return safe_url(self.url.get_secret_value())
 
     def wants(self, event: Event) -> bool:
-        """Whether this sink takes ``event``: its type, and the task's kind and MPS event type, pass the filters."""
+        """Whether this sink takes ``event``: its type, and the task's kind and MPS event type, pass the filters.
+
+        An event without a kind (a notification whose shape was not recognised) passes the kinds
+        filter, so that it is not lost to a filter written for the shapes we know; one without an
+        MPS event type passes only when ``event_types`` is left open.
+        """
         return (
             event.type in self.events
             and (event.kind is None or event.kind in self.kinds)
