@@ -6,7 +6,6 @@ A real ``serve``: the uploads are raw sockets left half-sent, as a slow or hosti
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import socket
 import time
@@ -18,6 +17,7 @@ import pytest
 
 from mps_callback.app import warn_if_exposed
 from mps_callback.config import Settings
+from mps_callback.verify.signature import sign
 from tests.support.db import query
 from tests.support.service import InProcessService, Service, start_service
 
@@ -47,7 +47,7 @@ def signed(task_id: str, padding: int = 0) -> bytes:
             "TaskId": task_id,
             "Pad": "x" * padding,
             "Timestamp": expires,
-            "Sign": hashlib.md5(f"{expires}{KEY}".encode()).hexdigest(),
+            "Sign": sign(expires, KEY),
         }
     )
 
@@ -120,7 +120,8 @@ def test_large_junk_is_refused_by_the_screen_and_signed_large_bodies_are_kept(ca
 
 
 def test_listening_beyond_loopback_without_tokens_is_warned_at_start(tmp_path: Path):
-    with InProcessService(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, host="0.0.0.0") as service:
+    everywhere = "0.0.0.0"  # noqa: S104 -- listening beyond loopback is what is tested
+    with InProcessService(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, host=everywhere) as service:
         logs = service.logs()
     assert "MPS_URL_TOKEN is empty while listening on 0.0.0.0" in logs
     assert "MPS_API_TOKEN is empty while listening on 0.0.0.0" in logs
@@ -132,7 +133,7 @@ def test_listening_beyond_loopback_without_tokens_is_warned_at_start(tmp_path: P
         ("127.0.0.1", {}, set()),
         ("::1", {}, set()),
         ("localhost", {}, set()),
-        ("0.0.0.0", {}, {"MPS_URL_TOKEN", "MPS_API_TOKEN"}),
+        ("0.0.0.0", {}, {"MPS_URL_TOKEN", "MPS_API_TOKEN"}),  # noqa: S104 -- the exposed host under test
         ("10.0.0.5", {"url_token": "t"}, {"MPS_API_TOKEN"}),
         ("callbacks.example.com", {"url_token": "t", "api_token": "a"}, set()),
     ],

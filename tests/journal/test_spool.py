@@ -120,7 +120,7 @@ def test_a_failed_fsync_leaves_no_temporary_file(tmp_path: Path, monkeypatch: py
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="No space left on device"):
         spool.write([journal_row("a")])
     monkeypatch.undo()
     assert not _temporary_files(tmp_path) and not spool.files()
@@ -132,7 +132,7 @@ def test_the_drain_lock_is_never_opened_through_a_symlink(tmp_path: Path):
     spool = Spool(tmp_path / "spool")
     spool.directory.mkdir()
     (spool.directory / ".drain.lock").symlink_to(target)
-    with pytest.raises(OSError) as caught, spool.exclusive():
+    with pytest.raises(OSError, match="symbolic links") as caught, spool.exclusive():
         pass
     assert caught.value.errno == errno.ELOOP
     assert target.read_bytes() == b"precious"

@@ -6,6 +6,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import sqlalchemy as sa
 
@@ -22,7 +23,7 @@ KNOWN_TASK = "2400002-WorkflowTask-known-by-mps"
 class FakeMps(BaseHTTPRequestHandler):
     """Answers DescribeTaskDetail like the MPS API: the task, or ResourceNotFound; 'down' tasks get a 500."""
 
-    calls: list[dict] = []
+    calls: ClassVar[list[dict]] = []
 
     def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
