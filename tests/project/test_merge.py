@@ -25,9 +25,9 @@ from mps_callback.project.merge import (
 from mps_callback.project.model import OutputItem, SegmentItem, SubtaskProjection, TaskProjection
 from mps_callback.project.rank import Provenance
 from mps_callback.project.rows import output_rows as rows_of_outputs
-from mps_callback.project.rows import subtask_row, task_values, width
+from mps_callback.project.rows import subtask_row, task_values
 from mps_callback.store.tables import outputs, subtasks, tasks
-from mps_callback.store.types import INT32
+from mps_callback.store.types import INT32, width
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -281,7 +281,9 @@ def test_rows_fit_their_columns_and_keep_failures_visible():
     assert (row["progress"], row["err_code"], row["definition"]) == (100, INT32, None)
     [output] = rows_of_outputs("task-1", win)
     assert len(output["bucket"]) == width(outputs.c.bucket) and len(output["file_id"]) == width(outputs.c.file_id)
-    assert output["path"] == "/x" and width(outputs.c.url) is None  # TEXT: never cut
+    assert output["path"] == "/x"
+    with pytest.raises(TypeError, match="no width"):  # TEXT: never cut
+        width(outputs.c.url)
     values = task_values(merge.row)
     assert values["err_code"] == -INT32 - 1 and merge.row["failed"]  # clamped, still an error
     assert len(values["status"]) == width(tasks.c.status) == 32 and "task_id" not in values

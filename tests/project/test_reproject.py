@@ -11,15 +11,18 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 import sqlalchemy as sa
 
 from mps_callback.project import reproject as reproject_module
+from mps_callback.project.parse import parse
 from mps_callback.project.projector import Projector
 from mps_callback.project.reproject import Selection, reproject
+from mps_callback.storage import OutputUrls
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import notifications, outputs, tasks
-from tests.support.bodies import load_fixture
+from tests.support.bodies import fixture_files, load_fixture
 from tests.support.cli import cli, one_line_error
 from tests.support.db import execute, query
 from tests.support.projection import dump, run_ingest
@@ -211,3 +214,63 @@ def test_a_full_rebuild_beside_a_running_projector_gives_the_same_projection(
     assert dump(database_url) == projected
     assert query(database_url, "SELECT SUM(notification_count) FROM tasks")[0][0] == len(bodies)
     assert query(database_url, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL")[0][0] == 0
+
+
+BATCH = load_fixture("vod/BatchTask.json")
+
+
+def batch_task(session_id: str | None, marker: str) -> dict[str, Any]:
+    """A BatchTask notification (no TaskId): grouped by SessionId, or on its own without one."""
+    body = copy.deepcopy(BATCH)
+    body["SessionContext"] = marker  # a distinct body, so a distinct dedupe key
+    if session_id is None:
+        body.pop("SessionId", None)
+    else:
+        body["SessionId"] = session_id
+    return body
+
+
+def projected_task_ids(url: str) -> dict[int, str]:
+    """notification id -> the task the SQL expression says it projects into."""
+    rows = query(url, sa.select(notifications.c.id, reproject_module.PROJECTED_TASK_ID.label("task")))
+    return {row.id: row.task for row in rows}
+
+
+def test_the_made_up_task_id_in_sql_is_the_projectors(database_url: str):
+    """Every fixture body, and BatchTasks with and without a SessionId (a long one clipped), land in
+    the task the SQL expression names: reproject finds their journal rows by it."""
+    paths = fixture_files("vod") + fixture_files("live")
+    bodies = [load_fixture(path.relative_to(path.parents[1])) for path in paths]
+    bodies += [batch_task("s1", "a"), batch_task(None, "b"), batch_task("x" * 255, "c")]
+    run_ingest(database_url, bodies)
+    in_sql = projected_task_ids(database_url)
+    checked = 0
+    for row in query(database_url, sa.select(notifications.c.id, notifications.c.body)):
+        projection = parse(row.body if isinstance(row.body, dict) else orjson.loads(row.body), OutputUrls())
+        if projection is not None:  # a Tencent VOD event: no task
+            assert in_sql[row.id] == projection.task_id, row.id
+            checked += 1
+    assert checked == len(bodies)
+
+
+def test_a_task_without_task_id_is_rebuilt_by_its_made_up_id(database_url: str):
+    run_ingest(database_url, [batch_task("s1", "a"), batch_task("s1", "b"), batch_task(None, "c"), workflow("other")])
+    alone, by_session = sorted(
+        row.task_id for row in query(database_url, sa.select(tasks.c.task_id)) if row.task_id != "other"
+    )
+    assert by_session == "BatchTask-session-s1" and alone.startswith("BatchTask-")
+
+    mark(database_url, alone, by_session, "other")
+    assert reprojected(database_url, "--task", by_session) == 2
+    assert marked(database_url) == {alone, "other"}
+
+    mark(database_url, by_session)
+    received_long_ago(database_url, "other")
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    assert reprojected(database_url, "--since", hour_ago) == 3
+    assert marked(database_url) == {"other"}
+
+    mark(database_url, alone, by_session)
+    assert reprojected(database_url) == 4
+    assert marked(database_url) == set()
+    assert len(query(database_url, sa.select(tasks.c.task_id))) == 3

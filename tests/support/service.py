@@ -1,12 +1,13 @@
 """The service under test, two ways.
 
 - :class:`InProcessService`: the app ``create_app`` builds, with its lifespan (group-commit
-  journal, spool drain, lag gauge), driven through httpx's ``ASGITransport`` on an event
+  journal, spool drain; background jobs such as the lag gauge on request), driven through
+  httpx's ``ASGITransport`` on an event
   loop in a thread, so tests stay plain functions. It starts in milliseconds, and nothing
   is projected until the test says ``service.project()``: what a test reads is what it made
   happen. This is what the HTTP contract tests use.
 - :class:`Service` (``start_service``): ``python -m mps_callback serve`` as a subprocess, on a
-  real port, with its projector process. For what needs a real process: SIGTERM, kill -9,
+  real port, with its background process. For what needs a real process: SIGTERM, kill -9,
   slow clients, uvicorn's limits (header sizes, connection counts), the runtime and the CLI.
 """
 
@@ -115,7 +116,7 @@ class InProcessService:
         return self._portal.call(lambda: self._client.get(path, **kwargs))
 
     def project(self) -> int:
-        """Project everything pending now (what serve's projector process does in a loop); return how many."""
+        """Project everything pending now (what serve's background process does in a loop); return how many."""
 
         async def drain() -> int:
             return await Projector(self.app.state.engine, self.settings.output_urls).drain()

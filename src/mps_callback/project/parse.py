@@ -23,7 +23,8 @@ from mps_callback.project.model import SegmentItem, SubtaskProjection, TaskProje
 from mps_callback.project.values import text
 from mps_callback.project.walk import find_outputs, find_segments, remainder
 from mps_callback.storage import OutputUrls, Storage, input_location, input_storage, output_storage
-from mps_callback.store.types import whole_number
+from mps_callback.store.tables import tasks
+from mps_callback.store.types import whole_number, width
 from mps_callback.verify.shape import recognise
 
 #: The group of a ScheduleTask activity no group declares: a whole-task result.
@@ -311,7 +312,7 @@ def _containers_of(body: dict[str, Any], event: dict[str, Any]) -> set[str]:
 def _synthetic_task_id(body: dict[str, Any], type_name: str, session_id: str | None) -> str:
     """BatchTask notifications carry no TaskId: group them by SessionId, else keep each on its own."""
     if session_id:
-        return f"{type_name}-session-{session_id}"[:255]
+        return f"{type_name}-session-{session_id}"[: width(tasks.c.task_id)]
     return f"{type_name}-{dedupe_key(body)[:32]}"
 
 

@@ -11,6 +11,11 @@ other in a cycle; a projector that fails on it anyway counts it against no notif
 Filters narrow what is taken, and combine: ``--task`` (these TaskIds), ``--since`` (tasks
 that received a notification since then), ``--failed`` (only parked notifications, tried
 again without rebuilding anything else).
+
+A notification without a TaskId (a BatchTask event) projects into a task whose id the
+projector makes up (``parse._synthetic_task_id``); its journal row keeps ``task_id`` NULL.
+`PROJECTED_TASK_ID` makes the same id in SQL, so such a task is selected, reset and rebuilt
+with its own notifications in one batch like any other.
 """
 
 from __future__ import annotations
@@ -26,12 +31,33 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from mps_callback.project.projector import Projector
 from mps_callback.store.engine import for_writing
 from mps_callback.store.tables import notifications, outputs, segments, subtasks, tasks
+from mps_callback.store.types import width
 
 #: Tasks rebuilt per transaction: a few hundred keeps each one short (a live task may hold
 #: thousands of notifications).
 TASK_BATCH = 100
-#: Journal rows without a TaskId (Tencent VOD events: journal only) reset per transaction.
-ROW_BATCH = 1000
+
+#: The task a journal row projects into, in SQL: its TaskId, or for a row without one the id
+#: ``parse._synthetic_task_id`` makes (``<type>-session-<SessionId>``, clipped to the column,
+#: else ``<type>-<first 32 of the dedupe key>``); a test holds the two to the same answer.
+_TYPE = sa.func.coalesce(notifications.c.event_type, notifications.c.notification_type, "")
+SYNTHETIC_TASK_ID = sa.case(
+    (
+        notifications.c.session_id.is_not(None),
+        sa.func.substr(_TYPE + "-session-" + notifications.c.session_id, 1, width(tasks.c.task_id)),
+    ),
+    else_=_TYPE + "-" + sa.func.substr(notifications.c.dedupe_key, 1, 32),
+)
+PROJECTED_TASK_ID = sa.func.coalesce(notifications.c.task_id, SYNTHETIC_TASK_ID)
+
+
+def of_tasks(task_ids: Sequence[str]) -> sa.ColumnElement[bool]:
+    """The journal rows of these tasks: by TaskId on the index, and the few without one by the made-up id."""
+    return sa.or_(
+        notifications.c.task_id.in_(task_ids),
+        sa.and_(notifications.c.task_id.is_(None), SYNTHETIC_TASK_ID.in_(task_ids)),
+    )
+
 
 #: A journal row waiting for the projector as if it had just arrived.
 PENDING: dict[str, Any] = {
@@ -62,7 +88,7 @@ class Selection:
         """The journal rows the filters select."""
         conditions: list[sa.ColumnElement[bool]] = []
         if self.task_ids:
-            conditions.append(notifications.c.task_id.in_(self.task_ids))
+            conditions.append(of_tasks(self.task_ids))
         if self.since is not None:
             conditions.append(notifications.c.received_at >= self.since)
         if self.failed:
@@ -92,9 +118,6 @@ async def reproject(
     async for batch in _task_batches(engine, selection):
         await reset_tasks(engine, batch)
         projected += await projector.drain(progress)
-    if selection.everything:
-        async for _ in _rows_without_task(engine):
-            projected += await projector.drain(progress)
     return projected
 
 
@@ -105,8 +128,8 @@ async def count(engine: AsyncEngine, selection: Selection) -> int:
     if selection.failed:
         query = query.where(*selection.where())
     elif not selection.everything:
-        touched = sa.select(notifications.c.task_id).where(*selection.where())
-        query = query.where(notifications.c.task_id.in_(touched))
+        touched = sa.select(PROJECTED_TASK_ID).where(*selection.where())
+        query = query.where(PROJECTED_TASK_ID.in_(touched))
     async with engine.connect() as connection:
         return int((await connection.execute(query)).scalar_one())
 
@@ -121,7 +144,7 @@ async def retry_failed(engine: AsyncEngine, selection: Selection | None = None) 
 
 async def reset_tasks(engine: AsyncEngine, task_ids: Sequence[str]) -> None:
     """Forget these tasks' projection rows and mark all their notifications pending, in one transaction."""
-    theirs = notifications.c.task_id.in_(task_ids)
+    theirs = of_tasks(task_ids)
     async with for_writing(engine).begin() as connection:
         await connection.execute(notifications.update().where(theirs).values(PENDING))
         for table in PROJECTIONS:
@@ -139,8 +162,6 @@ async def reset_projections(engine: AsyncEngine) -> int:
     """
     async for batch in _task_batches(engine, Selection()):
         await reset_tasks(engine, batch)
-    async for _ in _rows_without_task(engine):
-        pass
     return await count(engine, Selection())
 
 
@@ -168,7 +189,15 @@ async def _next_tasks(engine: AsyncEngine, selection: Selection, after: str | No
         .limit(TASK_BATCH)
         .subquery()
     )
-    sources = [sa.select(named.c.task_id)]
+    made_up = (
+        sa.select(SYNTHETIC_TASK_ID.label("task_id"))
+        .where(notifications.c.task_id.is_(None), *selection.where(), *later(SYNTHETIC_TASK_ID))
+        .distinct()
+        .order_by(SYNTHETIC_TASK_ID)
+        .limit(TASK_BATCH)
+        .subquery()
+    )
+    sources = [sa.select(named.c.task_id), sa.select(made_up.c.task_id)]
     if selection.since is None:
         stored = sa.select(tasks.c.task_id).where(*later(tasks.c.task_id))
         if selection.task_ids:
@@ -179,25 +208,3 @@ async def _next_tasks(engine: AsyncEngine, selection: Selection, after: str | No
     query = sa.select(either.c.task_id).order_by(either.c.task_id).limit(TASK_BATCH)
     async with engine.connect() as connection:
         return list((await connection.execute(query)).scalars())
-
-
-async def _rows_without_task(engine: AsyncEngine) -> AsyncIterator[int]:
-    """Mark the journal rows that name no task pending, ``ROW_BATCH`` per transaction (a keyset on id)."""
-    after = 0
-    while True:
-        async with for_writing(engine).begin() as connection:
-            ids = list(
-                (
-                    await connection.execute(
-                        sa.select(notifications.c.id)
-                        .where(notifications.c.task_id.is_(None), notifications.c.id > after)
-                        .order_by(notifications.c.id)
-                        .limit(ROW_BATCH)
-                    )
-                ).scalars()
-            )
-            if not ids:
-                return
-            await connection.execute(notifications.update().where(notifications.c.id.in_(ids)).values(PENDING))
-        yield len(ids)
-        after = ids[-1]

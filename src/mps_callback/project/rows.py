@@ -15,13 +15,7 @@ from mps_callback.project.merge import SubtaskWin
 from mps_callback.project.model import OutputItem, SegmentItem
 from mps_callback.project.rank import clamp_progress
 from mps_callback.store.tables import outputs, segments, subtasks, tasks
-from mps_callback.store.types import INT32, INT64, Identifier, saturated, whole_number
-
-
-def width(column: sa.Column[Any]) -> int | None:
-    """How many characters ``column`` holds; None: unbounded (TEXT)."""
-    column_type = column.type
-    return column_type.length if isinstance(column_type, (sa.String, Identifier)) else None
+from mps_callback.store.types import INT32, INT64, saturated, whole_number, width
 
 
 def clip(value: Any, column: sa.Column[Any]) -> str | None:

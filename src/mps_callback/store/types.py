@@ -130,3 +130,11 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         return value.replace(tzinfo=UTC) if value is not None else None
+
+
+def width(column: sa.Column[Any]) -> int:
+    """How many characters ``column`` holds: the one place a column's size is read from ``tables.py``."""
+    length = getattr(column.type, "length", None)  # sa.String and Identifier carry it
+    if not isinstance(length, int):
+        raise TypeError(f"{column.name} has no width (TEXT?)")
+    return length

@@ -17,11 +17,13 @@ import orjson
 
 from mps_callback.errors import Refused
 from mps_callback.mps import Shape, event_task
+from mps_callback.store.tables import notifications
+from mps_callback.store.types import width
 
 #: Column sizes in the journal; longer identifiers are refused rather than truncated,
 #: because a truncated TaskId would silently merge two tasks.
-MAX_ID_LENGTH = 255
-MAX_TYPE_LENGTH = 128
+MAX_ID_LENGTH = width(notifications.c.task_id)
+MAX_TYPE_LENGTH = width(notifications.c.event_type)
 
 
 def recognise(body: dict[str, Any]) -> Shape:
