@@ -18,7 +18,7 @@ from mps_callback.forward.config import (
 )
 from mps_callback.forward.event import EVENT_TYPES
 from mps_callback.forward.sinks import SINKS, Sink
-from tests.forward.conftest import SECRET, make_event
+from tests.support.forward import SECRET, make_event
 
 PASSWORD = "Sup3r-s3cret"
 GOOD = f"""

@@ -9,7 +9,7 @@ from typing import Any
 from mps_callback.forward.event import Event
 from mps_callback.forward.sinks.base import ConnectedSink, Delivered, Outcome, Retry
 from mps_callback.forward.urls import secrets_of
-from tests.forward.conftest import make_event
+from tests.support.forward import make_event
 
 URL = "amqp://mps:Hunter2-secret@broker.example.com:5672/?exchange=x&token=tok-Secret-99"
 

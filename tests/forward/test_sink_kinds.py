@@ -16,8 +16,7 @@ from mps_callback.forward.sinks.apprise import message
 from mps_callback.forward.sinks.s3 import S3Sink
 from mps_callback.forward.sinks.sqs import SqsSink
 from mps_callback.forward.sinks.webhook import retry_after
-from tests.forward.conftest import OTHER_SECRET, SECRET, Receiver, make_event, need
-from tests.forward.harnesses import (
+from tests.support.consumers import (
     AmqpHarness,
     JetStreamHarness,
     MqttHarness,
@@ -27,6 +26,7 @@ from tests.forward.harnesses import (
     SqsFifoHarness,
     user_property,
 )
+from tests.support.forward import OTHER_SECRET, SECRET, Receiver, make_event, need
 
 # ---------------------------------------------------------------- webhook
 

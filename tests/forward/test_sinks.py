@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from mps_callback.forward.sinks import Delivered, Retry, Sink, open_sink
-from tests.forward.conftest import PASSWORD, closed_port, make_event, need
-from tests.forward.harnesses import (
+from tests.support.consumers import (
     DOWN,
     AmqpHarness,
     AppriseHarness,
@@ -31,6 +30,7 @@ from tests.forward.harnesses import (
     SqsHarness,
     WebhookHarness,
 )
+from tests.support.forward import PASSWORD, closed_port, make_event, need
 
 #: kind -> (how to build its harness from the pytest request, the broker it needs or None)
 HARNESSES: dict[str, tuple[Callable[[pytest.FixtureRequest], Harness], str | None]] = {

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -20,7 +21,7 @@ import nats
 import orjson
 import redis.asyncio as redis
 
-from tests.forward.conftest import PASSWORD, SECRET, Receiver
+from tests.support.forward import PASSWORD, SECRET, Receiver
 
 WAIT_SECONDS = 10.0
 Received = list[tuple[str | None, dict[str, Any]]]
@@ -34,7 +35,7 @@ def credentials(userinfo: tuple[str, str] | None) -> str:
 DOWN = ("mps", PASSWORD)
 
 
-async def wait_for(read: Any, count: int) -> Received:
+async def wait_for(read: Callable[[], Awaitable[Received]], count: int) -> Received:
     """Poll ``read()`` until it has ``count`` items or `WAIT_SECONDS` pass; then a short grace for extras."""
     deadline = time.monotonic() + WAIT_SECONDS
     items: Received = await read()
@@ -66,7 +67,7 @@ class Harness:
 
 class WebhookHarness(Harness):
     kind = "webhook"
-    secret = SECRET
+    secret: str | None = SECRET
 
     def __init__(self, receiver: Receiver) -> None:
         self.receiver = receiver
@@ -194,8 +195,8 @@ class RedisHarness(Harness):
 
     async def received(self, count: int) -> Received:
         async def read() -> Received:
-            entries = await self.client.xrange(self.stream)
-            return [(fields[b"id"].decode(), orjson.loads(fields[b"body"])) for _id, fields in entries]
+            entries = await self.client.xrange(self.stream) or []
+            return [(_text(fields[b"id"]), orjson.loads(fields[b"body"])) for _id, fields in entries if fields]
 
         return await wait_for(read, count)
 
@@ -334,3 +335,8 @@ class S3Harness(Harness):
         for key in self.keys():
             self.client.delete_object(Bucket=self.bucket, Key=key)
         self.client.delete_bucket(Bucket=self.bucket)
+
+
+def _text(value: bytes | str) -> str:
+    """A Redis field as text (the client hands back bytes unless told to decode)."""
+    return value.decode() if isinstance(value, bytes) else value
