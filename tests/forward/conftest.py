@@ -19,7 +19,8 @@ import pytest
 from standardwebhooks import Webhook
 
 from mps_callback.forward.event import Event, EventName
-from tests.conftest import ON_CI, free_port
+from tests.support.db import ON_CI
+from tests.support.service import free_port
 
 BROKERS = {"amqp": 5672, "nats": 4222, "redis": 6379, "mqtt": 1883}
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

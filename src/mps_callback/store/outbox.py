@@ -262,7 +262,7 @@ async def task_snapshots(connection: AsyncConnection, types: Mapping[str, str | 
         .where(segments.c.task_id.in_(ids))
         .group_by(segments.c.task_id, segments.c.kind)
     )
-    for task_id, kind, count in counts.tuples():
+    for task_id, kind, count in counts:
         snapshots[task_id]["segment_counts"][kind] = count
     return snapshots
 
