@@ -31,6 +31,7 @@ from mps_callback.intake.accept import Delivery, Intake
 from mps_callback.journal.group_commit import GroupCommitJournal
 from mps_callback.journal.spool import Spool
 from mps_callback.project.projector import Projector
+from mps_callback.runtime import BACKGROUND_JOBS, BackgroundProcess
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import deliveries, delivery_attempts
 from tests.forward.conftest import SECRET, Receiver, need
@@ -414,3 +415,18 @@ def test_send_to_serve_makes_a_verified_task_finished_arrive_at_a_webhook_and_ra
         urls = [output["url"] for output in envelope["data"]["outputs"] if (output["url"] or "").endswith(".vtt")]
         assert urls and all(url.startswith("https://mps-out-1250000000.cos.ap-guangzhou.myqcloud.com/") for url in urls)
     assert hooked["id"] == queued["id"] == message_id  # one event, one id, whichever sink carries it
+
+
+def test_forward_without_sinks_says_there_is_nothing_to_forward(tmp_path: Path):
+    line = one_line_error(cli("forward", env={"MPS_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}), 2)
+    assert "nothing to forward" in line
+
+
+def test_the_background_process_forwards_only_when_sinks_are_configured(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    background = BackgroundProcess(create_engine(f"sqlite:///{tmp_path / 'x.db'}"), Settings(), None)
+    monkeypatch.delenv("MPS_FORWARD_CONFIG", raising=False)
+    assert "forwarding" not in [job.name for job in BACKGROUND_JOBS if job.wanted(background)]
+    monkeypatch.setenv("MPS_FORWARD_CONFIG", str(write_config(tmp_path, webhook_table(9))))
+    assert "forwarding" in [job.name for job in BACKGROUND_JOBS if job.wanted(background)]

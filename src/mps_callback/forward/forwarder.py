@@ -246,7 +246,8 @@ async def _journal_rows(connection: Any, ids: list[int | None]) -> dict[int, dic
     found = await connection.execute(
         sa.select(*(notifications.c[name] for name in NOTIFICATION_FIELDS)).where(notifications.c.id.in_(wanted))
     )
-    return {row.id: _json(dict(row._mapping)) for row in found}
+    # keys by our names: SQLAlchemy's are a str subclass that JSON encoders refuse as keys
+    return {row.id: _json({name: row._mapping[name] for name in NOTIFICATION_FIELDS}) for row in found}
 
 
 def _claimed(row: Any, received: dict[int, dict[str, Any]]) -> Claimed:
