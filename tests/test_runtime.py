@@ -234,7 +234,13 @@ def test_a_migration_failing_once_the_database_answers_stops_serve(tmp_path: Pat
 def test_web_workers_run_only_the_spool_drain_and_the_background_process_the_rest() -> None:
     """Each job in one table: a web worker must not repeat what the one background process does."""
     assert [job.name for job in WEB_WORKER_JOBS] == ["spool drain"]
-    assert [job.name for job in BACKGROUND_JOBS] == ["heartbeat", "projection", "projection lag", "retention purge"]
+    assert [job.name for job in BACKGROUND_JOBS] == [
+        "heartbeat",
+        "projection",
+        "projection lag",
+        "retention purge",
+        "forwarding",
+    ]
 
 
 def old_and_new_notifications(url: str) -> None:

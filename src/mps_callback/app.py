@@ -45,7 +45,11 @@ def create_app(settings: Settings | None = None) -> CallbackDoor:
         engine = create_engine(settings.database_url.get_secret_value())
         spool = Spool(settings.spool_dir)
         journal = GroupCommitJournal(
-            engine, spool, settings.journal_budget_seconds, limit=RowLimit(settings.max_body_bytes, engine.dialect.name)
+            engine,
+            spool,
+            settings.journal_budget_seconds,
+            limit=RowLimit(settings.max_body_bytes, engine.dialect.name),
+            outbox=runtime.outbox(),  # each notification's notification.received, for the configured sinks
         )
         journal.start()
         app.state.settings = settings

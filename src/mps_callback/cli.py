@@ -84,7 +84,7 @@ def serve(
     """Take notifications until SIGTERM (in-flight requests finish); migrate the database once it answers.
 
     Runs the web workers and, unless MPS_SERVE_BACKGROUND=false, one background process
-    (projection, projection lag, retention purge), restarted with back-off if it dies.
+    (projection, projection lag, retention purge, forwarding), restarted with back-off if it dies.
     """
     import uvicorn
 
@@ -93,6 +93,7 @@ def serve(
     from mps_callback.logs import configure_logging, logging_config
 
     settings = load_settings()
+    check_forward_config()
     configure_logging(settings.log_level)
     for old in renamed_settings_in_use():
         log.warning("%s is now %s; the old name is read for this release only", old, RENAMED[old])
@@ -118,6 +119,20 @@ def serve(
     code = runtime.serve(settings, run_web)
     if code:
         raise typer.Exit(code)
+
+
+def check_forward_config() -> None:
+    """A bad ``MPS_FORWARD_CONFIG`` stops the command at start with its one line, before any event is owed."""
+    from mps_callback import runtime
+
+    if not runtime.forwarding_configured():
+        return
+    from mps_callback.forward.config import ForwardConfigError
+
+    try:
+        runtime.forward_sinks()
+    except ForwardConfigError as error:
+        fail(f"bad configuration: {error}", EXIT_USAGE)
 
 
 @db_app.command("upgrade")
@@ -209,7 +224,7 @@ def database_label(settings: Settings) -> str:
 
 @app.command()
 def background() -> None:
-    """Run the background jobs (projection, projection lag, retention purge) until SIGTERM.
+    """Run the background jobs (projection, projection lag, retention purge, forwarding) until SIGTERM.
 
     serve starts one itself; run this where serve runs with MPS_SERVE_BACKGROUND=false, or
     beside it: any number can project at once (FOR UPDATE SKIP LOCKED).
@@ -220,6 +235,27 @@ def background() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         with_engine(runtime.run_background)
+
+
+@app.command()
+def forward(
+    lease: Annotated[
+        float, typer.Option(min=1.0, help="seconds a claimed delivery is kept from other forwarders")
+    ] = 60.0,
+) -> None:
+    """Deliver the outbox to the sinks of MPS_FORWARD_CONFIG until SIGTERM.
+
+    serve's background process forwards already; run more of these to scale out: any number
+    can forward at once (FOR UPDATE SKIP LOCKED), each delivery at least once.
+    """
+    from mps_callback import runtime
+
+    check_forward_config()
+    if not runtime.forwarding_configured():
+        fail("nothing to forward: MPS_FORWARD_CONFIG names no sink file", EXIT_USAGE)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        with_engine(lambda engine, _settings: runtime.run_forwarder(engine, lease))
 
 
 @app.command(hidden=True)

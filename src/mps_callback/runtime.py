@@ -7,8 +7,8 @@ Two kinds of process, and one table each of what they run (``WEB_WORKER_JOBS``,
   commit on each request, plus the spool drain every second. Only what each worker must do
   for its own notifications runs here: N web workers must not mean N purges.
 - **the background process** (``mps-callback background``): projection, the projection-lag
-  gauge every 5 s, the retention purge every hour (with ``MPS_RETENTION_DAYS``); forwarding
-  and the queue doors will join it. Parsing is CPU work that would hold up requests in a web
+  gauge every 5 s, the retention purge every hour (with ``MPS_RETENTION_DAYS``), forwarding
+  (with ``MPS_FORWARD_CONFIG``); the queue doors will join it. Parsing is CPU work that would hold up requests in a web
   worker, and a query over the whole journal needs running once, not once per worker.
 
 ``serve`` is one main process. Its main thread runs uvicorn (the web workers); a
@@ -49,8 +49,10 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from mps_callback.config import Settings
+    from mps_callback.forward.config import SinkConfig
     from mps_callback.journal.group_commit import GroupCommitJournal
     from mps_callback.journal.spool import Spool
+    from mps_callback.store.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +125,7 @@ async def drain_spool(worker: WebWorker) -> None:
 
     spool, journal = worker.spool, worker.journal
     if (spool.files() or spool.held()) and schema_ready():
-        await drain(spool, worker.engine, journal.limit, on_database_down=journal.note_failure)
+        await drain(spool, worker.engine, journal.limit, on_database_down=journal.note_failure, outbox=journal.outbox)
     spool_health(spool)
 
 
@@ -145,7 +147,7 @@ async def project(background: BackgroundProcess) -> None:
     """Project journal rows as they arrive, forever (the projector waits out database outages itself)."""
     from mps_callback.project.projector import Projector
 
-    await Projector(background.engine, background.settings.output_urls).run_forever()
+    await Projector(background.engine, background.settings.output_urls, outbox=outbox()).run_forever()
 
 
 async def measure_projection_lag(background: BackgroundProcess) -> None:
@@ -153,6 +155,21 @@ async def measure_projection_lag(background: BackgroundProcess) -> None:
     from mps_callback.project.projector import projection_health
 
     await projection_health(background.engine)
+
+
+async def forward(background: BackgroundProcess) -> None:
+    """Deliver the outbox to the sinks of ``MPS_FORWARD_CONFIG``, forever (``mps-callback forward`` alone)."""
+    await run_forwarder(background.engine)
+
+
+async def run_forwarder(engine: AsyncEngine, lease_seconds: float | None = None) -> None:
+    from mps_callback.forward.forwarder import LEASE_SECONDS, Forwarder
+
+    forwarder = Forwarder(engine, forward_sinks(), lease_seconds=lease_seconds or LEASE_SECONDS)
+    try:
+        await forwarder.run_forever()
+    finally:
+        await forwarder.close()
 
 
 async def purge_expired(background: BackgroundProcess) -> None:
@@ -171,7 +188,40 @@ BACKGROUND_JOBS: tuple[Job[BackgroundProcess], ...] = (
     Job("projection", project),
     Job("projection lag", measure_projection_lag, seconds=5.0),
     Job("retention purge", purge_expired, seconds=3600.0, wanted=lambda b: b.settings.retention_days > 0),
+    Job("forwarding", forward, wanted=lambda _: forwarding_configured()),
 )
+
+
+# ---------------------------------------------------------------- forwarding: the sinks and the outbox
+
+#: ``forward.config.ENVIRONMENT_VARIABLE``, named here so that a deployment without sinks never
+#: imports the forward layer (its brokers' clients take a second and more to load in every process).
+FORWARD_CONFIG_ENV = "MPS_FORWARD_CONFIG"
+
+
+def forwarding_configured() -> bool:
+    return bool(os.environ.get(FORWARD_CONFIG_ENV, "").strip())
+
+
+def forward_sinks() -> tuple[SinkConfig, ...]:
+    """The sinks of ``MPS_FORWARD_CONFIG`` (none when unset); ``ForwardConfigError`` when it is wrong."""
+    if not forwarding_configured():
+        return ()
+    from mps_callback.forward.config import from_environment
+
+    return from_environment()
+
+
+def outbox() -> Outbox:
+    """What the journal and the projector write delivery rows for: nothing without sinks."""
+    from mps_callback.store.outbox import NO_OUTBOX
+
+    sinks = forward_sinks()
+    if not sinks:
+        return NO_OUTBOX
+    from mps_callback.forward.forwarder import outbox_of
+
+    return outbox_of(sinks)
 
 
 async def every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:

@@ -28,6 +28,7 @@ from mps_callback.journal.spool import Spool, encode_line, written_ns
 from mps_callback.journal.write import write_rows
 from mps_callback.store.engine import for_writing
 from mps_callback.store.errors import database_fault, describe, is_record_refusal
+from mps_callback.store.outbox import NO_OUTBOX, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +58,14 @@ async def drain_spool(
     limit: RowLimit | None = None,
     policy: RetryPolicy = RetryPolicy(),
     on_database_down: Callable[[str], None] | None = None,
+    outbox: Outbox = NO_OUTBOX,
 ) -> int:
     """Journal spooled notifications (duplicates are skipped); return how many went in.
 
     Fresh spool files go first, several per transaction, then the held records that are due.
     ``on_database_down`` hears why, when the database did not take writes.
     """
-    drainer = _Drainer(spool, for_writing(engine), limit or RowLimit(dialect=engine.dialect.name), policy)
+    drainer = _Drainer(spool, for_writing(engine), limit or RowLimit(dialect=engine.dialect.name), policy, outbox)
     with spool.exclusive() as mine:
         if not mine:
             return 0
@@ -90,8 +92,9 @@ class _Pending:
 
 
 class _Drainer:
-    def __init__(self, spool: Spool, engine: AsyncEngine, limit: RowLimit, policy: RetryPolicy) -> None:
+    def __init__(self, spool: Spool, engine: AsyncEngine, limit: RowLimit, policy: RetryPolicy, outbox: Outbox) -> None:
         self.spool = spool
+        self.outbox = outbox  # a spooled notification's notification.received is written when it is journaled
         self.engine = engine
         self.limit = limit
         self.policy = policy
@@ -153,7 +156,7 @@ class _Drainer:
         records = [record for _, found in group for record in found]
         try:
             if records:
-                await write_rows(self.engine, [record.row for record in records])
+                await write_rows(self.engine, [record.row for record in records], self.outbox)
             self.moved += len(records)
         except Exception as error:
             if not is_record_refusal(error):
@@ -174,7 +177,7 @@ class _Drainer:
 
     async def _write_one(self, record: _Pending) -> None:
         try:
-            await write_rows(self.engine, [record.row])
+            await write_rows(self.engine, [record.row], self.outbox)
         except Exception as error:
             if not is_record_refusal(error):
                 await self._probe(error)

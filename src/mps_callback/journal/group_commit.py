@@ -28,6 +28,7 @@ from mps_callback.journal.spool import Spool
 from mps_callback.journal.write import write_batch
 from mps_callback.store.engine import for_writing
 from mps_callback.store.errors import describe, is_record_refusal
+from mps_callback.store.outbox import NO_OUTBOX, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,10 @@ class GroupCommitJournal:
         budget_seconds: float = DEFAULT_BUDGET_SECONDS,
         max_batch: int = MAX_BATCH,
         limit: RowLimit | None = None,
+        outbox: Outbox = NO_OUTBOX,
     ) -> None:
         self._engine = for_writing(engine)
+        self.outbox = outbox  # each new notification's notification.received, in its commit
         self.limit = limit or RowLimit(dialect=engine.dialect.name)
         self._last_failure: tuple[float, str] | None = None
         self._spool = spool
@@ -70,7 +73,7 @@ class GroupCommitJournal:
         self._next_probe = 0.0
         self._writers: asyncio.Queue[_Writer] = asyncio.Queue()
         for _ in range(IN_FLIGHT.get(engine.dialect.name, DEFAULT_IN_FLIGHT)):
-            self._writers.put_nowait(_Writer(self._engine, self.limit))
+            self._writers.put_nowait(_Writer(self._engine, self.limit, outbox))
         self._in_flight: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
@@ -223,9 +226,10 @@ class _Writer:
     reset-on-return ROLLBACK: two extra round trips per commit on the hottest path.
     """
 
-    def __init__(self, engine: AsyncEngine, limit: RowLimit) -> None:
+    def __init__(self, engine: AsyncEngine, limit: RowLimit, outbox: Outbox) -> None:
         self._engine = engine
         self._limit = limit
+        self._outbox = outbox
         self._connection: AsyncConnection | None = None
 
     async def write(self, entries: list[JournalEntry]) -> list[Receipt]:
@@ -234,7 +238,7 @@ class _Writer:
             if self._connection is None:
                 self._connection = await self._engine.connect()
                 await self._limit.refresh(self._connection)
-            return await write_batch(self._connection, entries)
+            return await write_batch(self._connection, entries, self._outbox)
         except BaseException:  # failed or cancelled mid-transaction: never reuse that connection
             broken, self._connection = self._connection, None
             if broken is not None:

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mps_callback.journal.entry import JournalEntry, Receipt
+from mps_callback.store.outbox import NO_OUTBOX, Outbox
 from mps_callback.store.tables import notifications
 from mps_callback.store.upsert import insert_skipping_duplicates
 
@@ -17,12 +18,14 @@ COLUMNS_ADDED_SINCE_0001 = {"confirmation": None, "body_bytes": 0}
 
 
 async def write_rows(
-    target: AsyncEngine | AsyncConnection, rows: list[dict[str, Any]]
+    target: AsyncEngine | AsyncConnection, rows: list[dict[str, Any]], outbox: Outbox = NO_OUTBOX
 ) -> tuple[str, dict[str, tuple[int, str]]]:
     """Insert ``rows`` (skipping dedupe keys already there); return the batch id and, per key, (id, writer batch).
 
     Rows are tagged with this batch's id, so a row found afterwards with another batch's
-    id was already there, or was written by another process at the same time.
+    id was already there, or was written by another process at the same time. The rows this
+    batch wrote (not the duplicates) owe ``outbox`` their ``notification.received``, in the
+    same transaction.
     """
     batch_id = uuid.uuid4().hex
     unique: dict[str, dict[str, Any]] = {}
@@ -30,13 +33,15 @@ async def write_rows(
         unique.setdefault(row["dedupe_key"], {**COLUMNS_ADDED_SINCE_0001, **row, "batch_id": batch_id})
     if isinstance(target, AsyncEngine):  # an engine opens a connection; a connection, a transaction
         async with target.begin() as connection:
-            return batch_id, await _insert(connection, unique)
+            return batch_id, await _insert(connection, unique, outbox)
     async with target.begin():
-        return batch_id, await _insert(target, unique)
+        return batch_id, await _insert(target, unique, outbox)
 
 
-async def _insert(connection: AsyncConnection, unique: dict[str, dict[str, Any]]) -> dict[str, tuple[int, str]]:
-    """The rows in, then (id, writer batch) of every key, whoever wrote it."""
+async def _insert(
+    connection: AsyncConnection, unique: dict[str, dict[str, Any]], outbox: Outbox
+) -> dict[str, tuple[int, str]]:
+    """The rows in, then (id, writer batch) of every key, whoever wrote it; the new ones' events."""
     statement = insert_skipping_duplicates(connection.dialect.name, notifications, "dedupe_key")
     await connection.execute(statement, list(unique.values()))
     found = await connection.execute(
@@ -44,12 +49,20 @@ async def _insert(connection: AsyncConnection, unique: dict[str, dict[str, Any]]
             notifications.c.dedupe_key.in_(list(unique))
         )
     )
-    return {row.dedupe_key: (row.id, row.batch_id) for row in found}
+    stored = {row.dedupe_key: (row.id, row.batch_id) for row in found}
+    if outbox:
+        await outbox.notifications_received(
+            connection,
+            [{**row, "id": stored[key][0]} for key, row in unique.items() if stored[key][1] == row["batch_id"]],
+        )
+    return stored
 
 
-async def write_batch(target: AsyncEngine | AsyncConnection, entries: list[JournalEntry]) -> list[Receipt]:
-    """Journal ``entries`` in one transaction; a receipt per entry, in order."""
-    batch_id, stored = await write_rows(target, [entry.row() for entry in entries])
+async def write_batch(
+    target: AsyncEngine | AsyncConnection, entries: list[JournalEntry], outbox: Outbox = NO_OUTBOX
+) -> list[Receipt]:
+    """Journal ``entries`` in one transaction (with their outbox rows); a receipt per entry, in order."""
+    batch_id, stored = await write_rows(target, [entry.row() for entry in entries], outbox)
     seen: set[str] = set()
     receipts = []
     for entry in entries:

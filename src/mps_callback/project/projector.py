@@ -33,6 +33,7 @@ from mps_callback.project.rank import Provenance
 from mps_callback.storage import OutputUrls
 from mps_callback.store.engine import for_writing
 from mps_callback.store.errors import database_fault, describe
+from mps_callback.store.outbox import NO_OUTBOX, Outbox, TaskChange
 from mps_callback.store.tables import notifications, outputs, segments, subtasks, tasks
 from mps_callback.store.upsert import insert_skipping_duplicates
 
@@ -59,8 +60,10 @@ class Projector:
         urls: OutputUrls | None = None,
         batch_size: int = BATCH_SIZE,
         max_attempts: int = MAX_ATTEMPTS,
+        outbox: Outbox = NO_OUTBOX,
     ):
         self._engine = for_writing(engine)
+        self._outbox = outbox  # the task.* events each change owes the sinks, in its transaction
         self._max_attempts = max_attempts
         self._urls = urls or OutputUrls()
         self._batch_size = batch_size
@@ -209,10 +212,12 @@ class Projector:
                 by_task[item.projection.task_id].append(item)
         task_ids = sorted(by_task)
         merges = await _lock_tasks(connection, task_ids, by_task) if task_ids else {}
+        before = {task_id: (merge.row["status"], merge.row["failed"]) for task_id, merge in merges.items()}
         for task_id in task_ids:
             merge_task(merges[task_id], by_task[task_id])
         if merges:
-            await _write(connection, merges)
+            changes = [_change(merges[task_id], before[task_id], by_task[task_id]) for task_id in task_ids]
+            await _write(connection, merges, self._outbox, changes)
         await connection.execute(
             notifications.update()
             .where(notifications.c.id.in_([item.id for item in claimed]))
@@ -254,9 +259,23 @@ async def _lock_tasks(
     return merges
 
 
-async def _write(connection: AsyncConnection, merges: dict[str, TaskMerge]) -> None:
+def _change(merge: TaskMerge, before: tuple[str, bool], items: list[Claimed]) -> TaskChange:
+    """What the batch did to one task, for its outbox events (a live task's MPS type: its latest NotificationType)."""
+    row, latest = merge.row, items[-1]
+    mps_type = row["event_type"] or (latest.projection.notification_type if latest.projection else None)
+    after = (row["status"], row["failed"])
+    return TaskChange(row["task_id"], row["kind"], mps_type, before, after, row["event_sequence"], latest.id)
+
+
+async def _write(
+    connection: AsyncConnection, merges: dict[str, TaskMerge], outbox: Outbox, changes: list[TaskChange]
+) -> None:
     """The merged tasks, their new and replaced subtasks (a replaced one's outputs and segments go), and
-    the outputs and segments of every subtask state the batch wrote."""
+    the outputs and segments of every subtask state the batch wrote; then the task events the
+    changes owe the outbox (with their sequence counted in the same UPDATE), each carrying the task
+    as written."""
+    for task_id, sequence in outbox.sequences(changes).items():
+        merges[task_id].row["event_sequence"] = sequence
     await connection.execute(
         tasks.update().where(tasks.c.task_id == sa.bindparam("b_task_id")),
         [{**rows.task_values(merge.row), "b_task_id": task_id} for task_id, merge in merges.items()],
@@ -280,6 +299,7 @@ async def _write(connection: AsyncConnection, merges: dict[str, TaskMerge]) -> N
         await connection.execute(outputs.insert(), output_rows)
     if segment_rows:
         await connection.execute(segments.insert(), segment_rows)
+    await outbox.task_events(connection, changes)
 
 
 async def _load(connection: AsyncConnection, ids: list[int]) -> list[Claimed]:

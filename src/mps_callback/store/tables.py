@@ -82,6 +82,13 @@ tasks = sa.Table(
         "state_key", Identifier(80), nullable=False, comment="rank:dedupe key of the notification the state came from"
     ),
     sa.Column("session_key", Identifier(80), nullable=False, comment="the same for SessionId/SessionContext"),
+    sa.Column(
+        "event_sequence",
+        sa.BigInteger,
+        nullable=False,
+        server_default="0",
+        comment="the sequence of the task's last outbox event (task.*): consumers drop stale updates by it",
+    ),
     sa.Index(None, "first_received_at", "task_id"),
     sa.Index(None, "status"),
 )
@@ -155,6 +162,49 @@ segments = sa.Table(
     sa.Column("extra", Json),
     sa.Index(None, "task_id", "kind", "start_s"),
     sa.Index(None, "subtask_id"),
+)
+
+# ---------------------------------------------------------------- the outbox (forwarding; store/outbox.py writes it)
+
+#: Where a delivery stands: waiting for its (next) attempt, done, or given up after its retry schedule.
+DELIVERY_STATUSES = ("pending", "delivered", "dead")
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("event_id", Identifier(36), nullable=False, comment="evt_ + 32 hex: the idempotency key sinks carry"),
+    sa.Column("sink", sa.String(64), nullable=False, comment="the [[sink]] name in MPS_FORWARD_CONFIG"),
+    sa.Column("event", sa.String(32), nullable=False, comment="notification.received, task.updated/finished/failed"),
+    sa.Column("task_id", Identifier(255)),
+    sa.Column("kind", sa.String(8), comment="vod or live; NULL: a notification of no known shape"),
+    sa.Column("mps_type", sa.String(128), comment="MPS's EventType (vod) or NotificationType (live)"),
+    sa.Column("sequence", sa.BigInteger, nullable=False, comment="per task for task.*; the notification id otherwise"),
+    sa.Column("notification_id", sa.BigInteger, comment="the journal row that caused the event"),
+    sa.Column("data", Json, comment="task.*: the task as GET /v1/tasks/{id} showed it; NULL: read from the journal"),
+    sa.Column("status", sa.String(16), nullable=False, comment="pending, delivered or dead"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False, comment="due then; a forwarder's claim pushes it"),
+    sa.Column("last_error", sa.String(512), comment="the last failed attempt's reason, credential-free"),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("delivered_at", UtcDateTime()),
+    sa.UniqueConstraint("event_id", "sink"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "task_id", "id"),
+    sa.Index(None, "created_at"),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.BigInteger, nullable=False),
+    sa.Column("attempted_at", UtcDateTime(), nullable=False),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False, comment="delivered, retry or disable (the sink's Outcome)"),
+    sa.Column("status_code", sa.Integer, comment="the HTTP status, when the sink said one"),
+    sa.Column("error", sa.String(512), comment="credential-free"),
+    sa.Index(None, "delivery_id", "id"),
 )
 
 # ---------------------------------------------------------------- not ours
