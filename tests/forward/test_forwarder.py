@@ -128,6 +128,7 @@ def test_each_event_is_delivered_signed_once_and_recorded(database_url: str, rec
         envelope["id"] for envelope in envelopes.values()
     )
     assert envelopes["task.updated"]["data"] == envelopes["task.finished"]["data"]  # one change, one state
+    assert (envelopes["task.updated"]["sequence"], envelopes["task.finished"]["sequence"]) == (1, 2)
     received, finished = envelopes["notification.received"]["data"], envelopes["task.finished"]["data"]
     assert received["body"]["WorkflowTaskEvent"]["TaskId"] == task_id and received["channel"] == "test"
     assert finished["task_id"] == task_id and finished["status"] == "FINISH"
