@@ -1,12 +1,13 @@
 """A smoke run of the benchmark harness: it starts, loads, measures and prints its tables.
 
 The real benchmark (``make bench``) is never part of the test suite; this only proves the
-harness works, in a few seconds on SQLite.
+harness works, in a few seconds on SQLite (its forwarding part needs the local RabbitMQ).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -38,7 +39,11 @@ def test_bench_quick_run_prints_its_tables():
     out = result.stdout
     assert "## Typical body" in out and "## Large body" in out and "## Projection" in out
     assert "ceiling (noop_app, uvicorn 1w)" in out and "mps-callback on sqlite (2w)" in out
-    assert " ok |" in out and "LOST" not in out  # every 2xx is in the journal
+    assert " ok |" in out and "LOST" not in out  # every 2xx is in the journal, every event delivered and arrived
+    assert "## Forwarding" in out
+    for sink in ("webhook", "rabbitmq"):  # 20/s for 2 s, 2 events each: all delivered, none dead, all arrived
+        found = re.search(rf"^\| {sink} \|.*\| (\d+) / \1 ok \| 0 \| \1 \| \d+ \|$", out, re.M)
+        assert found and int(found[1]) >= 70, out[-1500:]
 
 
 def test_bench_material_lives_in_the_repository():
