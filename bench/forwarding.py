@@ -119,6 +119,8 @@ class SinkResult:
     dead: int
     pending: int
     per_second: float
+    during_load: float  # deliveries/s until the load ended
+    after_load: float  # deliveries/s draining the backlog after it
     lag_p50_s: float
     lag_p99_s: float
     lag_max_s: float
@@ -172,18 +174,19 @@ async def _settled(url: str, expected: int) -> bool:
     return int(total) >= expected and not pending
 
 
-Delivery = tuple[str, str, str, datetime, datetime | None]  # sink, event id, status, created, delivered
+_NEVER = datetime.min  # no delivery: no rate
+Delivery = tuple[str, str, str, str, datetime, datetime | None]  # sink, event, event id, status, created, delivered
 
 
 async def _deliveries(url: str) -> list[Delivery]:
     engine = create_engine(url, poolclass=sa.pool.NullPool)
     async with engine.connect() as connection:
         result = await connection.execute(
-            sa.text("SELECT sink, event_id, status, created_at, delivered_at FROM deliveries")
+            sa.text("SELECT sink, event, event_id, status, created_at, delivered_at FROM deliveries")
         )
         rows = [
-            (sink, event_id, status, _as_datetime(created), _as_datetime(delivered) if delivered else None)
-            for sink, event_id, status, created, delivered in result
+            (sink, event, event_id, status, _as_datetime(created), _as_datetime(delivered) if delivered else None)
+            for sink, event, event_id, status, created, delivered in result
         ]
     await engine.dispose()
     return rows
@@ -201,22 +204,20 @@ def _epoch(moment: datetime) -> float:
 
 def _summarise(sink: str, rows: list[Delivery], expected: int, arrivals: Arrivals) -> SinkResult:
     mine = [row for row in rows if row[0] == sink]
-    delivered = [(created, done) for _, _, status, created, done in mine if status == "delivered" and done]
+    delivered = [(created, done) for _, _, _, status, created, done in mine if status == "delivered" and done]
     lags = [(done - created).total_seconds() for created, done in delivered]
-    span = (
-        (max(done for _, done in delivered) - min(created for created, _ in delivered)).total_seconds()
-        if delivered
-        else 0
-    )
-    created_of = {event_id: _epoch(created) for _, event_id, _, created, _ in mine}
+    created_of = {event_id: _epoch(created) for _, _, event_id, _, created, _ in mine}
     arrival_lags = [at - created_of[event_id] for event_id, at in arrivals.first.items() if event_id in created_of]
+    during, after = _rates(mine, delivered)
     return SinkResult(
         sink=sink,
         expected=expected,
         delivered=len(delivered),
-        dead=sum(row[2] == "dead" for row in mine),
-        pending=sum(row[2] == "pending" for row in mine),
-        per_second=len(delivered) / span if span > 0 else float("nan"),
+        dead=sum(row[3] == "dead" for row in mine),
+        pending=sum(row[3] == "pending" for row in mine),
+        per_second=_rate(len(delivered), min((created for created, _ in delivered), default=_NEVER), delivered),
+        during_load=during,
+        after_load=after,
         lag_p50_s=percentile(lags, 50),
         lag_p99_s=percentile(lags, 99),
         lag_max_s=max(lags or [float("nan")]),
@@ -225,6 +226,26 @@ def _summarise(sink: str, rows: list[Delivery], expected: int, arrivals: Arrival
         repeats=arrivals.repeats,
         rejected=arrivals.rejected,
     )
+
+
+def _rate(count: int, start: datetime, delivered: list[tuple[datetime, datetime]]) -> float:
+    """``count`` over the time from ``start`` to the last ``delivered_at``."""
+    span = (max(done for _, done in delivered) - start).total_seconds() if delivered else 0.0
+    return count / span if span > 0 else float("nan")
+
+
+def _rates(mine: list[Delivery], delivered: list[tuple[datetime, datetime]]) -> tuple[float, float]:
+    """Deliveries/s while the load ran (until the last ``notification.received`` row) and after it:
+    the forwarder shares the database's writer with the journal and the projector only while it runs."""
+    received = [created for _, event, _, _, created, _ in mine if event == "notification.received"]
+    if not delivered or not received:
+        return float("nan"), float("nan")
+    load_end = max(received)
+    first = min(created for created, _ in delivered)
+    before = sum(done <= load_end for _, done in delivered)
+    after = [(created, done) for created, done in delivered if done > load_end]
+    during = before / (load_end - first).total_seconds() if load_end > first else float("nan")
+    return during, _rate(len(after), load_end, after)
 
 
 def percentile(values: list[float], percent: float) -> float:
@@ -238,14 +259,15 @@ def markdown(results: list[SinkResult], rate: float) -> str:
     """One row per sink; the rate as a share of the events offered (``rate`` x events per notification)."""
     offered = rate * len(EVENTS)
     lines = [
-        "| sink | deliveries/s | vs offered | lag p50 | lag p99 | lag max | arrival lag p99 "
-        "| delivered / expected | dead | arrived (distinct) | repeats |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| sink | deliveries/s | vs offered | during load | after load | lag p50 | lag p99 | lag max "
+        "| arrival lag p99 | delivered / expected | dead | arrived (distinct) | repeats |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     for r in results:
         complete = "ok" if r.delivered >= r.expected and r.arrived >= r.expected else "LOST"
         lines.append(
-            f"| {r.sink} | {r.per_second:,.0f} | {r.per_second / offered:.0%} | {r.lag_p50_s:.3f} s "
+            f"| {r.sink} | {r.per_second:,.0f} | {r.per_second / offered:.0%} | {r.during_load:,.0f} "
+            f"| {r.after_load:,.0f} | {r.lag_p50_s:.3f} s "
             f"| {r.lag_p99_s:.3f} s | {r.lag_max_s:.3f} s | {r.arrival_lag_p99_s:.3f} s "
             f"| {r.delivered} / {r.expected} {complete} | {r.dead} | {r.arrived} | {r.repeats} |"
         )
