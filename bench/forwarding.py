@@ -117,7 +117,6 @@ class SinkResult:
     expected: int
     delivered: int
     dead: int
-    pending: int
     per_second: float
     during_load: float  # deliveries/s until the load ended
     after_load: float  # deliveries/s draining the backlog after it
@@ -214,7 +213,6 @@ def _summarise(sink: str, rows: list[Delivery], expected: int, arrivals: Arrival
         expected=expected,
         delivered=len(delivered),
         dead=sum(row[3] == "dead" for row in mine),
-        pending=sum(row[3] == "pending" for row in mine),
         per_second=_rate(len(delivered), min((created for created, _ in delivered), default=_NEVER), delivered),
         during_load=during,
         after_load=after,
@@ -265,6 +263,8 @@ def markdown(results: list[SinkResult], rate: float) -> str:
     ]
     for r in results:
         complete = "ok" if r.delivered >= r.expected and r.arrived >= r.expected else "LOST"
+        if r.rejected:  # a signature the receiver could not verify: the run is not a success whatever arrived
+            complete += f", {r.rejected} BAD SIGNATURES"
         lines.append(
             f"| {r.sink} | {r.per_second:,.0f} | {r.per_second / offered:.0%} | {r.during_load:,.0f} "
             f"| {r.after_load:,.0f} | {r.lag_p50_s:.3f} s "

@@ -55,3 +55,33 @@ def test_bench_material_lives_in_the_repository():
         assert (MATERIAL / name).is_file(), name
     for source in (ROOT / "bench").glob("*.py"):
         assert "../shared" not in source.read_text() and '"shared"' not in source.read_text(), source.name
+
+
+def test_bench_webhook_receiver_counts_only_what_verifies():
+    """The forwarding run's receiver: a forged signature is refused and counted, a signed event noted once."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    import httpx
+    from standardwebhooks import Webhook
+
+    from bench.forwarding import SECRET, Arrivals, webhook_receiver
+
+    async def go() -> Arrivals:
+        arrivals = Arrivals()
+        server = await webhook_receiver(0, arrivals)
+        port = server.sockets[0].getsockname()[1]
+        body = b'{"id": "evt_1"}'
+        now = datetime.now(UTC)
+        signed = Webhook(SECRET).sign("evt_1", now, body.decode())
+        headers = {"webhook-id": "evt_1", "webhook-timestamp": str(int(now.timestamp()))}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            forged = await client.post("/hooks/mps", content=body, headers={**headers, "webhook-signature": "v1,AAAA"})
+            for _ in range(2):  # keep-alive: both on one connection; the second is a repeat
+                good = await client.post("/hooks/mps", content=body, headers={**headers, "webhook-signature": signed})
+        server.close()
+        assert (forged.status_code, good.status_code) == (401, 204)
+        return arrivals
+
+    arrivals = asyncio.run(go())
+    assert list(arrivals.first) == ["evt_1"] and arrivals.repeats == 1 and arrivals.rejected == 1
