@@ -145,7 +145,7 @@ def forwarding_run(
             accepted = await open_loop(f"http://127.0.0.1:{port}{contender.path}", template, rate, seconds, "fwd")
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:  # polling the database: no event to wait on
-                if await _settled(url, accepted * len(EVENTS) * 2):
+                if await _settled(url, accepted * len(EVENTS) * len(consumers)):
                     break
                 await asyncio.sleep(0.5)
             await asyncio.sleep(1)  # the last confirms and 204s reach the consumers
