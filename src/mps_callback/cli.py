@@ -347,7 +347,10 @@ def purge(days: Annotated[int | None, typer.Option(help="default MPS_RETENTION_D
     if keep <= 0:
         fail("set --days or MPS_RETENTION_DAYS to a positive number", EXIT_USAGE)
     removed = with_engine(lambda engine, _: purge_older(engine, keep))
-    typer.echo(f"removed {removed['notifications']} notifications and {removed['tasks']} tasks older than {keep} days")
+    typer.echo(
+        f"removed {removed['notifications']} notifications and {removed['tasks']} tasks older than {keep} days, "
+        f"and {removed['deliveries']} delivered or dead deliveries"
+    )
 
 
 @app.command()

@@ -28,6 +28,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mps_callback import metrics
 from mps_callback.forward.config import SinkConfig
 from mps_callback.forward.event import Event, EventName, Kind, rfc3339
 from mps_callback.forward.sinks import Delivered, Disable, Outcome, Retry, Sink
@@ -215,6 +216,7 @@ class Forwarder:
             await connection.execute(
                 deliveries.update().where(deliveries.c.id == item.id, deliveries.c.status == "pending").values(values)
             )
+        _count(item, values, outcome, now)
         if values.get("status") == "dead":
             log.warning(
                 "delivery dead: every attempt of its retry schedule failed",
@@ -236,6 +238,14 @@ class Forwarder:
                 "sink disabled until restart; its deliveries stay pending",
                 extra={"sink": sink, "url": self._configs[sink].safe_url, "error": outcome.reason},
             )
+
+
+def _count(item: Claimed, values: dict[str, Any], outcome: Outcome | None, now: datetime) -> None:
+    """``mps_deliveries_total{sink,outcome}``, and the lag from the event's creation when it arrived."""
+    if isinstance(outcome, Delivered):
+        metrics.DELIVERY_LAG_SECONDS.labels(item.sink).observe(max((now - item.event.timestamp).total_seconds(), 0.0))
+    label = "dead" if values.get("status") == "dead" else outcome.status if outcome is not None else "dead"
+    metrics.DELIVERIES.labels(item.sink, label).inc()
 
 
 async def _journal_rows(connection: Any, ids: list[int | None]) -> dict[int, dict[str, Any]]:
