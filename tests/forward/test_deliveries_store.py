@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from prometheus_client import generate_latest
 
 from mps_callback import metrics
+from mps_callback.forward.config import parse
+from mps_callback.forward.forwarder import Forwarder
 from mps_callback.retention import purge
 from mps_callback.store.deliveries import measure
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import deliveries, delivery_attempts
 from tests.support.db import query, run
 from tests.support.deliveries import add
+from tests.support.forward import SECRET, Receiver
 from tests.support.service import InProcessService
 
 NOW = datetime.now(UTC)
@@ -80,3 +85,31 @@ def test_readyz_shows_deliveries_per_sink_and_is_degraded_by_dead_ones(database_
         assert response.status_code == 200 and body["status"] == "degraded"
         assert body["deliveries"]["chat"]["dead"] == 1
         assert any("chat" in problem and "dead" in problem for problem in body["problems"])
+
+
+def test_the_forwarder_counts_outcomes_and_lag_per_sink_by_name(database_url: str, receiver: Receiver):
+    sink = f"counted-{uuid.uuid4().hex[:8]}"  # its own series: the counters live for the whole test session
+    receiver.answers.append((500, {}))
+    configured = parse({"sink": [{"name": sink, "url": receiver.url(), "secret": SECRET, "retry_schedule": [0, 0]}]})
+    add(
+        database_url,
+        {"sink": sink, "next_attempt_at": OLD, "created_at": NOW - timedelta(seconds=3)},
+        {"sink": sink, "next_attempt_at": OLD, "created_at": NOW - timedelta(seconds=3)},
+    )
+
+    async def go() -> int:
+        engine = create_engine(database_url)
+        forwarder = Forwarder(engine, configured, batch_size=1)
+        try:
+            return await forwarder.drain()
+        finally:
+            await forwarder.close()
+            await engine.dispose()
+
+    run(go())
+    text = generate_latest().decode()
+    assert f'mps_deliveries_total{{outcome="retry",sink="{sink}"}} 1.0' in text
+    assert f'mps_deliveries_total{{outcome="delivered",sink="{sink}"}} 2.0' in text
+    assert f'mps_delivery_lag_seconds_count{{sink="{sink}"}} 2.0' in text
+    assert f'mps_delivery_lag_seconds_bucket{{le="1.0",sink="{sink}"}} 0.0' in text, "3 s old when delivered"
+    assert "127.0.0.1" not in "".join(line for line in text.splitlines() if line.startswith("mps_deliver"))
