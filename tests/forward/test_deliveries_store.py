@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from prometheus_client import generate_latest
 
@@ -13,12 +14,15 @@ from mps_callback import metrics
 from mps_callback.forward.config import parse
 from mps_callback.forward.forwarder import Forwarder
 from mps_callback.retention import purge
+from mps_callback.store import deliveries as store_deliveries
 from mps_callback.store.deliveries import measure
-from mps_callback.store.engine import create_engine
+from mps_callback.store.engine import create_engine, for_writing
+from mps_callback.store.outbox import Subscription
 from mps_callback.store.tables import deliveries, delivery_attempts
 from tests.support.db import query, run
 from tests.support.deliveries import add
 from tests.support.forward import SECRET, Receiver
+from tests.support.projection import run_ingest
 from tests.support.service import InProcessService
 
 NOW = datetime.now(UTC)
@@ -113,3 +117,42 @@ def test_the_forwarder_counts_outcomes_and_lag_per_sink_by_name(database_url: st
     assert f'mps_delivery_lag_seconds_count{{sink="{sink}"}} 2.0' in text
     assert f'mps_delivery_lag_seconds_bucket{{le="1.0",sink="{sink}"}} 0.0' in text, "3 s old when delivered"
     assert "127.0.0.1" not in "".join(line for line in text.splitlines() if line.startswith("mps_deliver"))
+
+
+def test_backfill_pages_through_the_journal_and_names_live_tasks_by_their_notification_type(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(store_deliveries, "BACKFILL_BATCH", 2)  # pages of two: every boundary crossed
+    run_ingest(
+        database_url,
+        [
+            {"NotificationType": "ProcessEof", "TaskId": f"live-{number}", "ProcessEofInfo": {"ErrCode": 0}}
+            for number in range(5)
+        ],
+    )
+    live_only = Subscription(
+        "live",
+        frozenset({"notification.received", "task.updated", "task.finished", "task.failed"}),
+        frozenset({"live"}),
+        frozenset({"ProcessEof"}),
+    )
+
+    async def go() -> dict[str, int]:
+        engine = for_writing(create_engine(database_url))
+        try:
+            async with engine.begin() as connection:
+                return await store_deliveries.backfill(connection, live_only, datetime(2000, 1, 1, tzinfo=UTC))
+        finally:
+            await engine.dispose()
+
+    assert run(go()) == {"notification.received": 5, "task": 5}
+    rows = query(
+        database_url, sa.select(deliveries.c.event, deliveries.c.task_id, deliveries.c.mps_type, deliveries.c.data)
+    )
+    assert sorted(row.task_id for row in rows if row.event == "notification.received") == [
+        f"live-{n}" for n in range(5)
+    ]
+    tasks = [row for row in rows if row.event != "notification.received"]
+    assert {row.mps_type for row in tasks} == {"ProcessEof"}
+    assert sorted(row.data["task_id"] for row in tasks) == [f"live-{n}" for n in range(5)]
+    assert {row.data["type"] for row in tasks} == {"ProcessEof"}

@@ -22,8 +22,8 @@ from mps_callback.store.outbox import (
     TASK_FINISHED,
     TASK_UPDATED,
     Subscription,
-    _insert,
-    _rows,
+    delivery_rows,
+    insert_deliveries,
     task_snapshots,
 )
 from mps_callback.store.tables import deliveries, notifications, tasks
@@ -124,9 +124,12 @@ def _utc(instant: datetime) -> datetime:
 
 # ---------------------------------------------------------------- backfill: a sink added later, caught up on request
 
+#: Rows read and written per statement: well under every driver's limit on bound parameters.
+BACKFILL_BATCH = 500
 
-#: A task's (status, failed) -> the event its current snapshot is sent as.
+
 def _task_event(status: str, failed: bool) -> str:
+    """The event a task's current snapshot is sent as: where it stands now."""
     if failed:
         return TASK_FAILED
     return TASK_FINISHED if status == "FINISH" else TASK_UPDATED
@@ -138,72 +141,108 @@ async def backfill(connection: AsyncConnection, subscription: Subscription, sinc
     ``notification.received`` for each journal row received since then, and one ``task.*`` per
     task last heard of since then carrying its current snapshot (``task.failed``, ``task.finished``
     or ``task.updated`` by where it stands). New event ids: they are new deliveries of old facts.
+    One transaction (the caller's): a backfill that fails leaves nothing, so it can simply be run again.
     """
-    now = datetime.now(UTC)
     counts = {NOTIFICATION_RECEIVED: 0, "task": 0}
-    journal = await connection.execute(
-        sa.select(
-            notifications.c.id,
-            notifications.c.task_id,
-            notifications.c.kind,
-            sa.func.coalesce(notifications.c.event_type, notifications.c.notification_type).label("mps_type"),
+    after = 0
+    while batch := (
+        await connection.execute(
+            sa.select(notifications.c.id, notifications.c.task_id, notifications.c.kind, _MPS_TYPE)
+            .where(notifications.c.received_at >= since, notifications.c.id > after)
+            .order_by(notifications.c.id)
+            .limit(BACKFILL_BATCH)
         )
-        .where(notifications.c.received_at >= since)
-        .order_by(notifications.c.id)
-    )
-    rows: list[dict[str, Any]] = []
-    for row in journal:
-        if subscription.wants(NOTIFICATION_RECEIVED, row.kind, row.mps_type):
-            rows += _rows(
-                [subscription],
-                now,
-                event=NOTIFICATION_RECEIVED,
-                task_id=row.task_id,
-                kind=row.kind,
-                mps_type=row.mps_type,
-                sequence=row.id,
-                notification_id=row.id,
-                data=None,
-            )
-    counts[NOTIFICATION_RECEIVED] = len(rows)
-    await _insert(connection, rows)
-    found = await connection.execute(
-        sa.select(
-            tasks.c.task_id, tasks.c.kind, tasks.c.event_type, tasks.c.status, tasks.c.failed, tasks.c.event_sequence
+    ).all():
+        after = batch[-1].id
+        counts[NOTIFICATION_RECEIVED] += await _owe(
+            connection,
+            subscription,
+            [
+                {
+                    "event": NOTIFICATION_RECEIVED,
+                    "task_id": row.task_id,
+                    "kind": row.kind,
+                    "mps_type": row.mps_type,
+                    "sequence": row.id,
+                    "notification_id": row.id,
+                    "data": None,
+                }
+                for row in batch
+                if subscription.wants(NOTIFICATION_RECEIVED, row.kind, row.mps_type)
+            ],
         )
-        .where(tasks.c.last_received_at >= since)
-        .order_by(tasks.c.task_id)
-    )
-    wanted = [
-        (task, event)
-        for task in found
-        if subscription.wants(event := _task_event(task.status, task.failed), task.kind, task.event_type)
-    ]
-    if wanted:
-        snapshots = await task_snapshots(connection, {task.task_id: task.event_type for task, _ in wanted})
-        latest = await _latest_notifications(connection, [task.task_id for task, _ in wanted])
-        task_rows: list[dict[str, Any]] = []
-        for task, event in wanted:
-            task_rows += _rows(
-                [subscription],
-                now,
-                event=event,
-                task_id=task.task_id,
-                kind=task.kind,
-                mps_type=task.event_type,
-                sequence=task.event_sequence or 0,
-                notification_id=latest.get(task.task_id),
-                data=snapshots.get(task.task_id),
+    after_task = ""
+    while (
+        task_batch := (
+            await connection.execute(
+                sa.select(
+                    tasks.c.task_id,
+                    tasks.c.kind,
+                    tasks.c.event_type,
+                    tasks.c.status,
+                    tasks.c.failed,
+                    tasks.c.event_sequence,
+                )
+                .where(tasks.c.last_received_at >= since, tasks.c.task_id > after_task)
+                .order_by(tasks.c.task_id)
+                .limit(BACKFILL_BATCH)
             )
-        await _insert(connection, task_rows)
-        counts["task"] = len(task_rows)
+        )
+        .mappings()
+        .all()
+    ):
+        after_task = task_batch[-1]["task_id"]
+        counts["task"] += await _owe_tasks(connection, subscription, task_batch)
     return counts
 
 
-async def _latest_notifications(connection: AsyncConnection, task_ids: list[str]) -> dict[str, int]:
-    rows = await connection.execute(
-        sa.select(notifications.c.task_id, sa.func.max(notifications.c.id))
+#: A notification's MPS type: its EventType (vod), else its NotificationType (live).
+_MPS_TYPE = sa.func.coalesce(notifications.c.event_type, notifications.c.notification_type).label("mps_type")
+
+
+async def _owe_tasks(connection: AsyncConnection, subscription: Subscription, batch: Sequence[sa.RowMapping]) -> int:
+    """One ``task.*`` per task of ``batch`` the sink wants, carrying its snapshot; how many."""
+    latest = await _latest_notifications(connection, [task["task_id"] for task in batch])
+    events = []
+    for task in batch:
+        notification_id, latest_type = latest.get(task["task_id"], (None, None))
+        mps_type = task["event_type"] if task["kind"] != "live" else latest_type  # as the projector names it
+        events.append(
+            {
+                "event": _task_event(task["status"], task["failed"]),
+                "task_id": task["task_id"],
+                "kind": task["kind"],
+                "mps_type": mps_type,
+                "sequence": task["event_sequence"] or 0,
+                "notification_id": notification_id,
+            }
+        )
+    wanted = [event for event in events if subscription.wants(event["event"], event["kind"], event["mps_type"])]
+    if not wanted:
+        return 0
+    snapshots = await task_snapshots(connection, {event["task_id"]: event["mps_type"] for event in wanted})
+    for event in wanted:
+        event["data"] = snapshots.get(event["task_id"])
+    return await _owe(connection, subscription, wanted)
+
+
+async def _owe(connection: AsyncConnection, subscription: Subscription, events: list[dict[str, Any]]) -> int:
+    """A pending delivery to the sink for each of ``events`` (each a new event id); how many."""
+    now = datetime.now(UTC)
+    rows = [row for event in events for row in delivery_rows([subscription], now, **event)]
+    await insert_deliveries(connection, rows)
+    return len(rows)
+
+
+async def _latest_notifications(connection: AsyncConnection, task_ids: list[str]) -> dict[str, tuple[int, str | None]]:
+    """Each task's latest journal row: its id (the event's cause) and MPS type (a live task's type)."""
+    latest = (
+        sa.select(sa.func.max(notifications.c.id))
         .where(notifications.c.task_id.in_(task_ids))
         .group_by(notifications.c.task_id)
+        .scalar_subquery()
     )
-    return {row[0]: row[1] for row in rows.tuples()}
+    rows = await connection.execute(
+        sa.select(notifications.c.task_id, notifications.c.id, _MPS_TYPE).where(notifications.c.id.in_(latest))
+    )
+    return {row.task_id: (row.id, row.mps_type) for row in rows}
