@@ -126,8 +126,8 @@ EXPOSED_WITHOUT = {
     "url_token": "MPS_URL_TOKEN is empty while listening on {host}: anyone who reaches it can post bodies of up "
     "to MPS_MAX_BODY_BYTES that are decoded before the Sign is checked. Set MPS_URL_TOKEN and add "
     "?token= to the NotifyUrl.",
-    "api_token": "MPS_API_TOKEN is empty while listening on {host}: the query API (/v1/tasks, /v1/notifications) "
-    "is open to anyone who reaches it. Set MPS_API_TOKEN.",
+    "api_token": "MPS_API_TOKEN is empty while listening on {host}: the query API (/v1/tasks, /v1/notifications, "
+    "/v1/deliveries) is open to anyone who reaches it. Set MPS_API_TOKEN.",
 }
 
 

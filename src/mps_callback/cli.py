@@ -87,7 +87,7 @@ def serve(
     """Take notifications until SIGTERM (in-flight requests finish); migrate the database once it answers.
 
     Runs the web workers and, unless MPS_SERVE_BACKGROUND=false, one background process
-    (projection, projection lag, retention purge, forwarding), restarted with back-off if it dies.
+    (projection, projection lag, retention purge, forwarding and its backlog), restarted with back-off if it dies.
     """
     import uvicorn
 
@@ -227,7 +227,7 @@ def database_label(settings: Settings) -> str:
 
 @app.command()
 def background() -> None:
-    """Run the background jobs (projection, projection lag, retention purge, forwarding) until SIGTERM.
+    """Run the background jobs (projection, projection lag, retention purge, forwarding and its backlog) until SIGTERM.
 
     serve starts one itself; run this where serve runs with MPS_SERVE_BACKGROUND=false, or
     beside it: any number can project at once (FOR UPDATE SKIP LOCKED).

@@ -86,7 +86,8 @@ async def get_delivery(engine: EngineDep, delivery_id: DeliveryId) -> DeliveryDe
 )
 async def retry_delivery(engine: EngineDep, delivery_id: DeliveryId) -> RetryResult:
     """A delivered one is not sent again: its receiver has it, and a replay under the same event id
-    would be dropped by any receiver that deduplicates; a new event is what a replay needs."""
+    would be dropped by any receiver that deduplicates (``deliveries backfill`` owes new events).
+    A pending one a forwarder holds right now may then be sent twice: at least once, as always."""
     async with for_writing(engine).begin() as connection:
         await retry(connection, Selection(ids=[delivery_id]))
         row = (
