@@ -158,7 +158,7 @@ class DeliveryAttempt(BaseModel):
 
 
 class DeliveryDetail(DeliverySummary):
-    attempts_made: list[DeliveryAttempt]
+    attempts_made: list[DeliveryAttempt] = Field(description="every attempt, oldest first (``attempts`` counts them)")
 
 
 class DeliveryPage(BaseModel):
