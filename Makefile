@@ -19,8 +19,8 @@ test: $(VENV)/.installed  ## the whole suite: SQLite always, MariaDB and Postgre
 
 # The inner loop: the in-process service on SQLite; no faults, no benchmark, no test that
 # needs a real process (serve, the CLI). `make test` (and CI) runs all of it, on all three databases.
-test-fast: $(VENV)/.installed  ## the inner loop, under a minute: SQLite only, no faults, bench or real processes
-	MPS_TEST_BACKENDS=sqlite $(PY) -m pytest -q -m "not faults and not bench and not process"
+test-fast: $(VENV)/.installed  ## the inner loop, under a minute: SQLite only, no faults, bench, brokers or real processes
+	MPS_TEST_BACKENDS=sqlite $(PY) -m pytest -q -m "not faults and not bench and not process and not brokers"
 
 lint: $(VENV)/.installed  ## ruff (lint and format check) and mypy --strict, as CI runs them
 	$(VENV)/bin/ruff check src tests bench

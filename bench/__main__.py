@@ -3,8 +3,10 @@
 Prints the machine, the versions and settings, then a table: requests/s, p50, p99,
 errors, the ratio to the ceiling measured in the same run, and for mps-callback how many
 answered notifications are durable. Then the 300 KB body run (with worker memory) and
-the projection run (sustained rate, lag p50/p99, backlog). ``--quick`` is the smoke run
-the test suite uses: a few seconds, SQLite only, no peer.
+the projection run (sustained rate, lag p50/p99, backlog), and the forwarding run
+(deliveries/s and delivery lag to a webhook receiver and to RabbitMQ, bench/forwarding.py).
+``--quick`` is the smoke run the test suite uses: a few seconds, SQLite only, no peer;
+``--forwarding-only`` skips everything but the machine and the forwarding run.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench import contenders
+from bench import contenders, forwarding
 from bench.bodies import write_templates
 from bench.load import open_loop, wrk
 from bench.report import Row, machine, markdown
@@ -199,13 +201,34 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="each wrk run")
     parser.add_argument("--projection-seconds", type=float, default=60)
     parser.add_argument("--projection-rate", type=float, default=1000)
+    parser.add_argument("--forwarding-seconds", type=float, default=30)
+    parser.add_argument("--forwarding-rate", type=float, default=100, help="notifications/s (2 events each)")
+    parser.add_argument("--forwarding-backend", choices=["sqlite", "mariadb", "postgresql"], default="sqlite")
+    parser.add_argument("--forwarding-only", action="store_true", help="only the machine and the forwarding run")
     parser.add_argument("--quick", action="store_true", help="smoke run: a few seconds, SQLite only, no peer")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mps-bench-"))
     templates = write_templates(work, MATERIAL / "workflow_finish.json.tpl")
+    print(machine(MYSQL, POSTGRES), flush=True)
+    if not args.forwarding_only:
+        ingest_and_projection(args, templates, work)
+    rate = 20 if args.quick else args.forwarding_rate
+    duration = 2 if args.quick else args.forwarding_seconds
+    backend = "sqlite" if args.quick else args.forwarding_backend
+    url = fresh_database(backend, "mps_bench_forwarding", work)
+    accepted, sinks = forwarding.forwarding_run(backend, url, PORT, rate, duration, templates["typical"], work)
+    print(
+        f"\n## Forwarding while ingesting {rate:g}/s for {duration:g} s ({backend}, typical body, "
+        f"{accepted} accepted; events {', '.join(forwarding.EVENTS)}: {rate * len(forwarding.EVENTS):g}/s offered "
+        "per sink)\n"
+    )
+    print(forwarding.markdown(sinks, rate))
+    print(f"\nwork directory (logs): {work}; python {platform.python_version()}; {sys.executable}")
+
+
+def ingest_and_projection(args: argparse.Namespace, templates: dict[str, Path], work: Path) -> None:
     seconds = 2 if args.quick else args.seconds
     backends = ["sqlite"] if args.quick else ["mariadb", "postgresql", "sqlite"]
-    print(machine(MYSQL, POSTGRES), flush=True)
 
     rows = [
         measure(contenders.ceiling(MATERIAL, 1), templates["typical"], seconds, work),
@@ -251,9 +274,9 @@ def main() -> None:
     print("| accepted | projected | lag p50 | lag p99 | lag max | backlog every 5 s |\n|---|---|---|---|---|---|")
     print(
         f"| {result['accepted']} | {result['projected']} | {result['lag_p50_s']:.3f} s | {result['lag_p99_s']:.3f} s "
-        f"| {result['lag_max_s']:.3f} s | {result['backlog_samples']} |"
+        f"| {result['lag_max_s']:.3f} s | {result['backlog_samples']} |",
+        flush=True,
     )
-    print(f"\nwork directory (logs): {work}; python {platform.python_version()}; {sys.executable}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ def test_envelope_and_body() -> None:
         "id": "evt_1",
         "type": "task.finished",
         "timestamp": "2026-11-24T11:22:19.000005Z",
+        "sequence": 7,
         "data": {"status": "FINISH", "outputs": [{"url": "https://cdn.example.com/a.vtt"}]},
     }
     assert event.envelope() == envelope

@@ -128,6 +128,7 @@ def test_each_event_is_delivered_signed_once_and_recorded(database_url: str, rec
         envelope["id"] for envelope in envelopes.values()
     )
     assert envelopes["task.updated"]["data"] == envelopes["task.finished"]["data"]  # one change, one state
+    assert (envelopes["task.updated"]["sequence"], envelopes["task.finished"]["sequence"]) == (1, 2)
     received, finished = envelopes["notification.received"]["data"], envelopes["task.finished"]["data"]
     assert received["body"]["WorkflowTaskEvent"]["TaskId"] == task_id and received["channel"] == "test"
     assert finished["task_id"] == task_id and finished["status"] == "FINISH"
@@ -298,6 +299,7 @@ def forwarder_process(url: str, config: Path, log: Path, lease: float) -> subpro
         )
 
 
+@pytest.mark.process
 def test_a_forwarder_killed_mid_delivery_delivers_after_restart(database_url: str, tmp_path: Path):
     with slow_receiver(hold_seconds=30) as receiver:
         url = f"http://127.0.0.1:{receiver.port}/hooks"
@@ -378,6 +380,7 @@ def test_rabbitmq_gets_task_finished_with_the_event_id(database_url: str):
     assert message_id == event_id == envelope["id"] and envelope["type"] == "task.finished"
 
 
+@pytest.mark.process
 def test_serve_stops_at_start_on_a_bad_forward_configuration(tmp_path: Path):
     config = write_config(tmp_path, '[[sink]]\nname = "app"\nurl = "http://127.0.0.1:9/hooks"\n')
     line = one_line_error(
@@ -387,6 +390,7 @@ def test_serve_stops_at_start_on_a_bad_forward_configuration(tmp_path: Path):
     assert "sink 'app'" in line and "secret" in line
 
 
+@pytest.mark.process
 def test_send_to_serve_makes_a_verified_task_finished_arrive_at_a_webhook_and_rabbitmq(
     database_url: str, receiver: Receiver, tmp_path: Path
 ):

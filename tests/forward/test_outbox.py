@@ -20,6 +20,7 @@ from mps_callback.journal.drain import drain_spool
 from mps_callback.journal.group_commit import GroupCommitJournal
 from mps_callback.journal.spool import Spool
 from mps_callback.project.projector import Projector
+from mps_callback.project.reproject import reset_tasks
 from mps_callback.store.engine import create_engine
 from mps_callback.store.outbox import NO_OUTBOX, Outbox
 from mps_callback.store.tables import deliveries, tasks
@@ -206,3 +207,26 @@ def api_task(url: str, task_id: str) -> dict[str, Any]:
             await engine.dispose()
 
     return run(get())
+
+
+def test_a_rebuilt_task_counts_on_from_the_last_sequence_it_sent(database_url: str):
+    """reproject deletes a task's row; its events must not start again at 1 (consumers drop older ones)."""
+    body = load_fixture(SUBTITLES)
+    task_id = body["WorkflowTaskEvent"]["TaskId"]
+    outbox = sinks(webhook("app", events=["task.updated", "task.finished"]))
+    run(journal(database_url, outbox, [processing_version(body), body]))
+    run(project(database_url, outbox))
+    first = [sequence for _, _, sequence, *_ in owed(database_url)]
+
+    async def rebuild() -> None:
+        engine = create_engine(database_url)
+        try:
+            await reset_tasks(engine, [task_id])
+            await Projector(engine, outbox=outbox).drain()
+        finally:
+            await engine.dispose()
+
+    run(rebuild())
+    again = [sequence for _, _, sequence, *_ in owed(database_url)][len(first) :]
+    assert first == [1, 2] and again == [3, 4]
+    assert query(database_url, sa.select(tasks.c.event_sequence)) == [(4,)]

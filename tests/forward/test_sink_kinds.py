@@ -28,6 +28,8 @@ from tests.support.consumers import (
 )
 from tests.support.forward import OTHER_SECRET, SECRET, Receiver, make_event, need
 
+pytestmark = pytest.mark.brokers  # every test here talks to a real broker, moto or receiver
+
 # ---------------------------------------------------------------- webhook
 
 

@@ -32,6 +32,8 @@ from tests.support.consumers import (
 )
 from tests.support.forward import PASSWORD, closed_port, make_event, need
 
+pytestmark = pytest.mark.brokers  # every test here talks to a real broker, moto or receiver
+
 #: kind -> (how to build its harness from the pytest request, the broker it needs or None)
 HARNESSES: dict[str, tuple[Callable[[pytest.FixtureRequest], Harness], str | None]] = {
     "webhook": (lambda request: WebhookHarness(request.getfixturevalue("receiver")), None),

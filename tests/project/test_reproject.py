@@ -27,6 +27,8 @@ from tests.support.cli import cli, one_line_error
 from tests.support.db import execute, query
 from tests.support.projection import dump, run_ingest
 
+pytestmark = pytest.mark.process  # the command runs as users run it: one process per reproject
+
 WORKFLOW = load_fixture("vod/WorkflowTask-MediaProcess-TranscodeTask.json")
 MARK = "marked by the test"
 

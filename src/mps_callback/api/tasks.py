@@ -165,7 +165,7 @@ async def get_task(engine: EngineDep, task_id: str) -> TaskDetail:
         counts = await connection.execute(
             sa.select(segments.c.kind, sa.func.count()).where(segments.c.task_id == task_id).group_by(segments.c.kind)
         )
-        segment_counts: dict[str, int] = dict(counts.tuples().all())
+        segment_counts: dict[str, int] = dict(counts.all())
     return TaskDetail(
         **task,
         subtasks=[Subtask(group=row["group_name"], **row) for row in subtask_rows],

@@ -40,8 +40,16 @@ class Event:
             raise ValueError("Event.timestamp must be timezone-aware (UTC)")
 
     def envelope(self) -> dict[str, Any]:
-        """What every sink sends: ``{"id", "type", "timestamp", "data"}``, the timestamp RFC 3339 in UTC."""
-        return {"id": self.id, "type": self.type, "timestamp": rfc3339(self.timestamp), "data": self.data}
+        """What every sink sends: ``{"id", "type", "timestamp", "sequence", "data"}``, the timestamp RFC 3339
+        in UTC. ``sequence`` counts a task's events (the notification id for ``notification.received``), so
+        a consumer can drop an update older than the one it holds."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "timestamp": rfc3339(self.timestamp),
+            "sequence": self.sequence,
+            "data": self.data,
+        }
 
     def body(self) -> bytes:
         """The envelope as JSON bytes: what a webhook signs and a queue carries."""

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import re
 import time
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -96,6 +97,16 @@ class Claimed:
     notification_id: int | None
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt, ready to record: its ``delivery_attempts`` row and the delivery's new values."""
+
+    item: Claimed
+    outcome: Outcome | None
+    row: dict[str, Any]
+    values: dict[str, Any]
+
+
 class Forwarder:
     def __init__(
         self,
@@ -120,7 +131,7 @@ class Forwarder:
         """Claim one batch of due deliveries, send them (concurrently), record each outcome; how many were taken."""
         claimed = await self._claim()
         if claimed:
-            await asyncio.gather(*(self._deliver(item) for item in claimed))
+            await self._record(await asyncio.gather(*(self._deliver(item) for item in claimed)))
         return len(claimed)
 
     async def drain(self) -> int:
@@ -181,16 +192,15 @@ class Forwarder:
 
     # ---------------------------------------------------------------- sending and recording
 
-    async def _deliver(self, item: Claimed) -> None:
+    async def _deliver(self, item: Claimed) -> Attempt:
         if item.event.type == NOTIFICATION_RECEIVED and not item.event.data:
-            await self._record(item, None, 0, f"notification {item.notification_id} is no longer in the journal")
-            return
+            return self._attempt(item, None, 0, f"notification {item.notification_id} is no longer in the journal")
         started = time.perf_counter()
         outcome = await self._sinks[item.sink].deliver(item.event)
-        await self._record(item, outcome, int((time.perf_counter() - started) * 1000))
+        return self._attempt(item, outcome, int((time.perf_counter() - started) * 1000))
 
-    async def _record(self, item: Claimed, outcome: Outcome | None, duration_ms: int, gone: str = "") -> None:
-        """The attempt, and where the delivery stands after it (``outcome`` None: it cannot be sent, dead)."""
+    def _attempt(self, item: Claimed, outcome: Outcome | None, duration_ms: int, gone: str = "") -> Attempt:
+        """The attempt row, and where the delivery stands after it (``outcome`` None: it cannot be sent, dead)."""
         now = datetime.now(UTC)
         attempts = item.attempts + (0 if isinstance(outcome, Disable) else 1)
         values: dict[str, Any] = {"attempts": attempts}
@@ -202,26 +212,42 @@ class Forwarder:
             self._disable(item.sink, outcome)
         else:
             values.update(last_error=error, **self._next(item.sink, attempts, outcome, now))
+        row = {
+            "delivery_id": item.id,
+            "attempted_at": now,
+            "duration_ms": duration_ms,
+            "outcome": outcome.status if outcome is not None else "gone",
+            "status_code": _status_code(error),
+            "error": error,
+        }
+        return Attempt(item, outcome, row, values)
+
+    async def _record(self, done: Sequence[Attempt]) -> None:
+        """A batch's attempts and outcomes in one transaction: one commit per batch, not one per delivery,
+        so forwarding does not take the database's writes from the journal and the projector. If it
+        fails, the leases run out and the batch is sent again: at least once, never lost."""
+        changes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for attempt in done:  # rows setting the same columns go in one executemany
+            changes[tuple(sorted(attempt.values))].append({**attempt.values, "b_id": attempt.item.id})
+        pending_one = deliveries.update().where(
+            deliveries.c.id == sa.bindparam("b_id"), deliveries.c.status == "pending"
+        )
         async with self._engine.begin() as connection:
-            await connection.execute(
-                delivery_attempts.insert().values(
-                    delivery_id=item.id,
-                    attempted_at=now,
-                    duration_ms=duration_ms,
-                    outcome=outcome.status if outcome is not None else "gone",
-                    status_code=_status_code(error),
-                    error=error,
+            await connection.execute(delivery_attempts.insert(), [attempt.row for attempt in done])
+            for rows in changes.values():
+                await connection.execute(pending_one, rows)
+        for attempt in done:
+            _count(attempt)
+            if attempt.values.get("status") == "dead":
+                log.warning(
+                    "delivery dead: every attempt of its retry schedule failed",
+                    extra={
+                        "delivery_id": attempt.item.id,
+                        "sink": attempt.item.sink,
+                        "event_id": attempt.item.event.id,
+                        "error": attempt.row["error"],
+                    },
                 )
-            )
-            await connection.execute(
-                deliveries.update().where(deliveries.c.id == item.id, deliveries.c.status == "pending").values(values)
-            )
-        _count(item, values, outcome, now)
-        if values.get("status") == "dead":
-            log.warning(
-                "delivery dead: every attempt of its retry schedule failed",
-                extra={"delivery_id": item.id, "sink": item.sink, "event_id": item.event.id, "error": error},
-            )
 
     def _next(self, sink: str, attempts: int, outcome: Retry | None, now: datetime) -> dict[str, Any]:
         """After a failed attempt: the next one from the schedule (or later, when the receiver asked), or dead."""
@@ -240,12 +266,14 @@ class Forwarder:
             )
 
 
-def _count(item: Claimed, values: dict[str, Any], outcome: Outcome | None, now: datetime) -> None:
+def _count(attempt: Attempt) -> None:
     """``mps_deliveries_total{sink,outcome}``, and the lag from the event's creation when it arrived."""
+    item, outcome = attempt.item, attempt.outcome
     if isinstance(outcome, Delivered):
-        metrics.DELIVERY_LAG_SECONDS.labels(item.sink).observe(max((now - item.event.timestamp).total_seconds(), 0.0))
-    label = "dead" if values.get("status") == "dead" else outcome.status if outcome is not None else "dead"
-    metrics.DELIVERIES.labels(item.sink, label).inc()
+        lag = (attempt.row["attempted_at"] - item.event.timestamp).total_seconds()
+        metrics.DELIVERY_LAG_SECONDS.labels(item.sink).observe(max(lag, 0.0))
+    dead = attempt.values.get("status") == "dead"
+    metrics.DELIVERIES.labels(item.sink, "dead" if dead or outcome is None else outcome.status).inc()
 
 
 async def _journal_rows(connection: Any, ids: list[int | None]) -> dict[int, dict[str, Any]]:

@@ -212,6 +212,7 @@ class Projector:
                 by_task[item.projection.task_id].append(item)
         task_ids = sorted(by_task)
         merges = await _lock_tasks(connection, task_ids, by_task) if task_ids else {}
+        await self._outbox.resume_sequences(connection, {task_id: merge.row for task_id, merge in merges.items()})
         before = {task_id: (merge.row["status"], merge.row["failed"]) for task_id, merge in merges.items()}
         for task_id in task_ids:
             merge_task(merges[task_id], by_task[task_id])

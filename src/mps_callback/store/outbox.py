@@ -114,6 +114,21 @@ class Outbox:
             )
         await insert_deliveries(connection, rows)
 
+    async def resume_sequences(self, connection: AsyncConnection, task_rows: Mapping[str, dict[str, Any]]) -> None:
+        """Give a task row that starts counting again (new, or rebuilt by ``reproject``) the last sequence its
+        events already carried, so a consumer that drops updates older than the one it holds never sees
+        the count go back."""
+        fresh = [task_id for task_id, row in task_rows.items() if not row["event_sequence"]]
+        if not self or not fresh:
+            return
+        sent = await connection.execute(
+            sa.select(deliveries.c.task_id, sa.func.max(deliveries.c.sequence))
+            .where(deliveries.c.task_id.in_(fresh), deliveries.c.event != NOTIFICATION_RECEIVED)
+            .group_by(deliveries.c.task_id)
+        )
+        for task_id, last in sent:
+            task_rows[task_id]["event_sequence"] = int(last)
+
     def sequences(self, changes: Sequence[TaskChange]) -> dict[str, int]:
         """Each changed task's event_sequence after this transaction's events (for the tasks UPDATE)."""
         return {change.task_id: change.sequence + len(change.events()) for change in changes} if self else {}
