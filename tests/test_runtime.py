@@ -238,6 +238,7 @@ def test_web_workers_run_only_the_spool_drain_and_the_background_process_the_res
         "heartbeat",
         "projection",
         "projection lag",
+        "delivery backlog",
         "retention purge",
         "forwarding",
     ]

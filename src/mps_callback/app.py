@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from mps_callback import __version__, ops, runtime
+from mps_callback.api import deliveries as delivery_routes
 from mps_callback.api import notifications as notification_routes
 from mps_callback.api import subtitles as subtitle_routes
 from mps_callback.api import tasks as task_routes
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None) -> CallbackDoor:
 
     app = FastAPI(title="mps-callback", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     _serve_docs_offline(app)
-    for router in (task_routes.router, subtitle_routes.router, notification_routes.router):
+    for router in (task_routes.router, subtitle_routes.router, notification_routes.router, delivery_routes.router):
         app.include_router(router, dependencies=[Depends(require_api_token)])
     app.include_router(ops.router)
     for error_class in DATABASE_ERRORS:  # the query API while the database is down: JSON 503, not a plain-text 500
@@ -125,8 +126,8 @@ EXPOSED_WITHOUT = {
     "url_token": "MPS_URL_TOKEN is empty while listening on {host}: anyone who reaches it can post bodies of up "
     "to MPS_MAX_BODY_BYTES that are decoded before the Sign is checked. Set MPS_URL_TOKEN and add "
     "?token= to the NotifyUrl.",
-    "api_token": "MPS_API_TOKEN is empty while listening on {host}: the query API (/v1/tasks, /v1/notifications) "
-    "is open to anyone who reaches it. Set MPS_API_TOKEN.",
+    "api_token": "MPS_API_TOKEN is empty while listening on {host}: the query API (/v1/tasks, /v1/notifications, "
+    "/v1/deliveries) is open to anyone who reaches it. Set MPS_API_TOKEN.",
 }
 
 

@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
@@ -28,6 +29,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 spool_app = typer.Typer(help="The local spool used while the database is down.", no_args_is_help=True)
 app.add_typer(spool_app, name="spool")
+deliveries_app = typer.Typer(help="The outbox: events owed to the sinks of MPS_FORWARD_CONFIG.", no_args_is_help=True)
+app.add_typer(deliveries_app, name="deliveries")
 
 log = logging.getLogger("mps_callback")
 
@@ -84,7 +87,7 @@ def serve(
     """Take notifications until SIGTERM (in-flight requests finish); migrate the database once it answers.
 
     Runs the web workers and, unless MPS_SERVE_BACKGROUND=false, one background process
-    (projection, projection lag, retention purge, forwarding), restarted with back-off if it dies.
+    (projection, projection lag, retention purge, forwarding and its backlog), restarted with back-off if it dies.
     """
     import uvicorn
 
@@ -224,7 +227,7 @@ def database_label(settings: Settings) -> str:
 
 @app.command()
 def background() -> None:
-    """Run the background jobs (projection, projection lag, retention purge, forwarding) until SIGTERM.
+    """Run the background jobs (projection, projection lag, retention purge, forwarding and its backlog) until SIGTERM.
 
     serve starts one itself; run this where serve runs with MPS_SERVE_BACKGROUND=false, or
     beside it: any number can project at once (FOR UPDATE SKIP LOCKED).
@@ -338,6 +341,122 @@ def spool_requeue() -> None:
     typer.echo(f"requeued {requeued} notifications; {damaged} damaged records stay in quarantine")
 
 
+SinkOption = Annotated[str | None, typer.Option(metavar="NAME", help="only this sink (its [[sink]] name)")]
+SinceOption = Annotated[
+    str | None, typer.Option(metavar="DATETIME", help="only those created since then (ISO 8601; no offset: UTC)")
+]
+
+
+def _since(since: str | None) -> datetime | None:
+    return None if since is None else _instant(since)
+
+
+def _instant(since: str) -> datetime:
+    """``--since`` as a UTC instant, or one line saying what is expected."""
+    from mps_callback.project.reproject import utc_instant
+
+    try:
+        return utc_instant(since)
+    except ValueError:
+        fail(
+            f"bad --since {since!r}: give an ISO 8601 date or time, e.g. 2026-01-31 or 2026-01-31T08:00:00+08:00",
+            EXIT_USAGE,
+        )
+
+
+def _status(status: str | None, allowed: tuple[str, ...]) -> str | None:
+    if status is not None and status not in allowed:
+        fail(f"bad --status {status!r}: one of {', '.join(allowed)}", EXIT_USAGE)
+    return status
+
+
+@deliveries_app.command("list")
+def deliveries_list(
+    sink: SinkOption = None,
+    status: Annotated[str | None, typer.Option(help="pending, delivered or dead")] = None,
+    since: SinceOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many")] = 100,
+) -> None:
+    """Deliveries, newest first, as JSON lines (one object per delivery, for jq and scripts).
+
+    Each names its sink only, never its URL; GET /v1/deliveries/{id} shows one's attempts.
+    """
+    import sqlalchemy as sa
+
+    from mps_callback.store.deliveries import Selection
+    from mps_callback.store.tables import DELIVERY_STATUSES, deliveries
+
+    selection = Selection(sink=sink, status=_status(status, DELIVERY_STATUSES), since=_since(since))
+    columns = [column for column in deliveries.c if column.name != "data"]
+
+    async def read(engine: AsyncEngine, _settings: Settings) -> list[dict[str, Any]]:
+        query = sa.select(*columns).where(*selection.where()).order_by(deliveries.c.id.desc()).limit(limit)
+        async with engine.connect() as connection:
+            rows = (await connection.execute(query)).mappings()
+            # keys as plain str: SQLAlchemy's are a str subclass that orjson refuses as keys
+            return [{str(name): value for name, value in row.items()} for row in rows]
+
+    for row in with_engine(read):
+        typer.echo(orjson.dumps(row, option=orjson.OPT_NAIVE_UTC | orjson.OPT_UTC_Z).decode())
+
+
+@deliveries_app.command("retry")
+def deliveries_retry(
+    ids: Annotated[list[int] | None, typer.Argument(metavar="[ID]...", help="only these deliveries")] = None,
+    sink: SinkOption = None,
+    status: Annotated[str | None, typer.Option(help="pending or dead; default both")] = None,
+    since: SinceOption = None,
+) -> None:
+    """Make matching pending or dead deliveries due now (their attempts kept); delivered ones stay delivered.
+
+    With no ID and no option, every pending or dead delivery; the forwarder sends them at once.
+    """
+    from mps_callback.store.deliveries import RETRYABLE, Selection, retry
+    from mps_callback.store.engine import for_writing
+
+    selection = Selection(sink=sink, status=_status(status, RETRYABLE), since=_since(since), ids=tuple(ids or ()))
+
+    async def due_now(engine: AsyncEngine, _settings: Settings) -> int:
+        async with for_writing(engine).begin() as connection:
+            return await retry(connection, selection)
+
+    typer.echo(f"made {with_engine(due_now)} deliveries due now")
+
+
+@deliveries_app.command("backfill")
+def deliveries_backfill(
+    sink: Annotated[str, typer.Option(metavar="NAME", help="a [[sink]] name in MPS_FORWARD_CONFIG")],
+    since: Annotated[
+        str, typer.Option(metavar="DATETIME", help="what was received since then (ISO 8601; no offset: UTC)")
+    ],
+) -> None:
+    """Catch a sink up: deliveries for what happened since DATETIME, as its filters want them.
+
+    A sink added later receives only new events; this owes it notification.received for each
+    notification received since then, and one task.updated, task.finished or task.failed per
+    task heard of since then, carrying the task as it stands now (new event ids).
+    """
+    from mps_callback import runtime
+    from mps_callback.store.deliveries import backfill
+    from mps_callback.store.engine import for_writing
+
+    check_forward_config()
+    start = _instant(since)
+    subscription = next((each for each in runtime.outbox().subscriptions if each.sink == sink), None)
+    if subscription is None:
+        configured = ", ".join(each.name for each in runtime.forward_sinks()) or "none"
+        fail(f"unknown sink {sink!r}: MPS_FORWARD_CONFIG names {configured}", EXIT_USAGE)
+
+    async def owe(engine: AsyncEngine, _settings: Settings) -> dict[str, int]:
+        async with for_writing(engine).begin() as connection:
+            return await backfill(connection, subscription, start)
+
+    written = with_engine(owe)
+    typer.echo(
+        f"owed {written['notification.received']} notification.received and {written['task']} task events to {sink}"
+    )
+
+
 @app.command()
 def purge(days: Annotated[int | None, typer.Option(help="default MPS_RETENTION_DAYS")] = None) -> None:
     """Delete notifications and tasks older than the retention period."""
@@ -347,7 +466,10 @@ def purge(days: Annotated[int | None, typer.Option(help="default MPS_RETENTION_D
     if keep <= 0:
         fail("set --days or MPS_RETENTION_DAYS to a positive number", EXIT_USAGE)
     removed = with_engine(lambda engine, _: purge_older(engine, keep))
-    typer.echo(f"removed {removed['notifications']} notifications and {removed['tasks']} tasks older than {keep} days")
+    typer.echo(
+        f"removed {removed['notifications']} notifications and {removed['tasks']} tasks older than {keep} days, "
+        f"and {removed['deliveries']} delivered or dead deliveries"
+    )
 
 
 @app.command()

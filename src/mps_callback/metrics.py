@@ -90,3 +90,29 @@ def exposition() -> bytes:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # prometheus_client is untyped here
         return generate_latest(registry)
     return generate_latest()
+
+
+# Forwarding, per sink: the label is the [[sink]] name from MPS_FORWARD_CONFIG, never its URL.
+DELIVERIES = Counter(
+    "mps_deliveries_total",
+    "Delivery attempts by sink and outcome (delivered, retry, dead, disable)",
+    ["sink", "outcome"],
+)
+DELIVERY_LAG_SECONDS = Histogram(
+    "mps_delivery_lag_seconds",
+    "From the event's creation to its delivery, by sink",
+    ["sink"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 86400),
+)
+DELIVERIES_BACKLOG = Gauge(
+    "mps_deliveries_backlog",
+    "Pending deliveries due now, by sink",
+    ["sink"],
+    multiprocess_mode="mostrecent",
+)
+DELIVERIES_DEAD = Gauge(
+    "mps_deliveries_dead",
+    "Deliveries given up after their retry schedule, waiting for a retry, by sink",
+    ["sink"],
+    multiprocess_mode="mostrecent",
+)

@@ -11,6 +11,7 @@ from mps_callback import metrics
 from mps_callback.api.deps import EngineDep, JournalDep, ProjectorStatusDep, SpoolDep
 from mps_callback.journal.spool import Spool
 from mps_callback.project.projector import projection_health
+from mps_callback.store.deliveries import measure as delivery_standing
 from mps_callback.store.errors import describe, probe_write
 
 router = APIRouter(tags=["operations"])
@@ -27,7 +28,10 @@ async def readyz(
 ) -> Response:
     """503 only when the database does not take writes (notifications then go to the spool);
     ``degraded`` (200) when intake works but something needs an operator: records waiting
-    in the spool or quarantined, notifications whose projection was given up, no projector."""
+    in the spool or quarantined, notifications whose projection was given up, no projector,
+    or a sink with dead deliveries (every attempt failed: an operator must fix and retry them).
+    ``deliveries`` ({sink: {backlog, dead, oldest_pending_seconds}}) appears when any sink owes
+    something: pending deliveries due now, the age of the oldest pending one, and dead ones."""
     health = spool_health(spool)
     body: dict[str, Any] = {
         "status": "ready",
@@ -43,6 +47,8 @@ async def readyz(
             raise JournalDown(failure)
         await probe_write(engine)
         body["projection"] = await projection_health(engine)
+        if deliveries := await delivery_standing(engine):
+            body["deliveries"] = deliveries
     except Exception as error:
         body.update(status="unavailable", database=describe(error))
         body["problems"].append("the database does not take writes: notifications go to the spool")
@@ -99,6 +105,15 @@ def _problems(body: dict[str, Any]) -> list[str]:
             projection["lag_seconds"] > LAG_WARNING_SECONDS,
             f"projection lags {projection['lag_seconds']:.0f} s behind: is the projector stuck or refused writes?",
         ),
+    ]
+    checks += [
+        (
+            True,
+            f"sink {sink} has {standing['dead']} dead deliveries: "
+            f"see GET /v1/deliveries?sink={sink}&status=dead, then `mps-callback deliveries retry --sink {sink}`",
+        )
+        for sink, standing in body.get("deliveries", {}).items()
+        if standing["dead"]
     ]
     return [message for failing, message in checks if failing]
 

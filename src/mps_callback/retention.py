@@ -1,4 +1,4 @@
-"""``MPS_RETENTION_DAYS``: forget notifications and tasks older than this, a small batch at a time.
+"""``MPS_RETENTION_DAYS``: forget notifications, tasks and settled deliveries older than this, a small batch at a time.
 
 Small batches keep each transaction short, so ingest never waits long behind a purge.
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mps_callback.store.engine import for_writing
-from mps_callback.store.tables import notifications, outputs, segments, subtasks, tasks
+from mps_callback.store.tables import deliveries, delivery_attempts, notifications, outputs, segments, subtasks, tasks
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +20,13 @@ BATCH = 500
 
 
 async def purge(engine: AsyncEngine, days: int) -> dict[str, int]:
-    """Delete journal rows received, and tasks last heard of, more than ``days`` ago."""
+    """Delete journal rows received, tasks last heard of, and deliveries made or given up, more than ``days`` ago.
+
+    A pending delivery is kept however old: it is still owed to its sink.
+    """
     cutoff = datetime.now(UTC) - timedelta(days=days)
     writer = for_writing(engine)
-    removed = {"notifications": 0, "tasks": 0}
+    removed = {"notifications": 0, "tasks": 0, "deliveries": 0}
     while ids := await _ids(writer, sa.select(tasks.c.task_id).where(tasks.c.last_received_at < cutoff)):
         async with writer.begin() as connection:
             for table in (segments, outputs, subtasks):
@@ -34,6 +37,14 @@ async def purge(engine: AsyncEngine, days: int) -> dict[str, int]:
         async with writer.begin() as connection:
             await connection.execute(notifications.delete().where(notifications.c.id.in_(ids)))
         removed["notifications"] += len(ids)
+    settled = sa.select(deliveries.c.id).where(
+        deliveries.c.created_at < cutoff, deliveries.c.status.in_(("delivered", "dead"))
+    )
+    while ids := await _ids(writer, settled):
+        async with writer.begin() as connection:
+            await connection.execute(delivery_attempts.delete().where(delivery_attempts.c.delivery_id.in_(ids)))
+            await connection.execute(deliveries.delete().where(deliveries.c.id.in_(ids)))
+        removed["deliveries"] += len(ids)
     if any(removed.values()):
         log.info("retention purge", extra={"days": days, **removed})
     return removed

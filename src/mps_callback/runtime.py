@@ -157,6 +157,13 @@ async def measure_projection_lag(background: BackgroundProcess) -> None:
     await projection_health(background.engine)
 
 
+async def measure_deliveries(background: BackgroundProcess) -> None:
+    """Set the per-sink backlog and dead-delivery gauges that ``/metrics`` shows."""
+    from mps_callback.store.deliveries import measure
+
+    await measure(background.engine, [sink.name for sink in forward_sinks()])
+
+
 async def forward(background: BackgroundProcess) -> None:
     """Deliver the outbox to the sinks of ``MPS_FORWARD_CONFIG``, forever (``mps-callback forward`` alone)."""
     await run_forwarder(background.engine)
@@ -187,6 +194,7 @@ BACKGROUND_JOBS: tuple[Job[BackgroundProcess], ...] = (
     Job("heartbeat", touch_heartbeat, seconds=HEARTBEAT_SECONDS, wanted=lambda b: b.directory is not None),
     Job("projection", project),
     Job("projection lag", measure_projection_lag, seconds=5.0),
+    Job("delivery backlog", measure_deliveries, seconds=5.0, wanted=lambda _: forwarding_configured()),
     Job("retention purge", purge_expired, seconds=3600.0, wanted=lambda b: b.settings.retention_days > 0),
     Job("forwarding", forward, wanted=lambda _: forwarding_configured()),
 )

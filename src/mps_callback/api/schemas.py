@@ -126,3 +126,47 @@ class NotificationDetail(NotificationSummary):
 class NotificationPage(BaseModel):
     items: list[NotificationSummary]
     next_cursor: str | None
+
+
+class DeliverySummary(BaseModel):
+    """One event owed to one sink: the sink by name only (its URL and secret never leave the configuration)."""
+
+    id: int
+    event_id: str
+    sink: str
+    event: str
+    task_id: str | None
+    kind: str | None
+    mps_type: str | None
+    sequence: int
+    notification_id: int | None
+    status: str = Field(description="pending, delivered or dead")
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryAttempt(BaseModel):
+    id: int
+    attempted_at: datetime
+    duration_ms: int
+    outcome: str = Field(description="delivered, retry, disable, or gone (its notification left the journal)")
+    status_code: int | None = Field(description="the HTTP status, when the sink said one")
+    error: str | None
+
+
+class DeliveryDetail(DeliverySummary):
+    attempts_made: list[DeliveryAttempt] = Field(description="every attempt, oldest first (``attempts`` counts them)")
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliverySummary]
+    next_cursor: str | None
+
+
+class RetryResult(BaseModel):
+    id: int
+    status: str
+    next_attempt_at: datetime

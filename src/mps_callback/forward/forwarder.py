@@ -29,6 +29,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from mps_callback import metrics
 from mps_callback.forward.config import SinkConfig
 from mps_callback.forward.event import Event, EventName, Kind, rfc3339
 from mps_callback.forward.sinks import Delivered, Disable, Outcome, Retry, Sink
@@ -236,6 +237,7 @@ class Forwarder:
             for rows in changes.values():
                 await connection.execute(pending_one, rows)
         for attempt in done:
+            _count(attempt)
             if attempt.values.get("status") == "dead":
                 log.warning(
                     "delivery dead: every attempt of its retry schedule failed",
@@ -262,6 +264,16 @@ class Forwarder:
                 "sink disabled until restart; its deliveries stay pending",
                 extra={"sink": sink, "url": self._configs[sink].safe_url, "error": outcome.reason},
             )
+
+
+def _count(attempt: Attempt) -> None:
+    """``mps_deliveries_total{sink,outcome}``, and the lag from the event's creation when it arrived."""
+    item, outcome = attempt.item, attempt.outcome
+    if isinstance(outcome, Delivered):
+        lag = (attempt.row["attempted_at"] - item.event.timestamp).total_seconds()
+        metrics.DELIVERY_LAG_SECONDS.labels(item.sink).observe(max(lag, 0.0))
+    dead = attempt.values.get("status") == "dead"
+    metrics.DELIVERIES.labels(item.sink, "dead" if dead or outcome is None else outcome.status).inc()
 
 
 async def _journal_rows(connection: Any, ids: list[int | None]) -> dict[int, dict[str, Any]]:

@@ -101,7 +101,7 @@ class Outbox:
         for row in journaled:
             mps_type = row.get("event_type") or row.get("notification_type")
             kind = row.get("kind")
-            rows += _rows(
+            rows += delivery_rows(
                 self.wanting(NOTIFICATION_RECEIVED, kind, mps_type),
                 now,
                 event=NOTIFICATION_RECEIVED,
@@ -112,7 +112,7 @@ class Outbox:
                 notification_id=row["id"],
                 data=None,
             )
-        await _insert(connection, rows)
+        await insert_deliveries(connection, rows)
 
     async def resume_sequences(self, connection: AsyncConnection, task_rows: Mapping[str, dict[str, Any]]) -> None:
         """Give a task row that starts counting again (new, or rebuilt by ``reproject``) the last sequence its
@@ -149,7 +149,7 @@ class Outbox:
         snapshots = await task_snapshots(connection, {change.task_id: change.mps_type for change, *_ in wanted})
         rows = []
         for change, sequence, event, subscriptions in wanted:
-            rows += _rows(
+            rows += delivery_rows(
                 subscriptions,
                 now,
                 event=event,
@@ -160,7 +160,7 @@ class Outbox:
                 notification_id=change.notification_id,
                 data=snapshots.get(change.task_id),
             )
-        await _insert(connection, rows)
+        await insert_deliveries(connection, rows)
 
 
 NO_OUTBOX = Outbox()
@@ -171,7 +171,7 @@ def new_event_id() -> str:
     return "evt_" + uuid.uuid4().hex
 
 
-def _rows(subscriptions: list[Subscription], now: datetime, **event: Any) -> list[dict[str, Any]]:
+def delivery_rows(subscriptions: list[Subscription], now: datetime, **event: Any) -> list[dict[str, Any]]:
     event_id = new_event_id()
     return [
         {
@@ -187,7 +187,7 @@ def _rows(subscriptions: list[Subscription], now: datetime, **event: Any) -> lis
     ]
 
 
-async def _insert(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+async def insert_deliveries(connection: AsyncConnection, rows: list[dict[str, Any]]) -> None:
     if rows:
         await connection.execute(deliveries.insert(), rows)
 
