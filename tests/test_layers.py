@@ -3,7 +3,7 @@
 Every module under ``src/mps_callback`` is parsed (not imported), and every import of
 ``mps_callback`` it holds is checked against one table: top-level imports, imports inside
 functions, under ``TYPE_CHECKING``, ``from mps_callback import x`` and relative imports
-alike. A module whose top-level name is in no layer fails too, so a new folder (``ui/``,
+alike. A module whose top-level name is in no layer fails too, so a new folder (``reports/``,
 ``dashboard/``) joins the table on purpose, with the layers it may use.
 """
 
@@ -29,7 +29,8 @@ LAYERS: dict[str, frozenset[str]] = {
     "api": frozenset({"api"}),
     "ops": frozenset({"ops"}),
     "forward": frozenset({"forward"}),
-    "wiring": frozenset({"app", "cli", "runtime", "send", "retention", "__main__"}),
+    "ui": frozenset({"ui"}),
+    "wiring": frozenset({"app", "cli", "runtime", "send", "retention", "reconcile", "scf", "__main__"}),
 }
 
 #: The layers each layer may import besides its own. The wiring on top builds the process
@@ -43,6 +44,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "api": frozenset({"base", "project", "journal"}),
     "ops": frozenset({"base", "project", "journal", "api"}),  # readiness reads the spool and the lag; api.deps
     "forward": frozenset({"base"}),  # events go out from the store; sinks know no other layer
+    "ui": frozenset({"base", "project", "journal", "api", "ops"}),  # pages render the API's answers and health
     "wiring": frozenset(LAYERS),
 }
 
@@ -146,7 +148,7 @@ def test_the_table_names_each_part_of_the_package_once() -> None:
         ("mps_callback.journal.write", False, "from ..intake.accept import Intake", "intake"),
         ("mps_callback.store", True, "from .. import ops", "ops"),
         ("mps_callback.api.tasks", False, "from mps_callback.intake.http import CallbackDoor", "intake"),
-        ("mps_callback.intake.http", False, "from mps_callback.ui import pages", "in no layer"),
+        ("mps_callback.intake.http", False, "from mps_callback.reports import pages", "in no layer"),
         ("mps_callback.dashboard.pages", False, "import json", "in no layer"),
         ("mps_callback.forward.outbox", False, "from mps_callback.project import merge", "project"),
     ],

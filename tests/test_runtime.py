@@ -239,8 +239,11 @@ def test_web_workers_run_only_the_spool_drain_and_the_background_process_the_res
         "projection",
         "projection lag",
         "delivery backlog",
+        "health samples",
         "retention purge",
         "forwarding",
+        "queue doors",
+        "reconciliation",
     ]
 
 

@@ -33,6 +33,7 @@ from mps_callback.journal.group_commit import GroupCommitJournal
 from mps_callback.journal.limits import RowLimit
 from mps_callback.journal.spool import Spool
 from mps_callback.store.engine import create_engine
+from mps_callback.ui import routes as ui_routes
 from mps_callback.verify.confirm import TaskConfirmer
 
 log = logging.getLogger("mps_callback")
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> CallbackDoor:
     for router in (task_routes.router, subtitle_routes.router, notification_routes.router, delivery_routes.router):
         app.include_router(router, dependencies=[Depends(require_api_token)])
     app.include_router(ops.router)
+    ui_routes.mount(app)
     for error_class in DATABASE_ERRORS:  # the query API while the database is down: JSON 503, not a plain-text 500
         app.add_exception_handler(error_class, database_error)
     app.openapi = lambda: _openapi_with_callback(app)  # type: ignore[method-assign]
@@ -127,7 +129,8 @@ EXPOSED_WITHOUT = {
     "to MPS_MAX_BODY_BYTES that are decoded before the Sign is checked. Set MPS_URL_TOKEN and add "
     "?token= to the NotifyUrl.",
     "api_token": "MPS_API_TOKEN is empty while listening on {host}: the query API (/v1/tasks, /v1/notifications, "
-    "/v1/deliveries) is open to anyone who reaches it. Set MPS_API_TOKEN.",
+    "/v1/deliveries) and the dashboard (/ui/, with its retry and reproject buttons) are open to anyone who "
+    "reaches it. Set MPS_API_TOKEN.",
 }
 
 

@@ -22,6 +22,8 @@ from mps_callback.config import Settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from mps_callback.store.deliveries import Selection
+
 T = TypeVar("T")
 
 app = typer.Typer(help="Receiver for Tencent Cloud MPS task notifications.", no_args_is_help=True)
@@ -97,6 +99,9 @@ def serve(
 
     settings = load_settings()
     check_forward_config()
+    check_door_config(settings)
+    if settings.reconcile_interval_seconds > 0:
+        check_reconcile_config()
     configure_logging(settings.log_level)
     for old in renamed_settings_in_use():
         log.warning("%s is now %s; the old name is read for this release only", old, RENAMED[old])
@@ -136,6 +141,20 @@ def check_forward_config() -> None:
         runtime.forward_sinks()
     except ForwardConfigError as error:
         fail(f"bad configuration: {error}", EXIT_USAGE)
+
+
+def check_door_config(settings: Settings) -> None:
+    """A queue door the settings ask for but cannot open stops the command at start with one line (no secret)."""
+    if settings.cmq_queue or settings.cmq_endpoint:
+        from mps_callback.intake.cmq import configuration_error as cmq_problem
+
+        if problem := cmq_problem(settings):
+            fail(f"bad configuration: {problem}", EXIT_USAGE)
+    if settings.sqs_queue_url:
+        from mps_callback.intake.sqs import configuration_error as sqs_problem
+
+        if problem := sqs_problem(settings):
+            fail(f"bad configuration: {problem}", EXIT_USAGE)
 
 
 @db_app.command("upgrade")
@@ -261,6 +280,68 @@ def forward(
         with_engine(lambda engine, _settings: runtime.run_forwarder(engine, lease))
 
 
+@app.command()
+def consume() -> None:
+    """Pull the configured queue doors (MPS_CMQ_QUEUE, MPS_SQS_QUEUE_URL) into the journal until SIGTERM.
+
+    serve's background process consumes them already; run more of these to scale out: each
+    message is acknowledged only once it is durable, and a redelivery is a duplicate.
+    """
+    from mps_callback import runtime
+    from mps_callback.intake.doors import configured_doors
+
+    settings = load_settings()
+    check_door_config(settings)
+    if not configured_doors(settings):
+        fail("nothing to consume: no queue door is configured (MPS_CMQ_QUEUE, MPS_SQS_QUEUE_URL)", EXIT_USAGE)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        with_engine(lambda engine, settings: runtime.consume_doors(runtime.BackgroundProcess(engine, settings, None)))
+
+
+@app.command()
+def reconcile(
+    since: Annotated[
+        str, typer.Option(help="how far back: a duration (30m, 72h, 7d) or an ISO 8601 time; at most 7 days")
+    ] = "72h",
+) -> None:
+    """Recover from the MPS API (DescribeTasks, DescribeTaskDetail) the tasks no notification brought.
+
+    Every task of the window missing from the tasks table, or not final there, is fetched and
+    journaled as a notification on channel api: it projects and forwards like any other.
+    Needs TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY (mps:DescribeTasks, mps:DescribeTaskDetail).
+    """
+    from mps_callback import reconcile as reconciliation
+
+    try:
+        instant = reconciliation.since_instant(since)
+    except reconciliation.BadSince as error:
+        fail(str(error), EXIT_USAGE)
+    check_reconcile_config()
+    summary = with_engine(lambda engine, settings: _reconcile(engine, settings, instant))
+    typer.echo(orjson.dumps(summary.as_dict()).decode())
+    if summary.failed:
+        fail(f"{len(summary.failed)} task(s) not recovered, e.g. {summary.failed[0]}: see the log")
+
+
+async def _reconcile(engine: AsyncEngine, settings: Settings, since: datetime) -> Any:
+    """One reconciliation; an MPS API that refuses (credentials, permissions, unreachable) ends it in one line."""
+    from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+
+    from mps_callback.reconcile import run
+
+    try:
+        return await run(engine, settings, since)
+    except TencentCloudSDKException as error:
+        fail(f"MPS API error: {error.code}: {str(error.message)[:200]}")
+
+
+def check_reconcile_config() -> None:
+    """Reconciliation without credentials would fail on every run: stop at start with one line instead."""
+    if not (os.environ.get("TENCENTCLOUD_SECRET_ID") and os.environ.get("TENCENTCLOUD_SECRET_KEY")):
+        fail("bad configuration: reconciliation needs TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY", EXIT_USAGE)
+
+
 @app.command(hidden=True)
 def worker() -> None:
     """The old name of ``background``, kept for one release."""
@@ -291,10 +372,12 @@ def reproject(
 
     With no option every task is rebuilt; options narrow it and combine, e.g. --task A --since 2026-01-01.
     """
+    from mps_callback import runtime
     from mps_callback.project.projector import Projector
     from mps_callback.project.reproject import Selection, count, utc_instant
     from mps_callback.project.reproject import reproject as rebuild_selection
 
+    check_forward_config()
     try:
         selection = Selection(tuple(task or ()), None if since is None else utc_instant(since), failed)
     except ValueError:
@@ -306,7 +389,9 @@ def reproject(
     async def rebuild(engine: AsyncEngine, settings: Settings) -> int:
         total = await count(engine, selection)
         with typer.progressbar(length=total, label="reprojecting", file=sys.stderr) as bar:
-            return await rebuild_selection(engine, Projector(engine, settings.output_urls), selection, bar.update)
+            # With the sinks' outbox: a notification that arrives meanwhile is news, owed like any other.
+            projector = Projector(engine, settings.output_urls, outbox=runtime.outbox())
+            return await rebuild_selection(engine, projector, selection, bar.update)
 
     typer.echo(f"reprojected {with_engine(rebuild)} notifications")
 
@@ -370,10 +455,59 @@ def _status(status: str | None, allowed: tuple[str, ...]) -> str | None:
     return status
 
 
+TaskOption = Annotated[str | None, typer.Option(metavar="TASK_ID", help="only those of this task (its TaskId)")]
+EventOption = Annotated[
+    str | None,
+    typer.Option(
+        metavar="TYPE", help="only this event type: notification.received, task.updated, task.finished or task.failed"
+    ),
+]
+#: The longest TaskId the tables hold: a longer one could match nothing, so it is refused as a mistake.
+TASK_ID_CHARS = 255
+
+
+def _task(task: str | None) -> str | None:
+    if task is not None and not 0 < len(task) <= TASK_ID_CHARS:
+        fail(f"bad --task: a TaskId of 1 to {TASK_ID_CHARS} characters, not {len(task)}", EXIT_USAGE)
+    return task
+
+
+def _event(event: str | None) -> str | None:
+    from mps_callback.store.outbox import EVENT_TYPES
+
+    if event is not None and event not in EVENT_TYPES:
+        fail(f"bad --event {event[:64]!r}: one of {', '.join(EVENT_TYPES)}", EXIT_USAGE)
+    return event
+
+
+def _selection(
+    sink: str | None,
+    status: str | None,
+    statuses: tuple[str, ...],
+    task: str | None,
+    event: str | None,
+    since: str | None,
+    ids: list[int] | None = None,
+) -> Selection:
+    """The options both commands share, each checked, as the store's :class:`Selection`."""
+    from mps_callback.store.deliveries import Selection
+
+    return Selection(
+        sink=sink,
+        status=_status(status, statuses),
+        task_id=_task(task),
+        event=_event(event),
+        since=_since(since),
+        ids=tuple(ids or ()),
+    )
+
+
 @deliveries_app.command("list")
 def deliveries_list(
     sink: SinkOption = None,
     status: Annotated[str | None, typer.Option(help="pending, delivered or dead")] = None,
+    task: TaskOption = None,
+    event: EventOption = None,
     since: SinceOption = None,
     limit: Annotated[int, typer.Option(min=1, help="at most this many")] = 100,
 ) -> None:
@@ -383,10 +517,9 @@ def deliveries_list(
     """
     import sqlalchemy as sa
 
-    from mps_callback.store.deliveries import Selection
     from mps_callback.store.tables import DELIVERY_STATUSES, deliveries
 
-    selection = Selection(sink=sink, status=_status(status, DELIVERY_STATUSES), since=_since(since))
+    selection = _selection(sink, status, DELIVERY_STATUSES, task, event, since)
     columns = [column for column in deliveries.c if column.name != "data"]
 
     async def read(engine: AsyncEngine, _settings: Settings) -> list[dict[str, Any]]:
@@ -405,16 +538,18 @@ def deliveries_retry(
     ids: Annotated[list[int] | None, typer.Argument(metavar="[ID]...", help="only these deliveries")] = None,
     sink: SinkOption = None,
     status: Annotated[str | None, typer.Option(help="pending or dead; default both")] = None,
+    task: TaskOption = None,
+    event: EventOption = None,
     since: SinceOption = None,
 ) -> None:
     """Make matching pending or dead deliveries due now (their attempts kept); delivered ones stay delivered.
 
     With no ID and no option, every pending or dead delivery; the forwarder sends them at once.
     """
-    from mps_callback.store.deliveries import RETRYABLE, Selection, retry
+    from mps_callback.store.deliveries import RETRYABLE, retry
     from mps_callback.store.engine import for_writing
 
-    selection = Selection(sink=sink, status=_status(status, RETRYABLE), since=_since(since), ids=tuple(ids or ()))
+    selection = _selection(sink, status, RETRYABLE, task, event, since, ids)
 
     async def due_now(engine: AsyncEngine, _settings: Settings) -> int:
         async with for_writing(engine).begin() as connection:

@@ -45,9 +45,19 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = 30.0
     journal_budget_seconds: float = 2.0
     retention_days: int = 0
+    #: How often the background process writes the counters' growth for the dashboard's health charts.
+    health_sample_seconds: float = Field(60.0, gt=0, le=3600)
     verify_with_api: bool = False
     api_endpoint: str = "https://mps.tencentcloudapi.com"
     api_region: str = "ap-guangzhou"
+    #: The TDMQ-CMQ queue door: the queue's data-plane endpoint and name (credentials: TENCENTCLOUD_SECRET_*).
+    cmq_endpoint: str = ""
+    cmq_queue: str = ""
+    #: The AWS SQS door: the queue URL, and an endpoint for SQS-compatible services (credentials: AWS_*).
+    sqs_queue_url: str = ""
+    sqs_endpoint_url: str = ""
+    #: Reconciliation through the MPS API inside serve's background process every this many seconds (0: off).
+    reconcile_interval_seconds: float = 0.0
     log_level: str = "INFO"
     # Hostile input (bodies that cost more than they are worth; connections that never end).
     #: A body larger than this is "large": admitted under the limits below, screened in a child process.

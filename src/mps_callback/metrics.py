@@ -41,6 +41,19 @@ PROJECTION_LAG_SECONDS = Gauge(
     multiprocess_mode="mostrecent",
 )
 PROJECTED = Counter("mps_projected_total", "Notifications projected")
+DOOR_MESSAGES = Counter(
+    "mps_door_messages_total",
+    "Messages a queue door took, by door (cmq, sqs) and outcome (accepted, duplicate, spooled, refused, "
+    "unavailable; acknowledged: removed from the queue)",
+    ["door", "outcome"],
+)
+DOOR_ERRORS = Counter("mps_door_errors_total", "Failed receives or acknowledgements, by door", ["door"])
+DOOR_LAG_SECONDS = Gauge(
+    "mps_door_lag_seconds",
+    "Age of the last message a queue door took, when its transport said when it was sent",
+    ["door"],
+    multiprocess_mode="mostrecent",
+)
 # The one label set taken from bodies: clipped and bounded per process by project/family.notice_unknown.
 UNKNOWN_FAMILIES = Counter(
     "mps_unknown_family_total",

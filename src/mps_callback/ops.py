@@ -6,9 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mps_callback import metrics
-from mps_callback.api.deps import EngineDep, JournalDep, ProjectorStatusDep, SpoolDep
+from mps_callback.api.deps import EngineDep, JournalDep, ProjectorStatus, ProjectorStatusDep, SpoolDep
+from mps_callback.journal.group_commit import GroupCommitJournal
 from mps_callback.journal.spool import Spool
 from mps_callback.project.projector import projection_health
 from mps_callback.store.deliveries import measure as delivery_standing
@@ -31,7 +33,17 @@ async def readyz(
     in the spool or quarantined, notifications whose projection was given up, no projector,
     or a sink with dead deliveries (every attempt failed: an operator must fix and retry them).
     ``deliveries`` ({sink: {backlog, dead, oldest_pending_seconds}}) appears when any sink owes
-    something: pending deliveries due now, the age of the oldest pending one, and dead ones."""
+    something: pending deliveries due now, the age of the oldest pending one, and dead ones.
+    ``doors`` ({door: {state, age_seconds, error}}) appears when serve's background process runs
+    queue doors; a failing door, or one that has not finished a round for two minutes, is a problem."""
+    status_code, body = await readiness(engine, spool, journal, projector_status)
+    return JSONResponse(body, status_code=status_code)
+
+
+async def readiness(
+    engine: AsyncEngine, spool: Spool, journal: GroupCommitJournal, projector_status: ProjectorStatus
+) -> tuple[int, dict[str, Any]]:
+    """``/readyz``'s status code and body; the dashboard's health page shows the same figures."""
     health = spool_health(spool)
     body: dict[str, Any] = {
         "status": "ready",
@@ -52,8 +64,11 @@ async def readyz(
     except Exception as error:
         body.update(status="unavailable", database=describe(error))
         body["problems"].append("the database does not take writes: notifications go to the spool")
-        return JSONResponse(body, status_code=503)
-    body["projection"]["projector"] = projector_status()
+        return 503, body
+    status = dict(projector_status())
+    if doors := status.pop("doors", None):
+        body["doors"] = doors
+    body["projection"]["projector"] = status
     body["problems"] = _problems(body)
     if spool_problem:
         body["problems"].append(
@@ -62,7 +77,7 @@ async def readyz(
         )
     if body["problems"]:
         body["status"] = "degraded"
-    return JSONResponse(body)
+    return 200, body
 
 
 #: Projection lag beyond which /readyz says degraded: a healthy projector keeps it around a second.
@@ -115,7 +130,23 @@ def _problems(body: dict[str, Any]) -> list[str]:
         for sink, standing in body.get("deliveries", {}).items()
         if standing["dead"]
     ]
+    checks += [
+        (True, problem) for door, state in body.get("doors", {}).items() if (problem := _door_problem(door, state))
+    ]
     return [message for failing, message in checks if failing]
+
+
+#: A queue door that has not finished a round for this long is stuck (a long poll lasts 30 s at most).
+DOOR_STALE_SECONDS = 120.0
+
+
+def _door_problem(door: str, state: dict[str, Any]) -> str | None:
+    if state.get("state") == "failing":
+        return f"queue door {door} fails: {state.get('error')}; its messages wait in the queue"
+    age = state.get("age_seconds")
+    if age is None or age > DOOR_STALE_SECONDS:
+        return f"queue door {door} has not polled for {age or '?'} s: is the background process stuck?"
+    return None
 
 
 @router.get("/metrics", summary="Prometheus metrics")

@@ -22,7 +22,8 @@ BATCH = 500
 async def purge(engine: AsyncEngine, days: int) -> dict[str, int]:
     """Delete journal rows received, tasks last heard of, and deliveries made or given up, more than ``days`` ago.
 
-    A pending delivery is kept however old: it is still owed to its sink.
+    A pending delivery is kept however old: it is still owed to its sink; so is the journal row a
+    pending ``notification.received`` will carry when it is sent.
     """
     cutoff = datetime.now(UTC) - timedelta(days=days)
     writer = for_writing(engine)
@@ -33,7 +34,9 @@ async def purge(engine: AsyncEngine, days: int) -> dict[str, int]:
                 await connection.execute(table.delete().where(table.c.task_id.in_(ids)))
             await connection.execute(tasks.delete().where(tasks.c.task_id.in_(ids)))
         removed["tasks"] += len(ids)
-    while ids := await _ids(writer, sa.select(notifications.c.id).where(notifications.c.received_at < cutoff)):
+    owed = sa.exists().where(deliveries.c.notification_id == notifications.c.id, deliveries.c.status == "pending")
+    expired = sa.select(notifications.c.id).where(notifications.c.received_at < cutoff, ~owed)
+    while ids := await _ids(writer, expired):
         async with writer.begin() as connection:
             await connection.execute(notifications.delete().where(notifications.c.id.in_(ids)))
         removed["notifications"] += len(ids)

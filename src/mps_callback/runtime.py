@@ -7,8 +7,11 @@ Two kinds of process, and one table each of what they run (``WEB_WORKER_JOBS``,
   commit on each request, plus the spool drain every second. Only what each worker must do
   for its own notifications runs here: N web workers must not mean N purges.
 - **the background process** (``mps-callback background``): projection, the projection-lag
-  gauge every 5 s, the retention purge every hour (with ``MPS_RETENTION_DAYS``), forwarding
-  (with ``MPS_FORWARD_CONFIG``); the queue doors will join it. Parsing is CPU work that would hold up requests in a web
+  gauge every 5 s, the health samples every minute (the dashboard's charts), the retention
+  purge every hour (with ``MPS_RETENTION_DAYS``), forwarding (with ``MPS_FORWARD_CONFIG``), the
+  queue doors (with ``MPS_CMQ_QUEUE`` / ``MPS_SQS_QUEUE_URL``, and a spool drain of their own),
+  reconciliation through the MPS API (with ``MPS_RECONCILE_INTERVAL_SECONDS``).
+  Parsing is CPU work that would hold up requests in a web
   worker, and a query over the whole journal needs running once, not once per worker.
 
 ``serve`` is one main process. Its main thread runs uvicorn (the web workers); a
@@ -30,6 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import functools
+import json
 import logging
 import os
 import shutil
@@ -64,6 +69,8 @@ HEARTBEAT_FILE = "background.heartbeat"
 SUPERVISED_FILE = "background.supervised"
 DIED_FILE = "background.died"  # one has died since serve started: no heartbeat means down
 SCHEMA_READY_FILE = "schema.ready"
+DOOR_FILE_PREFIX = "door-"
+HEALTH_READING_FILE = "health-samples.json"  # the counters' last reading written, for a restarted background process
 HEARTBEAT_SECONDS = 1.0
 #: A heartbeat older than this means the background process is hung (or gone); a batch of
 #: large notifications can hold its event loop for a few seconds, so this is not 2 x the beat.
@@ -179,6 +186,100 @@ async def run_forwarder(engine: AsyncEngine, lease_seconds: float | None = None)
         await forwarder.close()
 
 
+async def consume_doors(background: BackgroundProcess) -> None:
+    """Pull the configured queue doors (``intake/doors.py``) into the journal, forever, with a spool drain
+    of their own: outside serve no web worker drains what they spool."""
+    from mps_callback.intake.accept import Intake
+    from mps_callback.intake.doors import configured_doors, consume
+    from mps_callback.journal.group_commit import GroupCommitJournal
+    from mps_callback.journal.limits import RowLimit
+    from mps_callback.journal.spool import Spool
+
+    settings = background.settings
+    spool = Spool(settings.spool_dir)
+    journal = GroupCommitJournal(
+        background.engine,
+        spool,
+        settings.journal_budget_seconds,
+        limit=RowLimit(settings.max_body_bytes, background.engine.dialect.name),
+        outbox=outbox(),
+    )
+    journal.start()
+    intake = Intake(settings, journal)
+    queues = [door.open(settings) for door in configured_doors(settings)]
+    drain = Job("spool drain", drain_spool, seconds=1.0)
+    tasks = start_jobs((drain,), WebWorker(background.engine, spool, journal))
+    report = functools.partial(report_door, background.directory)
+    tasks += [asyncio.create_task(consume(queue, intake, report), name=f"door {queue.name}") for queue in queues]
+    log.info("queue doors consume", extra={"doors": [queue.name for queue in queues]})
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        await stop_jobs(tasks)
+        for queue in queues:
+            await queue.close()
+        await journal.close()
+        intake.close()
+
+
+async def reconcile_with_api(background: BackgroundProcess) -> None:
+    """Every ``MPS_RECONCILE_INTERVAL_SECONDS``: recover from the MPS API what no notification brought
+    (``reconcile.py``) over the last ``reconcile.DEFAULT_SINCE``."""
+    from mps_callback.reconcile import DEFAULT_SINCE, run, since_instant
+
+    engine, settings = background.engine, background.settings
+    await every(
+        settings.reconcile_interval_seconds,
+        lambda: run(engine, settings, since_instant(DEFAULT_SINCE)),
+        "reconciliation",
+    )
+
+
+def report_door(directory: Path | None, door: str, state: dict[str, object]) -> None:
+    """Keep a door's latest state in serve's runtime directory, for the web workers' ``/readyz``."""
+    if directory is None:  # `mps-callback consume` alone: its own logs and metrics say how it goes
+        return
+    path = directory / f"{DOOR_FILE_PREFIX}{door}.json"
+    try:
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state))
+        temporary.replace(path)
+    except OSError as error:  # the directory went away with serve
+        log.debug("door state not written", extra={"error": str(error)})
+
+
+def door_states(directory: Path | None = None) -> dict[str, dict[str, object]]:
+    """Each queue door's state as the background process last reported it, with its age in seconds."""
+    directory = directory or runtime_dir()
+    if directory is None:
+        return {}
+    states: dict[str, dict[str, object]] = {}
+    for path in sorted(directory.glob(f"{DOOR_FILE_PREFIX}*.json")):
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        at = state.pop("at", None)
+        state["age_seconds"] = round(time.time() - at, 3) if isinstance(at, int | float) else None
+        states[path.stem.removeprefix(DOOR_FILE_PREFIX)] = state
+    return states
+
+
+def doors_configured(background: BackgroundProcess) -> bool:
+    from mps_callback.intake.doors import configured_doors
+
+    return bool(configured_doors(background.settings))
+
+
+async def sample_health(background: BackgroundProcess) -> None:
+    """Write the growth of the service's counters each minute (``health_samples``), for the dashboard's charts."""
+    from mps_callback.store.samples import Sampler
+
+    directory = background.directory
+    sampler = Sampler(background.engine, saved=directory / HEALTH_READING_FILE if directory else None)
+    await every(background.settings.health_sample_seconds, sampler.sample, "health samples")
+
+
 async def purge_expired(background: BackgroundProcess) -> None:
     """Forget notifications and tasks older than ``MPS_RETENTION_DAYS``."""
     from mps_callback.retention import purge
@@ -195,8 +296,11 @@ BACKGROUND_JOBS: tuple[Job[BackgroundProcess], ...] = (
     Job("projection", project),
     Job("projection lag", measure_projection_lag, seconds=5.0),
     Job("delivery backlog", measure_deliveries, seconds=5.0, wanted=lambda _: forwarding_configured()),
+    Job("health samples", sample_health),
     Job("retention purge", purge_expired, seconds=3600.0, wanted=lambda b: b.settings.retention_days > 0),
     Job("forwarding", forward, wanted=lambda _: forwarding_configured()),
+    Job("queue doors", consume_doors, wanted=doors_configured),
+    Job("reconciliation", reconcile_with_api, wanted=lambda b: b.settings.reconcile_interval_seconds > 0),
 )
 
 
@@ -325,7 +429,7 @@ def heartbeat_age(directory: Path, now: float | None = None) -> float | None:
     return max(0.0, (time.time() if now is None else now) - touched)
 
 
-def projector_status(directory: Path | None = None) -> dict[str, str | float | None]:
+def projector_status(directory: Path | None = None) -> dict[str, object]:
     """Is serve's background process (which runs the projector) alive, for a web worker's ``/readyz``.
 
     ``external``: this serve runs none (``MPS_SERVE_BACKGROUND=false``, or not under serve
@@ -341,7 +445,10 @@ def projector_status(directory: Path | None = None) -> dict[str, str | float | N
     first = not (directory / DIED_FILE).exists()
     if age is None and first and time.time() - supervised.stat().st_mtime < STARTING_SECONDS:
         state = "starting"
-    return {"projector": state, "heartbeat_age_seconds": None if age is None else round(age, 3)}
+    status: dict[str, object] = {"projector": state, "heartbeat_age_seconds": None if age is None else round(age, 3)}
+    if doors := door_states(directory):
+        status["doors"] = doors  # the queue doors run in the background process too
+    return status
 
 
 # ---------------------------------------------------------------- the background process

@@ -83,9 +83,11 @@ def test_kill_9_mid_load_loses_nothing_answered(any_database: str, tmp_path: Pat
     try:
         wait_until(
             lambda: query(server_database, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL")[0][0] == 0,
-            30,
+            60,
             "the restarted service to project what the killed one journaled",
         )
+    except AssertionError as timeout:
+        raise AssertionError(f"{timeout}\n{unprojected(server_database)}\n{restarted.logs()[-6000:]}") from None
     finally:
         restarted.stop()
     stored = stored_task_ids(server_database)
@@ -96,6 +98,22 @@ def test_kill_9_mid_load_loses_nothing_answered(any_database: str, tmp_path: Pat
     assert max(stored.values()) == 1
     projected = query(server_database, "SELECT COUNT(*) FROM tasks")[0][0]
     assert projected == len(stored)
+
+
+def unprojected(url: str) -> str:
+    """What a projection that never finished left: the rows still waiting and why (a failure's error, its back-off)."""
+    rows = query(
+        url,
+        sa.select(
+            notifications.c.id,
+            notifications.c.projection_attempts,
+            notifications.c.next_attempt_at,
+            notifications.c.projection_error,
+        )
+        .where(notifications.c.projected_at.is_(None))
+        .limit(5),
+    )
+    return "still unprojected (first 5): " + "; ".join(str(tuple(row)) for row in rows)
 
 
 def test_full_spool_disk_gives_503_never_a_200_without_storage(server_database: str, tmp_path: Path):

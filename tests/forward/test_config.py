@@ -84,9 +84,15 @@ BAD = {
     "empty events": (sink_table(name="bad", url="redis://h", events=[]), "`events` is empty"),
     "unknown kind": (sink_table(name="bad", url="redis://h", kinds=["file"]), "`kinds` has unknown names"),
     "negative delay": (sink_table(name="bad", url="redis://h", retry_schedule=[5, -1]), "`retry_schedule`"),
-    "empty schedule": (sink_table(name="bad", url="redis://h", retry_schedule=[]), "non-empty list"),
-    "text delay": (sink_table(name="bad", url="redis://h", retry_schedule=["5"]), "numbers of seconds"),
-    "schedule not a list": (sink_table(name="bad", url="redis://h", retry_schedule=5), "non-empty list"),
+    "empty schedule": (sink_table(name="bad", url="redis://h", retry_schedule=[]), "list of 1 to 50 waits"),
+    "text delay": (sink_table(name="bad", url="redis://h", retry_schedule=["5"]), "seconds from 0 to"),
+    "schedule not a list": (sink_table(name="bad", url="redis://h", retry_schedule=5), "list of 1 to 50 waits"),
+    "delay past any date": (sink_table(name="bad", url="redis://h", retry_schedule=[0, 1e12]), "(a week)"),
+    "delay over a week": (sink_table(name="bad", url="redis://h", retry_schedule=[604801]), "(a week)"),
+    "51 attempts": (sink_table(name="bad", url="redis://h", retry_schedule=[1] * 51), "list of 1 to 50 waits"),
+    "name ending in a newline": (sink_table(name="bad\n", url="redis://h"), "`name` must be"),
+    "port out of range": (sink_table(name="bad", url=f"amqp://u:{PASSWORD}@h:99999/"), "port that is not"),
+    "webhook secret not base64": (sink_table(name="bad", url="https://h/x", secret="whsec_hunt!!"), "not a Standard"),
     "unknown key": (sink_table(name="bad", url="redis://h", retries=3), "unknown key `retries`"),
     "bad name": (sink_table(name="bad name!", url="redis://h"), "`name` must be"),
     "missing url": (sink_table(name="bad"), "`url` is required"),
@@ -128,6 +134,13 @@ def test_unparseable_toml_says_where(tmp_path: Path) -> None:
     assert "\n" not in str(raised.value)
 
 
+def test_toml_nested_past_the_parsers_depth_is_one_line(tmp_path: Path) -> None:
+    deep = '[[sink]]\nname = "a"\nurl = "redis://h"\nx = ' + "[" * 100_000 + "]" * 100_000 + "\n"
+    with pytest.raises(ForwardConfigError, match="nested too deeply") as raised:
+        load(write(tmp_path, deep))
+    assert "\n" not in str(raised.value)
+
+
 def test_unknown_top_level_and_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ForwardConfigError, match=r"unknown top-level keys \['sinks'\]"):
         load(write(tmp_path, '[[sinks]]\nname = "a"\n'))
@@ -160,15 +173,17 @@ SAFE = {
     f"redis://:{PASSWORD}@127.0.0.1:6379/0?stream=s": "redis://***@127.0.0.1:6379/0?stream=s",
     f"nats://{PASSWORD}@h:4222?subject=a.b": "nats://***@h:4222?subject=a.b",
     f"mqtt://u:{PASSWORD}@h?topic=a/b": "mqtt://***@h?topic=a/b",
-    f"https://hook:{PASSWORD}@app.example.com/hooks/mps?token={PASSWORD}": "https://***@app.example.com/hooks/mps?token=***",
-    f"https://hooks.slack.com/services/T000/B000/{PASSWORD}xyz": "https://hooks.slack.com/services/T000/B000/***",
+    f"https://hook:{PASSWORD}@app.example.com/hooks/mps?token={PASSWORD}": "https://***@app.example.com/***?token=***",
+    f"https://hooks.slack.com/services/T000/B000/{PASSWORD}xyz": "https://hooks.slack.com/***",
+    "https://app.example.com/gone/services/mysecretpathtoken/anothersecret?sig=x": "https://app.example.com/***?sig=***",
+    "https://app.example.com/": "https://app.example.com/",
     f"apprise+wecombot://{PASSWORD}": "apprise+wecombot://***",
     f"apprise+json://u:{PASSWORD}@host/path": "apprise+json://***",
     f"apprise+tgram://123456:{PASSWORD}/-100123": "apprise+tgram://***",
     f"sqs://AKID:{PASSWORD}@queue?region=ap-guangzhou": "sqs://***@queue?region=ap-guangzhou",
     f"s3://AKID:{PASSWORD}@bucket/p?region=r&endpoint_url=http://u:{PASSWORD}@minio:9000&key={{id}}":
         "s3://***@bucket/p?region=r&endpoint_url=http://***@minio:9000&key={id}",
-    f"http://host/p?api_key={PASSWORD}&sig={PASSWORD}": "http://host/p?api_key=***&sig=***",
+    f"http://host/p?api_key={PASSWORD}&sig={PASSWORD}": "http://host/***?api_key=***&sig=***",
     f"http://[::1:{PASSWORD}/": "http://***",
 }  # fmt: skip
 

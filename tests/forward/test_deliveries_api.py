@@ -115,6 +115,9 @@ def test_the_routes_need_the_api_token(service: InProcessService):
         ("/v1/deliveries", {"status": "lost"}, 422),
         ("/v1/deliveries", {"event": "task.exploded"}, 422),
         ("/v1/deliveries", {"sink": "a\x00b"}, 422),
+        ("/v1/deliveries", {"task": "t" * 256}, 422),
+        ("/v1/deliveries", {"task": "a\x00b"}, 422),
+        ("/v1/deliveries", {"event": "TASK.FINISHED"}, 422),
         ("/v1/deliveries", {"cursor": "not-a-cursor"}, 400),
         (
             "/v1/deliveries",
@@ -139,6 +142,14 @@ def test_hostile_parameters_are_refused_with_a_4xx(
 def test_an_unknown_status_names_the_allowed_ones(service: InProcessService):
     response = service.get("/v1/deliveries", params={"status": "lost"}, headers=AUTH)
     assert all(word in response.text for word in ("pending", "delivered", "dead"))
+
+
+def test_an_unknown_event_type_names_the_allowed_ones(service: InProcessService):
+    response = service.get("/v1/deliveries", params={"event": "task.exploded"}, headers=AUTH)
+    assert response.status_code == 422
+    assert all(
+        name in response.text for name in ("notification.received", "task.updated", "task.finished", "task.failed")
+    )
 
 
 def test_retry_hostile_ids_are_4xx(service: InProcessService):

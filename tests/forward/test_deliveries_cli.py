@@ -61,11 +61,41 @@ def test_list_writes_json_lines_newest_first_filtered(database_url: str):
     assert [orjson.loads(line)["id"] for line in since.stdout.splitlines()] == [ids[3]]
 
 
-def test_list_and_retry_refuse_bad_options_in_one_line(tmp_path: Path):
+def test_list_and_retry_select_by_task_and_event_type(database_url: str):
+    ids = add(
+        database_url,
+        {"status": "dead", "task_id": "wanted", "event": "task.failed"},
+        {"status": "dead", "task_id": "wanted", "event": "notification.received", "data": None},
+        {"status": "dead", "task_id": "other", "event": "task.failed"},
+    )
+
+    def listed(*options: str) -> list[int]:
+        result = cli("deliveries", "list", *options, env=env(database_url))
+        assert result.returncode == 0, result.stderr
+        return [orjson.loads(line)["id"] for line in result.stdout.splitlines()]
+
+    assert listed("--task", "wanted") == [ids[1], ids[0]]
+    assert listed("--event", "task.failed") == [ids[2], ids[0]]
+    assert listed("--task", "wanted", "--event", "task.failed") == [ids[0]]
+    assert listed("--task", "nobody") == []
+
+    result = cli("deliveries", "retry", "--task", "wanted", "--event", "task.failed", env=env(database_url))
+    assert result.stdout.strip() == "made 1 deliveries due now", result.stderr
+    assert states(database_url) == [(ids[0], "pending"), (ids[1], "dead"), (ids[2], "dead")]
+
+
+@pytest.mark.parametrize("command", ["list", "retry"])
+def test_list_and_retry_refuse_bad_options_in_one_line(tmp_path: Path, command: str):
     url = f"sqlite:///{tmp_path / 'unused.db'}"
-    assert "pending, delivered, dead" in one_line_error(cli("deliveries", "list", "--status", "lost", env=env(url)), 2)
-    assert "pending, dead" in one_line_error(cli("deliveries", "retry", "--status", "delivered", env=env(url)), 2)
-    assert "--since" in one_line_error(cli("deliveries", "retry", "--since", "yesterday", env=env(url)), 2)
+    statuses = "pending, delivered, dead" if command == "list" else "pending, dead"
+    status = "lost" if command == "list" else "delivered"
+    assert statuses in one_line_error(cli("deliveries", command, "--status", status, env=env(url)), 2)
+    assert "--since" in one_line_error(cli("deliveries", command, "--since", "yesterday", env=env(url)), 2)
+    line = one_line_error(cli("deliveries", command, "--event", "task.exploded", env=env(url)), 2)
+    assert "task.exploded" in line and "notification.received, task.updated, task.finished, task.failed" in line
+    assert "x" * 65 not in one_line_error(cli("deliveries", command, "--event", "x" * 5000, env=env(url)), 2)
+    assert "255" in one_line_error(cli("deliveries", command, "--task", "t" * 256, env=env(url)), 2)
+    assert "TaskId" in one_line_error(cli("deliveries", command, "--task", "", env=env(url)), 2)
 
 
 def test_retry_makes_matching_deliveries_due_now_and_leaves_delivered_ones(database_url: str):

@@ -18,7 +18,7 @@ from mps_callback.store import deliveries as store_deliveries
 from mps_callback.store.deliveries import measure
 from mps_callback.store.engine import create_engine, for_writing
 from mps_callback.store.outbox import Subscription
-from mps_callback.store.tables import deliveries, delivery_attempts
+from mps_callback.store.tables import deliveries, delivery_attempts, notifications
 from tests.support.db import query, run
 from tests.support.deliveries import add
 from tests.support.forward import SECRET, Receiver
@@ -49,6 +49,46 @@ def test_retention_forgets_old_settled_deliveries_and_keeps_what_is_owed(databas
     assert run(go())["deliveries"] == 2
     assert sorted(row.id for row in query(database_url, sa.select(deliveries.c.id))) == [old_pending, new_delivered]
     assert query(database_url, sa.select(delivery_attempts.c.id)) == [], "the purged delivery's attempts went too"
+
+
+def test_retention_keeps_the_journal_rows_pending_deliveries_will_carry(database_url: str):
+    """A notification.received still owed reads its journal row when sent: the purge must not take it."""
+    run_ingest(database_url, [eof("kept-1"), eof("gone-2")], project=False)
+    kept, gone = (row.id for row in query(database_url, sa.select(notifications.c.id).order_by(notifications.c.id)))
+    add(
+        database_url,
+        {"event": "notification.received", "notification_id": kept, "data": None, "created_at": OLD},
+        {"event": "notification.received", "notification_id": gone, "data": None, "created_at": OLD},
+        {"status": "delivered", "event": "notification.received", "notification_id": gone, "created_at": OLD},
+    )
+    run(_backdate(database_url))
+
+    async def go() -> dict[str, int]:
+        engine = create_engine(database_url)
+        try:
+            async with for_writing(engine).begin() as connection:  # the second one was delivered after all
+                await connection.execute(
+                    deliveries.update().where(deliveries.c.notification_id == gone).values(status="delivered")
+                )
+            return await purge(engine, 30)
+        finally:
+            await engine.dispose()
+
+    assert run(go())["notifications"] == 1
+    assert query(database_url, sa.select(notifications.c.id)) == [(kept,)]
+
+
+def eof(task_id: str) -> dict[str, object]:
+    return {"NotificationType": "ProcessEof", "TaskId": task_id, "ProcessEofInfo": {"ErrCode": 0}}
+
+
+async def _backdate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        async with for_writing(engine).begin() as connection:
+            await connection.execute(notifications.update().values(received_at=OLD))
+    finally:
+        await engine.dispose()
 
 
 def test_standing_counts_backlog_dead_and_oldest_per_sink_and_sets_the_gauges(database_url: str):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -27,21 +28,21 @@ from standardwebhooks import Webhook
 from mps_callback.config import Settings
 from mps_callback.forward.config import SinkConfig, parse
 from mps_callback.forward.forwarder import Forwarder, outbox_of
-from mps_callback.intake.accept import Delivery, Intake
-from mps_callback.journal.group_commit import GroupCommitJournal
-from mps_callback.journal.spool import Spool
-from mps_callback.project.projector import Projector
 from mps_callback.runtime import BACKGROUND_JOBS, BackgroundProcess
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import deliveries, delivery_attempts
 from tests.support.bodies import FIXTURES, load_fixture
 from tests.support.checks import wait_until
 from tests.support.cli import cli, one_line_error
+from tests.support.consumers import S3Harness
 from tests.support.db import query, run
 from tests.support.forward import SECRET, Receiver, need
-from tests.support.service import start_service
+from tests.support.projection import ingest_and_project
+from tests.support.service import InProcessService, start_service
 
 SUBTITLES = "vod/WorkflowTask-SmartSubtitles-AsrFullTextTask.json"
+TOKEN = "api-token-for-the-forwarder"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def sinks(*tables: dict[str, Any]) -> tuple[SinkConfig, ...]:
@@ -58,22 +59,7 @@ def eof(task_id: str) -> dict[str, Any]:
 
 def owe(url: str, configured: tuple[SinkConfig, ...], bodies: list[dict[str, Any]], project: bool = True) -> None:
     """Journal ``bodies`` (and project them) with ``configured`` sinks: the outbox rows they cause."""
-
-    async def go() -> None:
-        engine = create_engine(url)
-        journal = GroupCommitJournal(engine, Spool(tempfile.mkdtemp()), outbox=outbox_of(configured))
-        journal.start()
-        try:
-            intake = Intake(Settings(notify_keys=""), journal)
-            for body in bodies:
-                await intake.accept(orjson.dumps(body), Delivery("test"))
-            await journal.close()
-            if project:
-                await Projector(engine, outbox=outbox_of(configured)).drain()
-        finally:
-            await engine.dispose()
-
-    run(go())
+    run(ingest_and_project(url, bodies, project, outbox=outbox_of(configured)))
 
 
 def forward(url: str, configured: tuple[SinkConfig, ...], passes: int | None = None, **options: Any) -> int:
@@ -224,6 +210,32 @@ def test_two_forwarders_deliver_each_event_once(database_url: str, receiver: Rec
     ids = [request.headers["webhook-id"] for request in receiver.requests]
     assert len(ids) == 40 and len(set(ids)) == 40
     assert states(database_url) == [("notification.received", "delivered", 1)] * 40
+
+
+def test_a_dead_delivery_retried_from_the_api_is_delivered(database_url: str, receiver: Receiver, tmp_path: Path):
+    receiver.answers.append((500, {}))  # one attempt in the schedule, refused: dead
+    configured = sinks(webhook(receiver.url(), events=["notification.received"], retry_schedule=[0]))
+    owe(database_url, configured, [eof("revived")], project=False)
+    assert forward(database_url, configured) == 1
+    assert states(database_url) == [("notification.received", "dead", 1)]
+    assert forward(database_url, configured) == 0  # dead stays dead: nothing is due
+
+    with InProcessService(database_url, tmp_path, api_token=TOKEN) as service:
+        listed = service.get("/v1/deliveries", params={"status": "dead", "task": "revived"}, headers=AUTH).json()
+        [delivery_id] = [item["id"] for item in listed["items"]]
+        retried = service.post(b"", path=f"/v1/deliveries/{delivery_id}/retry", headers=AUTH)
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["status"] == "pending"
+
+        assert forward(database_url, configured) == 1  # the receiver answers now (204)
+        detail = service.get(f"/v1/deliveries/{delivery_id}", headers=AUTH).json()
+    assert (detail["status"], detail["attempts"], detail["delivered_at"] is not None) == ("delivered", 2, True)
+    assert [(a["outcome"], a["status_code"]) for a in detail["attempts_made"]] == [("retry", 500), ("delivered", None)]
+    assert [request.verified for request in receiver.requests] == [True, True]
+    assert (
+        receiver.requests[0].headers["webhook-id"] == receiver.requests[1].headers["webhook-id"] == detail["event_id"]
+    )
+    assert receiver.verified[1]["data"]["task_id"] == "revived"
 
 
 # ---------------------------------------------------------------- a real forwarder process, killed mid-delivery
@@ -380,6 +392,85 @@ def test_rabbitmq_gets_task_finished_with_the_event_id(database_url: str):
     assert message_id == event_id == envelope["id"] and envelope["type"] == "task.finished"
 
 
+#: Events owed when the broker goes away.
+OWED = 50
+
+
+@contextmanager
+def forwarding(url: str, configured: tuple[SinkConfig, ...], **options: Any) -> Iterator[None]:
+    """A forwarder running as `serve` runs it (``run_forever``), in a thread of its own, until the block ends."""
+    stop = threading.Event()
+
+    async def go() -> None:
+        engine = create_engine(url)
+        forwarder = Forwarder(engine, configured, **options)
+        running = asyncio.create_task(forwarder.run_forever(idle_seconds=0.02))
+        try:
+            await asyncio.to_thread(stop.wait)
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+            await forwarder.close()
+            await engine.dispose()
+
+    thread = threading.Thread(target=lambda: asyncio.run(go()), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(30)
+
+
+def delivered_and_retried(url: str) -> tuple[int, int]:
+    """How many deliveries are delivered, and how many attempts failed and will be tried again."""
+    [(delivered, retried)] = query(
+        url,
+        sa.select(
+            sa.select(sa.func.count()).where(deliveries.c.status == "delivered").scalar_subquery(),
+            sa.select(sa.func.count()).where(delivery_attempts.c.outcome == "retry").scalar_subquery(),
+        ),
+    )
+    return int(delivered), int(retried)
+
+
+def test_rabbitmq_cut_while_events_are_owed_loses_none(database_url: str, proxy_to: Any):
+    """The forwarder's loop with its records through a broker outage: the connection cut mid-run
+    and refused for a while, then back; every event reaches the queue, none dead, none lost."""
+    need("amqp")
+    queue = Queue()
+    run(queue.bind())
+    proxy = proxy_to(5672)
+    url = queue.sink_url.replace("127.0.0.1:5672", f"127.0.0.1:{proxy.port}")
+    configured = sinks(
+        {"name": "queue", "url": url, "events": ["notification.received"], "retry_schedule": [0] + [0.2] * 49}
+    )
+    owe(database_url, configured, [eof(f"cut-{number}") for number in range(OWED)], project=False)
+
+    with forwarding(database_url, configured, batch_size=5):
+        wait_until(lambda: delivered_and_retried(database_url)[0] >= 10, 60, "some deliveries before the cut")
+        proxy.down()  # cuts the connection under the batches in flight, and refuses new ones
+        owed_at_the_cut = OWED - delivered_and_retried(database_url)[0]
+        wait_until(  # away for a while: each owed event tried about three times and refused
+            lambda: delivered_and_retried(database_url)[1] >= 3 * owed_at_the_cut,
+            60,
+            "attempts failing while the broker is away",
+        )
+        proxy.up()
+        wait_until(
+            lambda: delivered_and_retried(database_url)[0] == OWED, 60, "every delivery after the broker is back"
+        )
+
+    assert owed_at_the_cut > 0, "the broker came back with events still owed"
+    event_ids = {event_id for (event_id,) in query(database_url, sa.select(deliveries.c.event_id))}
+    taken = run(queue.take(OWED))
+    assert {message_id for message_id, _ in taken} == event_ids and len(event_ids) == OWED  # each at least once
+    assert all(envelope["id"] == message_id for message_id, envelope in taken)
+    assert {status for _, status, _ in states(database_url)} == {"delivered"}
+    assert proxy.accepted >= 2, "the sink reconnected after the cut"
+
+
 @pytest.mark.process
 def test_serve_stops_at_start_on_a_bad_forward_configuration(tmp_path: Path):
     config = write_config(tmp_path, '[[sink]]\nname = "app"\nurl = "http://127.0.0.1:9/hooks"\n')
@@ -390,35 +481,60 @@ def test_serve_stops_at_start_on_a_bad_forward_configuration(tmp_path: Path):
     assert "sink 'app'" in line and "secret" in line
 
 
+#: Where the smart-subtitle fixture's outputs are: its COS output bucket.
+OUTPUT_BASE = "https://mps-out-1250000000.cos.ap-guangzhou.myqcloud.com/mps/smartsubtitlestaskresult/asrfulltexttask/"
+
+
+#: The subtitle files it names: Path (also SubtitleInfo.Path), SubtitlePath, SubtitleInfo.SubtitleEmbedPath.
+SUBTITLE_FILES = ("path-0.vtt", "subtitlepath-0.vtt", "subtitleembedpath-0.vtt")
+
+
+def subtitle_urls(envelope: dict[str, Any]) -> set[str]:
+    return {output["url"] for output in envelope["data"]["outputs"] if (output["url"] or "").endswith(".vtt")}
+
+
 @pytest.mark.process
-def test_send_to_serve_makes_a_verified_task_finished_arrive_at_a_webhook_and_rabbitmq(
-    database_url: str, receiver: Receiver, tmp_path: Path
+def test_send_to_serve_makes_a_verified_task_finished_arrive_at_every_kind_of_sink(
+    database_url: str, receiver: Receiver, moto_port: int, tmp_path: Path
 ):
-    """Done when (issue 11): a smart-subtitle WorkflowTask sent with `mps-callback send` reaches both sinks."""
+    """Done when (issue 11): one smart-subtitle WorkflowTask sent with `mps-callback send` reaches a
+    webhook (verified, with the subtitle URLs), a RabbitMQ queue, the S3 stand-in and an Apprise endpoint."""
     need("amqp")
-    queue = Queue()
+    queue, bucket = Queue(), S3Harness(moto_port)
     run(queue.bind())
+    run(bucket.start())
+    only_finished = 'events = ["task.finished"]\n'
     config = write_config(
         tmp_path,
         webhook_table(receiver.port, events='["task.finished"]').replace("/hooks", "/hooks/mps"),
-        f'[[sink]]\nname = "queue"\nurl = "{queue.sink_url}"\nevents = ["task.finished"]\n',
+        f'[[sink]]\nname = "queue"\nurl = "{queue.sink_url}"\n{only_finished}',
+        f'[[sink]]\nname = "archive"\nurl = "{bucket.url(moto_port)}"\n{only_finished}',
+        f'[[sink]]\nname = "people"\nurl = "apprise+json://127.0.0.1:{receiver.port}/apprise"\n{only_finished}',
     )
     service = start_service(database_url, tmp_path, forward_config=str(config), notify_keys="e2e-key")
     try:
         fixture = FIXTURES / SUBTITLES
         sent = cli("send", str(fixture), "--url", service.base_url + "/v1/mps/callback", "--key", "e2e-key")
         assert sent.returncode == 0, sent.stderr
-        wait_until(lambda: len(receiver.verified) >= 1, 60, "task.finished at the webhook receiver")
+        wait_until(lambda: len(receiver.requests) >= 2, 60, "task.finished at the webhook and the Apprise endpoint")
         [(message_id, queued)] = run(queue.take(1))
+        [(object_event_id, archived)] = run(bucket.received(1))
     finally:
         service.stop()
-    [hooked] = receiver.verified
+        run(bucket.stop())
+    hooks = [request for request in receiver.requests if request.path == "/hooks/mps"]
+    [chat] = [request for request in receiver.requests if request.path == "/apprise"]
+    assert len(receiver.requests) == 2 and [request.verified for request in hooks] == [True]
+    hooked = orjson.loads(hooks[0].body)
     task_id = load_fixture(SUBTITLES)["WorkflowTaskEvent"]["TaskId"]
-    for envelope in (hooked, queued):
-        assert envelope["type"] == "task.finished" and envelope["data"]["task_id"] == task_id
-        urls = [output["url"] for output in envelope["data"]["outputs"] if (output["url"] or "").endswith(".vtt")]
-        assert urls and all(url.startswith("https://mps-out-1250000000.cos.ap-guangzhou.myqcloud.com/") for url in urls)
-    assert hooked["id"] == queued["id"] == message_id  # one event, one id, whichever sink carries it
+    assert hooked["type"] == "task.finished" and hooked["data"]["task_id"] == task_id
+    assert subtitle_urls(hooked) == {OUTPUT_BASE + name for name in SUBTITLE_FILES}
+    for envelope in (queued, archived):
+        assert envelope == hooked  # one event, the same envelope whichever sink carries it
+    assert hooked["id"] == message_id == object_event_id  # and its id as each sink's idempotency key
+    posted = orjson.loads(chat.body)
+    assert task_id in posted["title"] and task_id in posted["message"] and posted["type"] == "success"
+    assert OUTPUT_BASE + "path-0.vtt" in posted["message"]
 
 
 def test_forward_without_sinks_says_there_is_nothing_to_forward(tmp_path: Path):
@@ -434,3 +550,36 @@ def test_the_background_process_forwards_only_when_sinks_are_configured(
     assert "forwarding" not in [job.name for job in BACKGROUND_JOBS if job.wanted(background)]
     monkeypatch.setenv("MPS_FORWARD_CONFIG", str(write_config(tmp_path, webhook_table(9))))
     assert "forwarding" in [job.name for job in BACKGROUND_JOBS if job.wanted(background)]
+
+
+def test_a_hung_sink_holds_back_only_its_own_deliveries(database_url: str, receiver: Receiver):
+    """Each sink has its own lane: while one receiver accepts connections and never answers (each attempt
+    waits out the 10 s timeout), the other sink's deliveries go as fast as they come."""
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel accepts; nobody ever reads or answers
+    try:
+        configured = sinks(
+            webhook(
+                f"http://127.0.0.1:{silent.getsockname()[1]}/hooks", name="stuck", events=["notification.received"]
+            ),
+            webhook(receiver.url(), name="ok", events=["notification.received"]),
+        )
+        owe(database_url, configured, [eof(f"lane-{number}") for number in range(30)], project=False)
+        with forwarding(database_url, configured, batch_size=5):
+            wait_until(lambda: len(receiver.verified) == 30, 8, "the healthy sink's 30 deliveries")
+    finally:
+        silent.close()
+    assert {event["data"]["task_id"] for event in receiver.verified} == {f"lane-{number}" for number in range(30)}
+
+
+def test_a_receiver_asking_to_wait_for_ever_is_retried_within_a_day(database_url: str, receiver: Receiver):
+    """Retry-After past any date a database stores: the attempt is recorded and the next one is due in a day,
+    and the batch's other deliveries are recorded too (no overflow loses the batch)."""
+    receiver.answers += [(503, {"Retry-After": "999999999999"})]
+    configured = sinks(webhook(receiver.url(), events=["notification.received"]))
+    owe(database_url, configured, [eof("wait-1"), eof("wait-2")], project=False)
+    assert forward(database_url, configured, passes=1) == 2
+    rows = dict(query(database_url, sa.select(deliveries.c.status, deliveries.c.next_attempt_at)))
+    assert sorted(rows) == ["delivered", "pending"]  # sent side by side: either one got the 503
+    wait = rows["pending"].replace(tzinfo=UTC) - datetime.now(UTC)
+    assert timedelta(hours=23) < wait <= timedelta(days=1)
+    assert sorted(outcome for outcome, *_ in attempts(database_url)) == ["delivered", "retry"]

@@ -23,8 +23,9 @@ from mps_callback.project.projector import Projector
 from mps_callback.project.reproject import reset_tasks
 from mps_callback.store.engine import create_engine
 from mps_callback.store.outbox import NO_OUTBOX, Outbox
-from mps_callback.store.tables import deliveries, tasks
+from mps_callback.store.tables import deliveries, notifications, tasks
 from tests.support.bodies import journal_row, load_fixture
+from tests.support.cli import cli
 from tests.support.db import query, refuse_inserts, run
 from tests.support.forward import SECRET
 from tests.support.projection import processing_version
@@ -209,24 +210,103 @@ def api_task(url: str, task_id: str) -> dict[str, Any]:
     return run(get())
 
 
-def test_a_rebuilt_task_counts_on_from_the_last_sequence_it_sent(database_url: str):
-    """reproject deletes a task's row; its events must not start again at 1 (consumers drop older ones)."""
+def rebuild(url: str, task_id: str, outbox: Outbox, arriving: tuple[dict[str, Any], ...] = ()) -> None:
+    """``reproject --task``: reset the task, journal ``arriving`` meanwhile, then project with ``outbox``."""
+
+    async def go() -> None:
+        engine = create_engine(url)
+        try:
+            await reset_tasks(engine, [task_id])
+        finally:
+            await engine.dispose()
+        await journal(url, outbox, list(arriving))
+        await project(url, outbox)
+
+    run(go())
+
+
+def test_a_rebuilt_task_announces_nothing_again_and_keeps_its_sequence(database_url: str):
+    """reproject deletes a task's rows and projects its journal again: what it announced before is not news."""
     body = load_fixture(SUBTITLES)
     task_id = body["WorkflowTaskEvent"]["TaskId"]
     outbox = sinks(webhook("app", events=["task.updated", "task.finished"]))
     run(journal(database_url, outbox, [processing_version(body), body]))
     run(project(database_url, outbox))
-    first = [sequence for _, _, sequence, *_ in owed(database_url)]
+    before = owed(database_url)
+    assert [(event, sequence) for _, event, sequence, *_ in before] == [("task.updated", 1), ("task.finished", 2)]
 
-    async def rebuild() -> None:
+    rebuild(database_url, task_id, outbox)
+    assert owed(database_url) == before
+    assert query(database_url, sa.select(tasks.c.event_sequence, tasks.c.status)) == [(2, "FINISH")]
+    assert query(database_url, sa.select(sa.func.count()).where(notifications.c.replayed)) == [(0,)]
+
+
+def test_news_arriving_during_a_rebuild_counts_on_and_is_not_finished_twice(database_url: str):
+    """A notification journaled while its task is rebuilt is news: task.updated after the last sequence sent,
+    and no second task.finished for a task that was announced finished."""
+    body = load_fixture(SUBTITLES)
+    task_id = body["WorkflowTaskEvent"]["TaskId"]
+    outbox = sinks(webhook("app", events=["task.updated", "task.finished"]))
+    run(journal(database_url, outbox, [processing_version(body), body]))
+    run(project(database_url, outbox))
+    later = copy.deepcopy(body)
+    later["WorkflowTaskEvent"]["Message"] = "sent again by MPS"
+
+    rebuild(database_url, task_id, outbox, arriving=(later,))
+    tasks_events = [(event, sequence) for _, event, sequence, *_ in owed(database_url) if event.startswith("task.")]
+    assert tasks_events == [("task.updated", 1), ("task.finished", 2), ("task.updated", 3)]
+    assert query(database_url, sa.select(tasks.c.event_sequence)) == [(3,)]
+
+
+def test_a_rebuild_replays_only_what_was_projected(database_url: str):
+    """A notification never projected (still pending, or parked) is news when the rebuild projects it."""
+    body = load_fixture(SUBTITLES)
+    task_id = body["WorkflowTaskEvent"]["TaskId"]
+    run(journal(database_url, NO_OUTBOX, [processing_version(body)]))
+    run(project(database_url, NO_OUTBOX))
+    run(journal(database_url, NO_OUTBOX, [body]))
+
+    async def reset() -> None:
         engine = create_engine(database_url)
         try:
             await reset_tasks(engine, [task_id])
-            await Projector(engine, outbox=outbox).drain()
         finally:
             await engine.dispose()
 
-    run(rebuild())
-    again = [sequence for _, _, sequence, *_ in owed(database_url)][len(first) :]
-    assert first == [1, 2] and again == [3, 4]
-    assert query(database_url, sa.select(tasks.c.event_sequence)) == [(4,)]
+    run(reset())
+    assert query(database_url, sa.select(notifications.c.replayed).order_by(notifications.c.id)) == [(True,), (False,)]
+    outbox = sinks(webhook("app", events=["task.updated", "task.finished"]))
+    run(project(database_url, outbox))
+    assert [(event, sequence) for _, event, sequence, *_ in owed(database_url)] == [
+        ("task.updated", 1),
+        ("task.finished", 2),
+    ]
+
+
+def test_the_reproject_command_owes_the_events_of_news_it_projects(database_url: str, tmp_path: Path):
+    """``mps-callback reproject`` projects with the sinks' outbox: a notification it projects for the first time
+    (here one journaled after the last projection) owes its events like any other; the replayed one owes none."""
+    body = load_fixture(SUBTITLES)
+    task_id = body["WorkflowTaskEvent"]["TaskId"]
+    config = tmp_path / "forward.toml"
+    config.write_text(f'[[sink]]\nname = "app"\nurl = "http://127.0.0.1:9/hooks"\nsecret = "{SECRET}"\n')
+    outbox = sinks(webhook("app"))
+    run(journal(database_url, outbox, [processing_version(body)]))
+    run(project(database_url, outbox))
+    run(journal(database_url, outbox, [body]))
+
+    done = cli(
+        "reproject", "--task", task_id, env={"MPS_DATABASE_URL": database_url, ENVIRONMENT_VARIABLE: str(config)}
+    )
+    assert done.returncode == 0, done.stderr
+    task_events = [(event, sequence) for _, event, sequence, *_ in owed(database_url) if event.startswith("task.")]
+    assert task_events == [("task.updated", 1), ("task.updated", 2), ("task.finished", 3)]
+
+
+def test_the_reproject_command_stops_on_a_bad_forward_configuration(tmp_path: Path):
+    config = tmp_path / "forward.toml"
+    config.write_text('[[sink]]\nname = "app"\nurl = "gopher://nowhere"\n')
+    done = cli(
+        "reproject", env={"MPS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/db", ENVIRONMENT_VARIABLE: str(config)}
+    )
+    assert done.returncode != 0 and done.stderr.count("\n") == 1 and "app" in done.stderr

@@ -86,6 +86,13 @@ def test_a_hung_send_is_a_retry_after_the_timeout() -> None:
     assert run(sink) == [Retry("timed out after 0.5 s")]
 
 
+def test_a_hung_send_on_a_reused_connection_is_one_timeout_not_two() -> None:
+    """A server that hangs is not tried again at once on a fresh connection: that would double the wait."""
+    sink = Scripted(["ok", "hang", "ok"])
+    assert run(sink, 2) == [Delivered(), Retry("timed out after 0.5 s")]
+    assert sink.opened == 1 and sink.closed == [1]
+
+
 def test_any_error_is_a_retry_not_an_exception() -> None:
     sink = Scripted([ValueError("a bug in a library"), KeyError("x")])
     [outcome] = run(sink)

@@ -4,6 +4,10 @@ SQS FIFO dedupe, AMQP message properties, S3 keys, and the message Apprise sends
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -77,10 +81,61 @@ def test_webhook_retry_after_seconds_is_honoured(receiver: Receiver, status: int
     )
 
 
-def test_webhook_retry_after_as_an_http_date(receiver: Receiver) -> None:
+def test_webhook_retry_after_as_an_http_date_far_ahead_is_a_day(receiver: Receiver) -> None:
     receiver.answers.append((503, {"Retry-After": "Wed, 21 Oct 2099 07:28:00 GMT"}))
     outcome = deliver_once(receiver.url(), SECRET, make_event())
-    assert isinstance(outcome, Retry) and outcome.after_seconds is not None and outcome.after_seconds > 86400
+    assert isinstance(outcome, Retry) and outcome.after_seconds == 86400.0
+
+
+def test_webhook_retry_after_past_any_date_is_a_day(receiver: Receiver) -> None:
+    """A receiver cannot push a delivery past the dates a database stores (or stall it for ever)."""
+    receiver.answers.append((503, {"Retry-After": "999999999999"}))
+    assert deliver_once(receiver.url(), SECRET, make_event()) == Retry("HTTP 503 Service Unavailable", 86400.0)
+
+
+def test_webhook_reads_little_of_an_endless_answer() -> None:
+    """A receiver answering 200 with a body that never ends: delivered on its status, the body not read to the end
+    (reading it would hold the forwarder's memory and the delivery until the timeout)."""
+    sent: list[int] = []
+    with endless_answer(sent) as port:
+        outcome = deliver_once(f"http://127.0.0.1:{port}/hooks", SECRET, make_event())
+    assert outcome == Delivered()
+    assert sent[0] < 256, f"{sent[0]} chunks of 64 KiB were taken"  # socket buffers hold a few; reading all: 16,384
+
+
+@contextlib.contextmanager
+def endless_answer(sent: list[int]) -> Iterator[int]:
+    """A server that answers a request ``200`` and then chunk after chunk of 64 KiB until the client leaves (or
+    1 GiB); ``sent`` gets how many chunks it took."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+                chunk = b"10000\r\n" + b"x" * 65536 + b"\r\n"
+                count = 0
+                with contextlib.suppress(OSError):
+                    for count in range(1, 16 * 1024 + 1):  # noqa: B007 -- the count is the result
+                        connection.sendall(chunk)
+                sent.append(count)
+                return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(10)
+        listener.close()
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 500, 502])
@@ -381,6 +436,14 @@ def test_apprise_message_for_a_finished_task_with_many_outputs() -> None:
     assert body.splitlines()[0] == "WorkflowTask 2600011633-WorkflowTask-abc123: FINISH"
     assert "Failed subtasks" not in body and "Error" not in body
     assert "out/9.mp4" in body and "out/10.mp4" not in body and body.endswith("- and 2 more")
+
+
+def test_apprise_message_for_a_success_names_no_error_and_each_link_once() -> None:
+    """MPS reports success as ErrCode 0 with Message SUCCESS, and names one subtitle file in several fields."""
+    vtt = "https://cdn.example.com/out/path-0.vtt"
+    outputs = [{"subtask": "SmartSubtitlesTask", "url": vtt}, {"subtask": "SmartSubtitlesTask", "url": vtt}]
+    _, body = message(make_event("task.finished", outputs=outputs, err_code=0, message="SUCCESS"))
+    assert "Error" not in body and body.count(vtt) == 1
 
 
 def test_apprise_message_for_an_update_that_failed_says_so() -> None:

@@ -16,15 +16,17 @@ from mps_callback.journal.group_commit import GroupCommitJournal
 from mps_callback.journal.spool import Spool
 from mps_callback.project.projector import Projector
 from mps_callback.store.engine import create_engine
+from mps_callback.store.outbox import NO_OUTBOX, Outbox
 from mps_callback.store.tables import outputs, segments, subtasks, tasks
 
 
 async def ingest_and_project(
-    url: str, bodies: list[dict[str, Any]], project: bool = True, batch_size: int = 200
+    url: str, bodies: list[dict[str, Any]], project: bool = True, batch_size: int = 200, outbox: Outbox = NO_OUTBOX
 ) -> None:
-    """Journal ``bodies`` one after another (as MPS would send them), then project."""
+    """Journal ``bodies`` one after another (as MPS would send them), then project; ``outbox``: the delivery
+    rows the sinks it names are owed, written as the journal and the projector write them."""
     engine = create_engine(url)
-    journal = GroupCommitJournal(engine, Spool(tempfile.mkdtemp()))
+    journal = GroupCommitJournal(engine, Spool(tempfile.mkdtemp()), outbox=outbox)
     journal.start()
     try:
         intake = Intake(Settings(notify_keys=""), journal)
@@ -32,7 +34,7 @@ async def ingest_and_project(
             await intake.accept(orjson.dumps(body), Delivery("test"))
         await journal.close()
         if project:
-            await Projector(engine, batch_size=batch_size).drain()
+            await Projector(engine, batch_size=batch_size, outbox=outbox).drain()
     finally:
         await engine.dispose()
 

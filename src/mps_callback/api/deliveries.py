@@ -16,14 +16,13 @@ from mps_callback.api.params import UtcInstant, refuse_nul
 from mps_callback.api.schemas import DeliveryAttempt, DeliveryDetail, DeliveryPage, DeliverySummary, RetryResult
 from mps_callback.store.deliveries import RETRYABLE, Selection, retry
 from mps_callback.store.engine import for_writing
+from mps_callback.store.outbox import EventName
 from mps_callback.store.tables import deliveries, delivery_attempts
 from mps_callback.store.types import INT64
 
 router = APIRouter(prefix="/v1", tags=["forwarding"], dependencies=[Depends(refuse_nul)])
 
 DeliveryStatus = Literal["pending", "delivered", "dead"]
-#: The outbox's event names (store/outbox.py).
-EventName = Literal["notification.received", "task.updated", "task.finished", "task.failed"]
 SUMMARY_COLUMNS = [deliveries.c[name] for name in DeliverySummary.model_fields]
 DeliveryId = Annotated[int, Path(ge=1, le=INT64)]
 

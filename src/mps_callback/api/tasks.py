@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mps_callback.api import cursor as cursors
 from mps_callback.api.deps import EngineDep
@@ -40,6 +41,10 @@ TASK_TYPE = sa.case(
     ),
     else_=tasks.c.event_type,
 ).label("type")
+#: A filter as disjoint parts of ``tasks``, each a sequence of WHERE terms; the list reads each through its index.
+Parts = Sequence[Sequence[sa.ColumnElement[bool]]]
+#: No split: one part with no terms.
+WHOLE: Parts = ((),)
 SEGMENT_KIND_HELP = "one of " + ", ".join(KNOWN_SEGMENT_KINDS) + "; or <family>.<list> for a list no family names"
 SUMMARY_COLUMNS = [tasks.c[name] for name in TaskSummary.model_fields if name != "type"] + [TASK_TYPE]
 Cursor = Annotated[
@@ -77,19 +82,33 @@ async def list_tasks(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Cursor = None,
 ) -> TaskPage:
-    query = sa.select(*SUMMARY_COLUMNS)
+    conditions = task_conditions(status=status, kind=kind, event_type=event_type, since=since, until=until, q=q)
+    return await task_page(engine, conditions, limit, cursor, type_parts(type))
+
+
+def task_conditions(
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    event_type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    q: str | None = None,
+) -> list[sa.ColumnElement[bool]]:
+    """The WHERE terms of the task list's filters (validated values) but ``type`` (see :func:`type_parts`).
+
+    Shared with the dashboard's list and counts."""
+    conditions: list[sa.ColumnElement[bool]] = []
     if status is not None:
-        query = query.where(tasks.c.failed.is_(True) if status == "failed" else tasks.c.status == status)
+        conditions.append(tasks.c.failed.is_(True) if status == "failed" else tasks.c.status == status)
     if kind is not None:
-        query = query.where(tasks.c.kind == kind)
-    if type is not None:
-        query = query.where(_of_type(type))
+        conditions.append(tasks.c.kind == kind)
     if event_type is not None:
-        query = query.where(tasks.c.event_type == event_type)
+        conditions.append(tasks.c.event_type == event_type)
     if since is not None:
-        query = query.where(tasks.c.first_received_at >= since)
+        conditions.append(tasks.c.first_received_at >= since)
     if until is not None:
-        query = query.where(tasks.c.first_received_at < until)
+        conditions.append(tasks.c.first_received_at < until)
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         columns = (
@@ -99,18 +118,20 @@ async def list_tasks(
             tasks.c.input_location,
             tasks.c.video_name,
         )
-        query = query.where(sa.or_(*(column.like(pattern, escape="\\") for column in columns)))
-    if cursor is not None:
-        after_time, after_id = cursors.decode("tasks", cursor, datetime, str)
-        query = query.where(
-            sa.or_(
-                tasks.c.first_received_at < after_time,
-                sa.and_(tasks.c.first_received_at == after_time, tasks.c.task_id < after_id),
-            )
-        )
-    query = query.order_by(tasks.c.first_received_at.desc(), tasks.c.task_id.desc()).limit(limit + 1)
+        conditions.append(sa.or_(*(column.like(pattern, escape="\\") for column in columns)))
+    return conditions
+
+
+async def task_page(
+    engine: AsyncEngine,
+    conditions: list[sa.ColumnElement[bool]],
+    limit: int,
+    cursor: str | None,
+    parts: Parts = WHOLE,
+) -> TaskPage:
+    """Tasks matching ``conditions``, newest first, after ``cursor``: keyset paging on (first_received_at, task_id)."""
     async with engine.connect() as connection:
-        rows = (await connection.execute(query)).mappings().all()
+        rows = (await connection.execute(task_select(conditions, limit, cursor, parts))).mappings().all()
     items = [dict(row) for row in rows[:limit]]
     last = items[-1] if len(rows) > limit else None
     return TaskPage(
@@ -118,17 +139,57 @@ async def list_tasks(
     )
 
 
-def _of_type(type_name: str) -> sa.ColumnElement[bool]:
+def task_select(
+    conditions: list[sa.ColumnElement[bool]], limit: int, cursor: str | None, parts: Parts = WHOLE
+) -> sa.Select[Any]:
+    """The list's query (one row more than ``limit``, to know whether a next page exists); 400 for a bad cursor."""
+    after = [after_cursor(cursor)] if cursor is not None else []
+    queries = [sa.select(*SUMMARY_COLUMNS).where(*conditions, *part, *after) for part in parts]
+    return newest_first(queries, limit + 1)
+
+
+def newest_first(queries: list[sa.Select[Any]], limit: int, offset: int = 0) -> sa.Select[Any]:
+    """Rows ``offset`` to ``offset + limit`` of ``queries`` (over disjoint parts of ``tasks``), newest first.
+
+    Each part reads its own index in the list's order and stops at ``offset + limit`` rows; the
+    union of those few rows is sorted again. One OR over the parts would read both ranges whole
+    and sort them (MariaDB's sort_union), or walk the list's index filtering every row.
+    """
+    if len(queries) == 1:
+        return queries[0].order_by(*TASK_ORDER).offset(offset or None).limit(limit)
+    each = [sa.select(query.order_by(*TASK_ORDER).limit(offset + limit).subquery()) for query in queries]
+    merged = sa.union_all(*each).subquery()
+    order = (merged.c.first_received_at.desc(), merged.c.task_id.desc())
+    return sa.select(merged).order_by(*order).offset(offset or None).limit(limit)
+
+
+#: The list's order, newest first: the (first_received_at, task_id) index read backwards.
+TASK_ORDER = (tasks.c.first_received_at.desc(), tasks.c.task_id.desc())
+
+
+def after_cursor(cursor: str) -> sa.ColumnElement[bool]:
+    """Tasks after the one ``cursor`` names, in the list's order; 400 for a cursor the list did not give out."""
+    after_time, after_id = cursors.decode("tasks", cursor, datetime, str)
+    return sa.or_(
+        tasks.c.first_received_at < after_time,
+        sa.and_(tasks.c.first_received_at == after_time, tasks.c.task_id < after_id),
+    )
+
+
+def type_parts(type_name: str | None) -> Parts:
     """File tasks by EventType; live tasks that have received a notification of that NotificationType.
+
+    Two disjoint parts (by kind), each read through its own index in list order: the EventType
+    one on (event_type, first_received_at, task_id), the live one on (kind, ...).
 
     A live task's notifications each become subtasks grouped under their NotificationType,
     a handful of rows per task however long the stream, where the journal holds one row per
     notification (thousands for a stream of hours): the EXISTS reads the subtasks.
     """
+    if type_name is None:
+        return WHOLE
     received = sa.exists().where(subtasks.c.task_id == tasks.c.task_id, subtasks.c.group_name == type_name)
-    return sa.or_(
-        sa.and_(tasks.c.kind != "live", tasks.c.event_type == type_name), sa.and_(tasks.c.kind == "live", received)
-    )
+    return ((tasks.c.kind != "live", tasks.c.event_type == type_name), (tasks.c.kind == "live", received))
 
 
 @router.get(

@@ -25,6 +25,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator, model_validator
 
@@ -40,7 +41,11 @@ __all__ = ["DEFAULT_RETRY_SCHEDULE", "ForwardConfigError", "SinkConfig", "from_e
 DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 KINDS = ("vod", "live")
 #: A name is a metrics label and a path segment of the API.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # fullmatch: no newline slips past a `$`
+#: The longest wait a schedule may ask for between two attempts, and the most attempts: a week,
+#: fifty. Beyond them lies a date no database stores, or a delivery nobody will see again.
+MAX_RETRY_DELAY_SECONDS = 7 * 24 * 3600
+MAX_ATTEMPTS = 50
 ENVIRONMENT_VARIABLE = "MPS_FORWARD_CONFIG"
 
 
@@ -64,7 +69,7 @@ class SinkConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, name: str) -> str:
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise ValueError("`name` must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
         return name
 
@@ -82,16 +87,28 @@ class SinkConfig(BaseModel):
     @classmethod
     def _check_schedule(cls, schedule: Any) -> Any:
         """Whole or fractional seconds, none negative; TOML strings or booleans are mistakes, not numbers."""
-        if not isinstance(schedule, list | tuple) or not schedule:
-            raise ValueError("`retry_schedule` must be a non-empty list of seconds")
+        if not isinstance(schedule, list | tuple) or not 0 < len(schedule) <= MAX_ATTEMPTS:
+            raise ValueError(f"`retry_schedule` must be a list of 1 to {MAX_ATTEMPTS} waits in seconds")
         for delay in schedule:
-            if isinstance(delay, bool) or not isinstance(delay, int | float) or not math.isfinite(delay) or delay < 0:
-                raise ValueError("`retry_schedule` entries must be numbers of seconds, 0 or more")
+            if (
+                isinstance(delay, bool)
+                or not isinstance(delay, int | float)
+                or not math.isfinite(delay)
+                or not 0 <= delay <= MAX_RETRY_DELAY_SECONDS
+            ):
+                raise ValueError(
+                    f"`retry_schedule` entries must be seconds from 0 to {MAX_RETRY_DELAY_SECONDS} (a week)"
+                )
         return schedule
 
     @model_validator(mode="after")
     def _check_url(self) -> SinkConfig:
-        """Build the sink once, so a bad scheme, query or missing secret stops start rather than the first delivery."""
+        """Build the sink once, so a bad scheme, port, query or missing secret stops start rather than the first
+        delivery."""
+        try:
+            _ = urlsplit(self.url.get_secret_value()).port  # reading it checks it
+        except ValueError:
+            raise ValueError("`url` has a port that is not a number from 0 to 65535") from None
         self.open()
         return self
 
@@ -144,7 +161,12 @@ def load(path: str | Path) -> tuple[SinkConfig, ...]:
         raise ForwardConfigError(f"{ENVIRONMENT_VARIABLE} {path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as error:
         raise ForwardConfigError(f"{ENVIRONMENT_VARIABLE} {path}: not valid TOML: {error}") from None
-    return parse(document, source=f"{ENVIRONMENT_VARIABLE} {path}")
+    except RecursionError:
+        raise ForwardConfigError(f"{ENVIRONMENT_VARIABLE} {path}: nested too deeply to be a sink table") from None
+    try:
+        return parse(document, source=f"{ENVIRONMENT_VARIABLE} {path}")
+    except RecursionError:
+        raise ForwardConfigError(f"{ENVIRONMENT_VARIABLE} {path}: nested too deeply to be a sink table") from None
 
 
 def parse(document: Mapping[str, Any], source: str = ENVIRONMENT_VARIABLE) -> tuple[SinkConfig, ...]:

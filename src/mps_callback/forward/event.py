@@ -8,11 +8,11 @@ from typing import Any, Literal
 
 import orjson
 
-EventName = Literal["notification.received", "task.updated", "task.finished", "task.failed"]
-Kind = Literal["vod", "live"]
+from mps_callback.store.outbox import EVENT_TYPES, EventName
 
-#: Every event type, in the order a task lives them; a sink's ``events`` filter picks from these.
-EVENT_TYPES: tuple[EventName, ...] = ("notification.received", "task.updated", "task.finished", "task.failed")
+__all__ = ["EVENT_TYPES", "Event", "EventName", "Kind", "rfc3339"]
+
+Kind = Literal["vod", "live"]
 
 
 @dataclass(frozen=True, slots=True)

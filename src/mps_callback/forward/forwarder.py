@@ -1,9 +1,11 @@
 """The forwarder: due outbox rows (``deliveries``) to their sinks, at least once, with retries.
 
 Any number of forwarders may run (in the background process ``serve`` starts, and as
-``mps-callback forward``). Each claims a batch of due pending deliveries with ``FOR UPDATE SKIP
-LOCKED`` (SQLite: ``BEGIN IMMEDIATE``, its one writer) and, in that short transaction, pushes
-their ``next_attempt_at`` a lease ahead: no other forwarder takes them while this one sends. The
+``mps-callback forward``). A forwarder runs one lane per sink, so a slow or hung sink holds back
+only its own deliveries. A lane claims a batch of its sink's due pending deliveries with ``FOR
+UPDATE SKIP LOCKED`` (SQLite: ``BEGIN IMMEDIATE``, its one writer) and, in that short
+transaction, pushes their ``next_attempt_at`` a lease ahead: no other forwarder takes them while
+this one sends. The
 sending happens outside any transaction; its outcome is then recorded (an attempt row, and the
 delivery delivered, rescheduled or dead). A forwarder killed mid-delivery leaves its claims to
 come due again when the lease runs out, so the event is sent again: at least once, never lost.
@@ -30,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from mps_callback import metrics
-from mps_callback.forward.config import SinkConfig
+from mps_callback.forward.config import MAX_RETRY_DELAY_SECONDS, SinkConfig
 from mps_callback.forward.event import Event, EventName, Kind, rfc3339
 from mps_callback.forward.sinks import Delivered, Disable, Outcome, Retry, Sink
 from mps_callback.store.engine import for_writing
@@ -128,11 +130,8 @@ class Forwarder:
             await sink.close()
 
     async def run_once(self) -> int:
-        """Claim one batch of due deliveries, send them (concurrently), record each outcome; how many were taken."""
-        claimed = await self._claim()
-        if claimed:
-            await self._record(await asyncio.gather(*(self._deliver(item) for item in claimed)))
-        return len(claimed)
+        """One batch for each sink, the sinks side by side; how many deliveries were taken."""
+        return sum(await asyncio.gather(*(self._batch(name) for name in self._sinks)))
 
     async def drain(self) -> int:
         """Send until nothing is due (failures wait for their next attempt)."""
@@ -142,28 +141,43 @@ class Forwarder:
         return total
 
     async def run_forever(self, idle_seconds: float = IDLE_SECONDS) -> None:
-        """Batch after batch; while the database is away, wait (doubling) with one log line each way."""
+        """A lane per sink, until cancelled: a sink that hangs or fails holds back only its own deliveries."""
+        async with asyncio.TaskGroup() as lanes:
+            for name in self._sinks:
+                lanes.create_task(self._lane(name, idle_seconds), name=f"forward to {name}")
+
+    async def _lane(self, sink: str, idle_seconds: float) -> None:
+        """Batch after batch for ``sink``; while the database is away, wait (doubling) with one log line each
+        way. A disabled sink's lane idles until the process stops (the others go on)."""
         wait, away = idle_seconds, False
         while True:
+            if sink in self._disabled:
+                await asyncio.Event().wait()  # never set: only cancellation ends it
             try:
-                taken = await self.run_once()
+                taken = await self._batch(sink)
             except Exception as error:
                 if not away:
-                    log.warning("forwarder waits for the database", extra={"error": describe(error)})
+                    log.warning("forwarder waits for the database", extra={"sink": sink, "error": describe(error)})
                 away, wait = True, min(max(wait * 2, 1.0), MAX_OUTAGE_WAIT_SECONDS)
                 await asyncio.sleep(wait)
                 continue
             if away:
-                log.info("database back; forwarding again")
+                log.info("database back; forwarding again", extra={"sink": sink})
             away, wait = False, idle_seconds
             if not taken:
                 await asyncio.sleep(idle_seconds)
 
+    async def _batch(self, sink: str) -> int:
+        """Claim a batch of ``sink``'s due deliveries, send them concurrently, record every outcome; how many."""
+        claimed = await self._claim(sink)
+        if claimed:
+            await self._record(await asyncio.gather(*(self._deliver(item) for item in claimed)))
+        return len(claimed)
+
     # ---------------------------------------------------------------- claiming
 
-    async def _claim(self) -> list[Claimed]:
-        active = [name for name in self._sinks if name not in self._disabled]
-        if not active:
+    async def _claim(self, sink: str) -> list[Claimed]:
+        if sink in self._disabled:
             return []
         now = datetime.now(UTC)
         async with self._engine.begin() as connection:
@@ -173,7 +187,7 @@ class Forwarder:
                     .where(
                         deliveries.c.status == "pending",
                         deliveries.c.next_attempt_at <= now,
-                        deliveries.c.sink.in_(active),
+                        deliveries.c.sink == sink,
                     )
                     .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
                     .limit(self._batch_size)
@@ -196,7 +210,10 @@ class Forwarder:
         if item.event.type == NOTIFICATION_RECEIVED and not item.event.data:
             return self._attempt(item, None, 0, f"notification {item.notification_id} is no longer in the journal")
         started = time.perf_counter()
-        outcome = await self._sinks[item.sink].deliver(item.event)
+        try:
+            outcome = await self._sinks[item.sink].deliver(item.event)
+        except Exception as error:  # sinks answer with outcomes; should one raise, its batch is recorded all the same
+            outcome = Retry(f"{type(error).__name__} raised by sink {item.sink!r}")  # its text may quote a URL
         return self._attempt(item, outcome, int((time.perf_counter() - started) * 1000))
 
     def _attempt(self, item: Claimed, outcome: Outcome | None, duration_ms: int, gone: str = "") -> Attempt:
@@ -254,7 +271,7 @@ class Forwarder:
         schedule = self._configs[sink].retry_schedule
         if outcome is None or attempts >= len(schedule):
             return {"status": "dead", "next_attempt_at": now}
-        delay = max(schedule[attempts], outcome.after_seconds or 0.0)
+        delay = min(max(schedule[attempts], outcome.after_seconds or 0.0), MAX_RETRY_DELAY_SECONDS)
         return {"next_attempt_at": now + timedelta(seconds=delay)}
 
     def _disable(self, sink: str, outcome: Disable) -> None:

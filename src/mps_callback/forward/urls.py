@@ -26,6 +26,10 @@ PUBLIC_PARAMETERS: dict[str, frozenset[str]] = {
     "s3": frozenset({"region", "endpoint_url", "key", "addressing"}),
 }
 
+#: Schemes whose whole path is hidden: a webhook's path is often its secret (``/services/T0/B0/XyZ``),
+#: in letters only as often as not; the host, port and sink name say which receiver it is.
+WHOLE_PATH_SECRET = frozenset({"http", "https"})
+
 #: A path segment that looks like a token (12 or more letters and digits, both): robot keys, webhook tokens.
 _TOKEN_LIKE = re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9_\-.~=+%]{12,}$")
 
@@ -35,8 +39,10 @@ def safe_url(url: str) -> str:
 
     Apprise URLs are their service's credentials from end to end (``wecombot://KEY``,
     ``tgram://bot_token/chat``, ``mailto://user:pass@host``), so only their scheme is shown.
-    Other URLs keep scheme, host, port, the path minus token-like segments, and the query
-    parameters the sink reads as settings; user info becomes ``***`` and other query values too.
+    Webhook URLs keep scheme, host and port, their path shown as ``/***``. Other URLs keep
+    scheme, host, port, the path (a vhost, database, bucket or queue) minus token-like segments,
+    and the query parameters the sink reads as settings; user info becomes ``***`` and other query
+    values too.
     """
     try:
         parts = urlsplit(url)
@@ -52,7 +58,10 @@ def safe_url(url: str) -> str:
         netloc = f"{netloc}:{port}"
     if "@" in parts.netloc:
         netloc = f"{HIDDEN}@{netloc}"
-    path = "/".join(HIDDEN if _TOKEN_LIKE.match(segment) else segment for segment in parts.path.split("/"))
+    if scheme in WHOLE_PATH_SECRET:
+        path = f"/{HIDDEN}" if parts.path.strip("/") else parts.path
+    else:
+        path = "/".join(HIDDEN if _TOKEN_LIKE.match(segment) else segment for segment in parts.path.split("/"))
     public = PUBLIC_PARAMETERS.get(scheme, frozenset())
     query = urlencode(
         [(name, _public_value(name, value) if name in public else HIDDEN) for name, value in parse_qsl(parts.query)],

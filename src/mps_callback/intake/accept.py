@@ -132,9 +132,33 @@ class Screen:
             self._pool = None
 
 
+#: How a body fetched from the MPS API with our own credentials (``reconcile.py``) is marked: the
+#: ``signature`` it has instead of a Sign, and its ``confirmation`` (MPS itself answered for it).
+FETCHED_SIGNATURE = "api"
+FETCHED_CONFIRMATION = "confirmed"
+
+
 class Intake:
-    def __init__(self, settings: Settings, journal: Journal, confirmer: Confirmer | None = None) -> None:
-        self._keys = settings.notify_key_values
+    """``accept``: one notification from any door into the journal.
+
+    ``fetched_from_api`` is for ``reconcile.py``'s own Intake only: the bodies it is handed were
+    fetched from the MPS API over an authenticated request (DescribeTaskDetail), so they carry no
+    Sign to check and need none. They skip the NotifyKey check (which would refuse every one
+    of them once ``MPS_NOTIFY_KEYS`` is set) and are marked ``signature='api'``,
+    ``confirmation='confirmed'``. It is an argument of the constructor, never something a
+    delivery can claim: no door a sender can reach builds its Intake with it.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        journal: Journal,
+        confirmer: Confirmer | None = None,
+        *,
+        fetched_from_api: bool = False,
+    ) -> None:
+        self._fetched = fetched_from_api
+        self._keys = () if fetched_from_api else settings.notify_key_values
         self._max_skew = settings.max_skew_seconds
         self._journal = journal
         self._confirmer = confirmer
@@ -164,11 +188,11 @@ class Intake:
             prepared.signature,
             prepared.dedupe_key,
         )
-        try:
-            confirmation = await self._confirmer.confirm(shape.task_id) if self._confirmer is not None else None
-        except Refused as refused:
-            refused.shape = shape
-            raise
+        confirmation: str | None = FETCHED_CONFIRMATION
+        if self._fetched:
+            signature = FETCHED_SIGNATURE
+        else:
+            confirmation = await self._confirmation(shape)
         entry = JournalEntry(
             received_at=datetime.now(UTC),
             shape=shape,
@@ -184,6 +208,14 @@ class Intake:
         try:
             return Accepted(await self._journal.append(entry), shape)
         except Refused as refused:  # too large for the database
+            refused.shape = shape
+            raise
+
+    async def _confirmation(self, shape: Shape) -> str | None:
+        """What ``MPS_VERIFY_WITH_API`` says of the task (None: not asked); a refusal carries the shape."""
+        try:
+            return await self._confirmer.confirm(shape.task_id) if self._confirmer is not None else None
+        except Refused as refused:
             refused.shape = shape
             raise
 

@@ -21,7 +21,8 @@ from urllib.parse import parse_qs
 import orjson
 
 from mps_callback import metrics
-from mps_callback.errors import JournalUnavailable, Refused
+from mps_callback.errors import Refused
+from mps_callback.intake import doors
 from mps_callback.intake.accept import Busy, Delivery
 
 log = logging.getLogger("mps_callback.intake")
@@ -113,23 +114,23 @@ class CallbackDoor:
             _check_url_token(scope, settings.url_token.get_secret_value())
             with self.large_bodies().ticket() as ticket:  # held until accept is done with the body
                 raw = await _read_body(scope, receive, settings.max_body_bytes, settings.body_timeout_seconds, ticket)
-                accepted = await intake.accept(raw, _delivery(scope))
-        except Refused as refused:
-            metrics.NOTIFICATIONS.labels(*_labels(refused.shape), "refused", refused.code).inc()
+                taken = await doors.take(intake, raw, _delivery(scope))
+        except Refused as refused:  # before the body reached the intake: the URL token, its size, its arrival
+            metrics.NOTIFICATIONS.labels(*doors.labels(refused.shape), "refused", refused.code).inc()
+            taken = doors.Taken("refused", refused=refused)
+        if (refusal := taken.refused) is not None:
             outcome = {
                 "outcome": "refused",
-                "status": refused.status,
-                "reason": refused.reason,
-                **_identity(refused.shape),
+                "status": refusal.status,
+                "reason": refusal.reason,
+                **doors.identity(refusal.shape),
             }
-            return _logged(refused.status, {"code": refused.status, "message": refused.reason}, started, outcome)
-        except JournalUnavailable as error:
-            metrics.NOTIFICATIONS.labels("unknown", "none", "unavailable", "storage").inc()
-            outcome = {"outcome": "unavailable", "status": 503, "reason": str(error)}
+            return _logged(refusal.status, {"code": refusal.status, "message": refusal.reason}, started, outcome)
+        if taken.accepted is None:
+            outcome = {"outcome": "unavailable", "status": 503, "reason": "database and spool both unavailable"}
             return _logged(503, {"code": 503, "message": "cannot store the notification now; retry"}, started, outcome)
+        accepted, result = taken.accepted, taken.result
         receipt = accepted.receipt
-        result = "spooled" if receipt.spooled else "duplicate" if receipt.duplicate else "accepted"
-        metrics.NOTIFICATIONS.labels(*_labels(accepted.shape), result, "").inc()
         body: dict[str, Any] = {
             "code": 0,
             "message": "ok",
@@ -142,7 +143,7 @@ class CallbackDoor:
             "outcome": result,
             "status": 200,
             "notification_id": receipt.notification_id,
-            **_identity(accepted.shape),
+            **doors.identity(accepted.shape),
         }
         return _logged(200, body, started, outcome)
 
@@ -162,14 +163,6 @@ async def _send(
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload)), *extra_headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
-
-
-def _labels(shape: Any) -> tuple[str, str]:
-    return ("unknown", "none") if shape is None else (shape.kind, metrics.type_label(shape.type))
-
-
-def _identity(shape: Any) -> dict[str, Any]:
-    return {} if shape is None else {"task_id": shape.task_id, "kind": shape.kind, "type": shape.type}
 
 
 def _check_url_token(scope: Scope, expected: str) -> None:

@@ -30,6 +30,8 @@ class Claimed:
     body: dict[str, Any]
     provenance: Provenance
     projection: TaskProjection | None = None
+    #: Projected before and pending again because ``reproject`` rebuilt its task (announces nothing).
+    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -212,12 +212,19 @@ class Projector:
                 by_task[item.projection.task_id].append(item)
         task_ids = sorted(by_task)
         merges = await _lock_tasks(connection, task_ids, by_task) if task_ids else {}
-        await self._outbox.resume_sequences(connection, {task_id: merge.row for task_id, merge in merges.items()})
+        announced = await self._outbox.resume(
+            connection,
+            {task_id: merge.row for task_id, merge in merges.items()},
+            rebuilt=[task_id for task_id in task_ids if any(item.replayed for item in by_task[task_id])],
+        )
         before = {task_id: (merge.row["status"], merge.row["failed"]) for task_id, merge in merges.items()}
         for task_id in task_ids:
             merge_task(merges[task_id], by_task[task_id])
         if merges:
-            changes = [_change(merges[task_id], before[task_id], by_task[task_id]) for task_id in task_ids]
+            changes = [
+                _change(merges[task_id], before[task_id], by_task[task_id], announced.get(task_id, frozenset()))
+                for task_id in task_ids
+            ]
             await _write(connection, merges, self._outbox, changes)
         await connection.execute(
             notifications.update()
@@ -227,6 +234,7 @@ class Projector:
                 projection_error=None,
                 next_attempt_at=None,
                 projection_failed_at=None,
+                replayed=False,
             )
         )
         metrics.PROJECTED.inc(len(claimed))
@@ -260,12 +268,25 @@ async def _lock_tasks(
     return merges
 
 
-def _change(merge: TaskMerge, before: tuple[str, bool], items: list[Claimed]) -> TaskChange:
-    """What the batch did to one task, for its outbox events (a live task's MPS type: its latest NotificationType)."""
+def _change(merge: TaskMerge, before: tuple[str, bool], items: list[Claimed], announced: frozenset[str]) -> TaskChange:
+    """What the batch did to one task, for its outbox events (a live task's MPS type: its latest NotificationType).
+
+    A batch of nothing but replayed notifications (``reproject`` rebuilding the task) is a rebuild, not news.
+    """
     row, latest = merge.row, items[-1]
     mps_type = row["event_type"] or (latest.projection.notification_type if latest.projection else None)
     after = (row["status"], row["failed"])
-    return TaskChange(row["task_id"], row["kind"], mps_type, before, after, row["event_sequence"], latest.id)
+    return TaskChange(
+        row["task_id"],
+        row["kind"],
+        mps_type,
+        before,
+        after,
+        row["event_sequence"],
+        latest.id,
+        rebuild=all(item.replayed for item in items),
+        announced=announced,
+    )
 
 
 async def _write(
@@ -314,6 +335,7 @@ async def _load(connection: AsyncConnection, ids: list[int]) -> list[Claimed]:
             row.dedupe_key,
             row.body,
             Provenance(row.id, row.received_at, row.signature, row.confirmation),
+            replayed=row.replayed,
         )
         for row in loaded
     ]
@@ -326,6 +348,7 @@ CLAIMED_COLUMNS = (
     notifications.c.body,
     notifications.c.signature,
     notifications.c.confirmation,
+    notifications.c.replayed,
 )
 
 

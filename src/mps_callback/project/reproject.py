@@ -68,6 +68,14 @@ PENDING: dict[str, Any] = {
     "projection_failed_at": None,
 }
 
+#: A rebuilt task's journal row pending again; ``replayed`` when it had been projected, so its task's
+#: events, announced then, are not announced again (store/outbox.py). Set first: MySQL evaluates an
+#: UPDATE's assignments left to right, each seeing the ones before it.
+REPLAY: tuple[tuple[str, Any], ...] = (
+    ("replayed", notifications.c.projected_at.is_not(None)),
+    *PENDING.items(),
+)
+
 #: The projection tables, children first.
 PROJECTIONS = (segments, outputs, subtasks, tasks)
 
@@ -146,12 +154,12 @@ async def reset_tasks(engine: AsyncEngine, task_ids: Sequence[str]) -> None:
     """Forget these tasks' projection rows and mark all their notifications pending, in one transaction."""
     theirs = of_tasks(task_ids)
     async with for_writing(engine).begin() as connection:
-        await connection.execute(notifications.update().where(theirs).values(PENDING))
+        await connection.execute(notifications.update().where(theirs).ordered_values(*REPLAY))
         for table in PROJECTIONS:
             await connection.execute(table.delete().where(table.c.task_id.in_(task_ids)))
         # One that arrived and was projected between the two statements just lost its rows: pending again.
         await connection.execute(
-            notifications.update().where(theirs, notifications.c.projected_at.is_not(None)).values(PENDING)
+            notifications.update().where(theirs, notifications.c.projected_at.is_not(None)).ordered_values(*REPLAY)
         )
 
 

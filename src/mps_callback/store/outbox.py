@@ -17,17 +17,20 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mps_callback.store.tables import deliveries, outputs, segments, subtasks, tasks
 
-NOTIFICATION_RECEIVED = "notification.received"
-TASK_UPDATED = "task.updated"
-TASK_FINISHED = "task.finished"
-TASK_FAILED = "task.failed"
+NOTIFICATION_RECEIVED: Final = "notification.received"
+TASK_UPDATED: Final = "task.updated"
+TASK_FINISHED: Final = "task.finished"
+TASK_FAILED: Final = "task.failed"
+EventName = Literal["notification.received", "task.updated", "task.finished", "task.failed"]
+#: Every event type, in the order a task lives them; a sink's ``events`` filter picks from these.
+EVENT_TYPES: tuple[EventName, ...] = (NOTIFICATION_RECEIVED, TASK_UPDATED, TASK_FINISHED, TASK_FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +64,20 @@ class TaskChange:
     after: tuple[str, bool]
     sequence: int  # the task's event_sequence before the batch
     notification_id: int  # the latest notification of the batch for this task
+    #: Only replayed notifications (``reproject`` rebuilding the task): what they say was announced already.
+    rebuild: bool = False
+    #: ``task.finished`` / ``task.failed`` already owed to the sinks for this task (a rebuilt one's history).
+    announced: frozenset[str] = frozenset()
 
     def events(self) -> list[str]:
-        """``task.updated`` always, then ``task.finished`` / ``task.failed`` when the task just got there."""
+        """``task.updated``, then ``task.finished`` / ``task.failed`` when the task just got there and they were
+        not announced before; nothing for a rebuild."""
+        if self.rebuild:
+            return []
         return [TASK_UPDATED] + [
-            name for name, reached in _REACHED.items() if reached(self.after) and not reached(self.before)
+            name
+            for name, reached in _REACHED.items()
+            if reached(self.after) and not reached(self.before) and name not in self.announced
         ]
 
 
@@ -114,20 +126,30 @@ class Outbox:
             )
         await insert_deliveries(connection, rows)
 
-    async def resume_sequences(self, connection: AsyncConnection, task_rows: Mapping[str, dict[str, Any]]) -> None:
-        """Give a task row that starts counting again (new, or rebuilt by ``reproject``) the last sequence its
-        events already carried, so a consumer that drops updates older than the one it holds never sees
-        the count go back."""
-        fresh = [task_id for task_id, row in task_rows.items() if not row["event_sequence"]]
+    async def resume(
+        self, connection: AsyncConnection, task_rows: Mapping[str, dict[str, Any]], rebuilt: Iterable[str] = ()
+    ) -> dict[str, frozenset[str]]:
+        """What a task row that starts counting again (new, or ``rebuilt`` by ``reproject``) already announced.
+
+        The row gets the last sequence its events carried, so a consumer that drops updates older
+        than the one it holds never sees the count go back; the answer maps each such task to the
+        ``task.finished`` / ``task.failed`` it was owed already, so they are not owed twice. A new
+        task has no history: one indexed look-up per batch that creates or rebuilds tasks.
+        """
+        fresh = sorted({task_id for task_id, row in task_rows.items() if not row["event_sequence"]} | set(rebuilt))
         if not self or not fresh:
-            return
+            return {}
         sent = await connection.execute(
-            sa.select(deliveries.c.task_id, sa.func.max(deliveries.c.sequence))
+            sa.select(deliveries.c.task_id, deliveries.c.event, sa.func.max(deliveries.c.sequence))
             .where(deliveries.c.task_id.in_(fresh), deliveries.c.event != NOTIFICATION_RECEIVED)
-            .group_by(deliveries.c.task_id)
+            .group_by(deliveries.c.task_id, deliveries.c.event)
         )
-        for task_id, last in sent:
-            task_rows[task_id]["event_sequence"] = int(last)
+        announced: dict[str, set[str]] = {}
+        for task_id, event, last in sent:
+            row = task_rows[task_id]
+            row["event_sequence"] = max(row["event_sequence"], int(last))
+            announced.setdefault(task_id, set()).update({event} & set(_REACHED))
+        return {task_id: frozenset(events) for task_id, events in announced.items()}
 
     def sequences(self, changes: Sequence[TaskChange]) -> dict[str, int]:
         """Each changed task's event_sequence after this transaction's events (for the tasks UPDATE)."""

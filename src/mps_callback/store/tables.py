@@ -50,6 +50,13 @@ notifications = sa.Table(
         UtcDateTime(),
         comment="projection given up after its attempts; reproject --failed retries",
     ),
+    sa.Column(
+        "replayed",
+        sa.Boolean,
+        nullable=False,
+        server_default=sa.false(),
+        comment="pending again after reproject: projected without announcing its task's events again",
+    ),
     sa.Index(None, "task_id", "id"),
     sa.Index(None, "received_at"),
     sa.Index(None, "projected_at", "id"),
@@ -91,6 +98,14 @@ tasks = sa.Table(
     ),
     sa.Index(None, "first_received_at", "task_id"),
     sa.Index(None, "status"),
+    # The dashboard's list (0009): each filter, then the list's order, so a filtered page is a
+    # short range scan; SessionId for the exact search; last_received_at for "anything new?".
+    sa.Index(None, "status", "first_received_at", "task_id"),
+    sa.Index(None, "failed", "first_received_at", "task_id"),
+    sa.Index(None, "kind", "first_received_at", "task_id"),
+    sa.Index(None, "event_type", "first_received_at", "task_id"),
+    sa.Index(None, "session_id"),
+    sa.Index(None, "last_received_at"),
 )
 
 subtasks = sa.Table(
@@ -116,6 +131,7 @@ subtasks = sa.Table(
     sa.Column("state_key", Identifier(80), nullable=False, comment="rank:dedupe key; a higher one replaces the state"),
     sa.Column("notification_id", sa.BigInteger, nullable=False, comment="the notification the state came from"),
     sa.Index(None, "task_id"),
+    sa.Index(None, "group_name", "task_id"),  # the task list's type filter: live tasks that received a type (0009)
 )
 
 outputs = sa.Table(
@@ -205,6 +221,20 @@ delivery_attempts = sa.Table(
     sa.Column("status_code", sa.Integer, comment="the HTTP status, when the sink said one"),
     sa.Column("error", sa.String(512), comment="credential-free"),
     sa.Index(None, "delivery_id", "id"),
+)
+
+# ---------------------------------------------------------------- the receiver's own figures
+
+health_samples = sa.Table(
+    "health_samples",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("minute", UtcDateTime(), nullable=False, comment="the minute counted (its start, UTC)"),
+    sa.Column("node", sa.String(64), nullable=False, comment="the process that counted (host:pid)"),
+    sa.Column("metric", sa.String(64), nullable=False, comment="e.g. notifications, refusals"),
+    sa.Column("label", sa.String(64), nullable=False, server_default="", comment="e.g. the outcome or reason"),
+    sa.Column("value", sa.Float, nullable=False, comment="the counter's growth in that minute, or a gauge"),
+    sa.UniqueConstraint("minute", "node", "metric", "label"),
 )
 
 # ---------------------------------------------------------------- not ours

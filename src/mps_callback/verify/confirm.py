@@ -13,10 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from mps_callback.config import Settings
 from mps_callback.errors import Refused
+
+if TYPE_CHECKING:
+    from tencentcloud.mps.v20190612.mps_client import MpsClient
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +28,29 @@ log = logging.getLogger(__name__)
 NOT_FOUND_CODES = ("ResourceNotFound", "InvalidParameterValue.TaskId", "InvalidParameter.TaskId")
 
 
+def mps_client(endpoint: str, region: str, needed_by: str, timeout: int = 5) -> MpsClient:
+    """An MPS API client for ``MPS_API_ENDPOINT`` (a host, or a URL whose scheme is kept) and ``MPS_API_REGION``.
+
+    Credentials come from the standard environment only, never from our settings, so they
+    are never part of anything we log or store. ``needed_by`` names the setting or command
+    in the error when they are missing.
+    """
+    from tencentcloud.common.credential import EnvironmentVariableCredential
+    from tencentcloud.common.profile.client_profile import ClientProfile
+    from tencentcloud.common.profile.http_profile import HttpProfile
+    from tencentcloud.mps.v20190612.mps_client import MpsClient
+
+    parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+    profile = ClientProfile(httpProfile=HttpProfile(protocol=parts.scheme, endpoint=parts.netloc, reqTimeout=timeout))
+    credential = EnvironmentVariableCredential().get_credential()
+    if credential is None:
+        raise RuntimeError(f"{needed_by} needs TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY")
+    return MpsClient(credential, region, profile)
+
+
 class TaskConfirmer:
     def __init__(self, endpoint: str, region: str, cache_size: int = 10_000) -> None:
-        from tencentcloud.common.credential import EnvironmentVariableCredential
-        from tencentcloud.common.profile.client_profile import ClientProfile
-        from tencentcloud.common.profile.http_profile import HttpProfile
-        from tencentcloud.mps.v20190612.mps_client import MpsClient
-
-        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
-        profile = ClientProfile(httpProfile=HttpProfile(protocol=parts.scheme, endpoint=parts.netloc, reqTimeout=5))
-        credential = EnvironmentVariableCredential().get_credential()
-        if credential is None:
-            raise RuntimeError("MPS_VERIFY_WITH_API needs TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY")
-        self._client = MpsClient(credential, region, profile)
+        self._client = mps_client(endpoint, region, "MPS_VERIFY_WITH_API")
         self._known: OrderedDict[str, None] = OrderedDict()
         self._cache_size = cache_size
 

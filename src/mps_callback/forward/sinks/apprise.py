@@ -67,8 +67,8 @@ def message(event: Event) -> tuple[str, str]:
 
 
 def error_lines(task: dict[str, Any]) -> list[str]:
-    """The task's own error, when MPS gave one."""
-    if not (task.get("err_code") or task.get("message")):
+    """The task's own error, when MPS gave one (ErrCode 0 with Message SUCCESS is none)."""
+    if not task.get("err_code"):
         return []
     return [f"Error {task.get('err_code')}: {task.get('message') or ''}".rstrip(": ")]
 
@@ -81,7 +81,8 @@ def failed_subtask_lines(task: dict[str, Any]) -> list[str]:
 
 def output_lines(task: dict[str, Any]) -> list[str]:
     """Links to the outputs (subtitles, transcodes, covers), the first `MAX_LINKS` of them."""
-    links = [output for output in task.get("outputs") or [] if output.get("url")]
+    by_url = {output["url"]: output for output in reversed(task.get("outputs") or []) if output.get("url")}
+    links = list(reversed(by_url.values()))  # each URL once (MPS names one file in several fields), first kept
     if not links:
         return []
     lines = [

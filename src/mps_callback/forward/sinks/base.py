@@ -67,7 +67,8 @@ class ConnectedSink(ABC, Generic[Connection]):
 
     A failure on a connection that was already open gets one more try on a fresh one in the same
     delivery, because the usual cause is the server having closed an idle connection; a failure
-    on a fresh connection is the server's answer, and becomes a `Retry`. Only opening and
+    on a fresh connection is the server's answer, and becomes a `Retry`, as does a timeout
+    (trying again at once would hold the delivery twice as long). Only opening and
     dropping the connection take the lock: deliveries share it concurrently.
     """
 
@@ -107,7 +108,7 @@ class ConnectedSink(ABC, Generic[Connection]):
                     return await self._send(connection, event)
             except Exception as error:  # every failure is an outcome for the forwarder, never an exception
                 await self._drop(connection)
-                if fresh or last_try:
+                if fresh or last_try or isinstance(error, TimeoutError):  # a hung server gets one timeout, not two
                     return Retry(self.reason(error))
         raise AssertionError("unreachable: the last try returns")  # pragma: no cover
 

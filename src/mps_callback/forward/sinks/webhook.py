@@ -6,6 +6,7 @@ library does) and drops repeats by ``webhook-id``, which is the event id.
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -17,6 +18,11 @@ from mps_callback.forward.sinks.base import DEFAULT_TIMEOUT_SECONDS, ConnectedSi
 
 #: Statuses whose ``Retry-After`` says when to come back.
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+#: A receiver asking to wait longer than a day is waited for a day (the schedule's own longest wait).
+MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
+#: Of a receiver's answer only this much is read (then the connection is dropped): the status and
+#: headers are all a delivery needs, and a receiver must not make the forwarder hold gigabytes.
+MAX_ANSWER_BYTES = 64 * 1024
 
 
 class WebhookSink(ConnectedSink[httpx.AsyncClient]):
@@ -28,6 +34,7 @@ class WebhookSink(ConnectedSink[httpx.AsyncClient]):
         super().__init__(name, url, secret=secret, timeout=timeout)
         self._url = url
         try:
+            base64.b64decode(secret.removeprefix("whsec_"), validate=True)  # the library's decoding is lenient
             self._signer = Webhook(secret)
         except Exception:  # base64 errors quote the input: say what is wrong, not what it was
             raise ValueError("`secret` is not a Standard Webhooks secret (whsec_ followed by base64)") from None
@@ -47,8 +54,13 @@ class WebhookSink(ConnectedSink[httpx.AsyncClient]):
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": self._signer.sign(event.id, now, body.decode()),
         }
-        response = await connection.post(self._url, content=body, headers=headers)
-        return self._outcome(response)
+        async with connection.stream("POST", self._url, content=body, headers=headers) as response:
+            read = 0
+            async for chunk in response.aiter_raw():  # drained when small, so the connection is kept
+                read += len(chunk)
+                if read > MAX_ANSWER_BYTES:
+                    break  # leaving the block closes the connection instead
+            return self._outcome(response)
 
     def _outcome(self, response: httpx.Response) -> Outcome:
         status = response.status_code
@@ -66,11 +78,11 @@ def retry_after(value: str | None, now: datetime | None = None) -> float | None:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return min(float(value), MAX_RETRY_AFTER_SECONDS)
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(max(0.0, (when - (now or datetime.now(UTC))).total_seconds()), MAX_RETRY_AFTER_SECONDS)

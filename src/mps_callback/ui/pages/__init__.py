@@ -1,0 +1,1 @@
+"""One module a page: each has a ``router`` whose routes ``ui/routes.py`` guards with the login."""

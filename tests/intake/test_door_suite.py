@@ -1,0 +1,137 @@
+"""The suite every queue door passes against its real transport (CMQ through its stand-in server, SQS through
+moto): a message is journaled once and deleted only once durable; a redelivery is a duplicate; a message whose
+notification could not be kept comes back and is kept then; a hopeless body is deleted, a forged one left.
+
+Each door's harness (``tests/support/doors.py`` `DoorHarness`) is a context manager factory in ``HARNESSES``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from mps_callback.config import Settings
+from mps_callback.intake.doors import DOORS, Queue, pump
+from mps_callback.send import stamp
+from mps_callback.store.migrate import upgrade
+from mps_callback.store.tables import notifications
+from tests.support.bodies import load_fixture
+from tests.support.checks import wait_until
+from tests.support.cmq import cmq_harness
+from tests.support.db import query, run
+from tests.support.doors import DoorHarness, door_intake
+from tests.support.sqs import sqs_door
+
+#: Every door's harness factory; a door adds its own.
+HARNESSES: dict[str, Callable[[], AbstractContextManager[DoorHarness]]] = {
+    "cmq": cmq_harness,
+    "sqs": sqs_door,
+}
+
+pytestmark = pytest.mark.brokers
+TRANSCODE = load_fixture("examples/doc-vod-WorkflowTask-transcode.json")
+EOF_BODY = load_fixture("examples/doc-live-ProcessEof.json")
+
+
+@pytest.fixture(params=sorted(HARNESSES))
+def door(request: pytest.FixtureRequest) -> Iterator[DoorHarness]:
+    with HARNESSES[request.param]() as harness:
+        yield harness
+
+
+@contextmanager
+def environment(variables: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def rounds(door: DoorHarness, url: str, count: int = 1, spool_dir: Path | None = None, **settings: Any) -> list[Any]:
+    """``count`` pump rounds of the door's real queue into ``url``; what each did."""
+
+    async def go() -> list[Any]:
+        with environment(door.environment):
+            configured = Settings(_env_file=None, **door.settings)
+            [entry] = [each for each in DOORS if each.name == door.name]
+            queue: Queue = entry.open(configured)
+            try:
+                async with door_intake(url, spool_dir, **settings) as intake:
+                    return [await pump(queue, intake) for _ in range(count)]
+            finally:
+                await queue.close()
+
+    return run(go())
+
+
+def signed(body: dict[str, Any], key: str) -> bytes:
+    """The notification as MPS puts it on a queue: signed with a fresh Timestamp, JSON text."""
+    return orjson.dumps(stamp(body, key))
+
+
+def journaled(url: str) -> int:
+    return int(query(url, sa.select(sa.func.count()).select_from(notifications))[0][0])
+
+
+def sqlite(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path}/door.db"
+    upgrade(url)
+    return url
+
+
+def test_a_message_is_journaled_once_and_deleted(door: DoorHarness, tmp_path: Path):
+    url = sqlite(tmp_path)
+    door.put(signed(TRANSCODE, "k"))
+    [done] = rounds(door, url, notify_keys="k")
+    assert done.results == {"accepted": 1} and done.acknowledged == 1
+    assert journaled(url) == 1 and door.waiting() == 0
+    [(channel, delivery)] = query(url, sa.select(notifications.c.channel, notifications.c.delivery))
+    assert channel == door.name and delivery["headers"].get("message_id")
+
+
+def test_a_redelivered_notification_is_a_duplicate(door: DoorHarness, tmp_path: Path):
+    url = sqlite(tmp_path)
+    door.put(signed(EOF_BODY, "k"))
+    door.put(signed(EOF_BODY, "k"))
+    results: dict[str, int] = {}
+    for done in rounds(door, url, count=2, notify_keys="k"):
+        for result, count in done.results.items():
+            results[result] = results.get(result, 0) + count
+    assert results == {"accepted": 1, "duplicate": 1}
+    assert journaled(url) == 1 and door.waiting() == 0
+
+
+def test_a_notification_not_kept_stays_in_the_queue_and_comes_back(door: DoorHarness, tmp_path: Path):
+    """Database away and spool unwritable: not deleted; it comes back after the visibility timeout and is kept."""
+    url = sqlite(tmp_path)
+    (tmp_path / "a-file").write_text("where the spool should be")
+    door.put(signed(EOF_BODY, "k"))
+    [away] = rounds(door, "postgresql+asyncpg://nobody@127.0.0.1:1/none", spool_dir=tmp_path / "a-file" / "s")
+    assert away.results == {"unavailable": 1} and away.acknowledged == 0
+    assert door.waiting() == 1
+    asyncio.run(asyncio.sleep(door.visibility_seconds))
+    wait_until(lambda: rounds(door, url)[0].results.get("accepted") == 1, 10 + door.visibility_seconds, "redelivery")
+    assert journaled(url) == 1 and door.waiting() == 0
+
+
+def test_a_hopeless_body_is_deleted_and_a_forged_one_left(door: DoorHarness, tmp_path: Path):
+    url = sqlite(tmp_path)
+    door.put(b"this is not JSON")
+    door.put(signed(TRANSCODE, "a-key-we-do-not-have"))
+    done = rounds(door, url, notify_keys="k")[0]
+    assert done.results == {"refused": 2} and done.acknowledged == 1
+    assert journaled(url) == 0 and door.waiting() == 1
