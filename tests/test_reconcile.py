@@ -408,3 +408,12 @@ def test_serve_with_an_interval_and_no_credentials_stops_at_start(tmp_path: Path
     environment = {"MPS_DATABASE_URL": f"sqlite:///{tmp_path / 'j.db'}", "MPS_RECONCILE_INTERVAL_SECONDS": "300"}
     line = one_line_error(cli("serve", "--port", "0", env=environment), 2)
     assert line == "bad configuration: reconciliation needs TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"
+
+
+@pytest.mark.process
+@pytest.mark.parametrize("interval", ["-1", "86401", "soon"])
+def test_serve_with_an_interval_out_of_range_stops_at_start(tmp_path: Path, interval: str):
+    """A negative interval is a mistake, not "off"; one past a day would leave gaps in the 72 h window."""
+    environment = {"MPS_DATABASE_URL": f"sqlite:///{tmp_path / 'j.db'}", "MPS_RECONCILE_INTERVAL_SECONDS": interval}
+    line = one_line_error(cli("serve", "--port", "0", env=environment), 2)
+    assert line.startswith("bad configuration: MPS_RECONCILE_INTERVAL_SECONDS:")

@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     sqs_queue_url: str = ""
     sqs_endpoint_url: str = ""
     #: Reconciliation through the MPS API inside serve's background process every this many seconds (0: off).
-    reconcile_interval_seconds: float = 0.0
+    #: At most a day apart (the window looked at is 72 h); a negative value is a mistake, not "off".
+    reconcile_interval_seconds: float = Field(0.0, ge=0, le=86400)
     log_level: str = "INFO"
     # Hostile input (bodies that cost more than they are worth; connections that never end).
     #: A body larger than this is "large": admitted under the limits below, screened in a child process.

@@ -56,6 +56,7 @@ def test_a_topic_push_is_taken_as_it_comes_with_cmq_s_ids_kept(service: InProces
     assert first.status_code == 200, first.text
     kept = service.get(f"/v1/notifications/{first.json()['notification_id']}").json()
     assert kept["wrapper"] == wrapper and kept["notification_type"] == "ProcessEof"
+    assert kept["message_id"] == "msg-topic-7"  # the envelope's msgId, or in the SIMPLIFIED format the header's
     assert kept["body"]["TaskId"] == EOF_BODY["TaskId"]
     headers = kept["delivery"]["headers"]
     assert headers["x-cmq-request-id"] == "req-1" and headers["x-cmq-message-id"] == "msg-topic-7"

@@ -7,9 +7,9 @@ notification (401), and a missing or wrong URL token (401); it takes a genuine o
 (200, journaled once, a retry answered as a duplicate); and no key or token reaches the
 journal, the logs or /metrics.
 
-**A new door is a new row of** :data:`DOORS` (the CMQ queue consumer, SQS, the SCF entry
-point, when they come): every case below then runs against it too. A door that is not an
-HTTP path gets a ``send`` of its own in :class:`Door`; the cases do not change.
+**A new HTTP door is a new row of** :data:`DOORS`: every case below then runs against it too.
+The queue doors (CMQ, SQS) run the same signature cases (``tests/support/forgeries.py``) in
+``test_door_suite.py`` against their real transports; the SCF handler in ``tests/test_scf.py``.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import sqlalchemy as sa
 from mps_callback.intake.http import CALLBACK_PATHS
 from mps_callback.send import stamp_fields
 from mps_callback.store.tables import notifications
-from mps_callback.verify.signature import sign
 from tests.support.checks import assert_no_secret
 from tests.support.db import count, query
+from tests.support.forgeries import SIGNATURE_CASES
 from tests.support.service import InProcessService
 
 KEY, OLD_KEY = "door-key-4e1c7a", "door-old-key-8b2d5f"
@@ -80,35 +80,6 @@ DOORS = [
 ]
 
 
-def _without_signature(n: Notification) -> Notification:
-    return {k: v for k, v in n.items() if k not in ("Sign", "Timestamp")}
-
-
-def _forged(n: Notification) -> Notification:
-    return {**n, "Sign": sign(n["Timestamp"], "guessed-key")}
-
-
-def _replayed(n: Notification) -> Notification:
-    """A genuine Sign moved to another Timestamp."""
-    return {**n, "Timestamp": n["Timestamp"] - 10}
-
-
-def _expired(n: Notification) -> Notification:
-    return {**n, "Timestamp": 1_000_000_000, "Sign": sign(1_000_000_000, KEY)}
-
-
-def _far_future(n: Notification) -> Notification:
-    return {**n, "Timestamp": 99_999_999_999, "Sign": sign(99_999_999_999, KEY)}
-
-
-#: case -> (how it spoils a notification signed with KEY, what the 401 says)
-SIGNATURE_CASES: dict[str, tuple[Callable[[Notification], Notification], str]] = {
-    "unsigned": (_without_signature, "unsigned"),
-    "forged": (_forged, "does not match"),
-    "replayed": (_replayed, "does not match"),
-    "expired": (_expired, "expired"),
-    "far-future": (_far_future, "future"),
-}
 #: case -> the ``?token=`` sent (None: no query string at all)
 TOKEN_CASES: dict[str, str | None] = {"missing": None, "empty": "", "wrong": "door-url-token-6f0a3X"}
 
@@ -139,7 +110,7 @@ def door(request: pytest.FixtureRequest) -> Door:
 def test_a_bad_signature_is_refused_401_and_not_kept(service: InProcessService, door: Door, case: str) -> None:
     spoil, reason = SIGNATURE_CASES[case]
     task_id = f"sig-{case}-{door.name}"
-    response = door.send(service, spoil(notification(task_id)))
+    response = door.send(service, spoil(notification(task_id), KEY))
     assert response.status_code == 401, response.text
     assert reason in response.json()["message"]
     assert kept(service, task_id) == 0
@@ -178,7 +149,7 @@ def test_no_key_or_token_reaches_the_journal_the_logs_or_metrics(service: InProc
         signs.append(genuine["Sign"])
         assert door.send(service, genuine).status_code == 200
         for case, (spoil, _) in SIGNATURE_CASES.items():
-            assert door.send(service, spoil(notification(f"secrets-{case}-{door.name}"))).status_code == 401
+            assert door.send(service, spoil(notification(f"secrets-{case}-{door.name}"), KEY)).status_code == 401
         for case, token in TOKEN_CASES.items():
             assert door.send(service, notification(f"secrets-{case}-{door.name}"), token=token).status_code == 401
     rows = query(service.database_url, sa.select(notifications).where(notifications.c.task_id.like("secrets-%")))

@@ -1,6 +1,7 @@
 """The suite every queue door passes against its real transport (CMQ through its stand-in server, SQS through
 moto): a message is journaled once and deleted only once durable; a redelivery is a duplicate; a message whose
-notification could not be kept comes back and is kept then; a hopeless body is deleted, a forged one left.
+notification could not be kept comes back and is kept then; a hopeless body is deleted, a forged one left; every
+bad signature the HTTP doors refuse is refused here too, and no Sign is kept.
 
 Each door's harness (``tests/support/doors.py`` `DoorHarness`) is a context manager factory in ``HARNESSES``.
 """
@@ -28,6 +29,7 @@ from tests.support.checks import wait_until
 from tests.support.cmq import cmq_harness
 from tests.support.db import query, run
 from tests.support.doors import DoorHarness, door_intake
+from tests.support.forgeries import SIGNATURE_CASES
 from tests.support.sqs import sqs_door
 
 #: Every door's harness factory; a door adds its own.
@@ -99,8 +101,10 @@ def test_a_message_is_journaled_once_and_deleted(door: DoorHarness, tmp_path: Pa
     [done] = rounds(door, url, notify_keys="k")
     assert done.results == {"accepted": 1} and done.acknowledged == 1
     assert journaled(url) == 1 and door.waiting() == 0
-    [(channel, delivery)] = query(url, sa.select(notifications.c.channel, notifications.c.delivery))
-    assert channel == door.name and delivery["headers"].get("message_id")
+    [(channel, delivery, message_id)] = query(
+        url, sa.select(notifications.c.channel, notifications.c.delivery, notifications.c.message_id)
+    )
+    assert channel == door.name and delivery["headers"]["message_id"] == message_id and message_id
 
 
 def test_a_redelivered_notification_is_a_duplicate(door: DoorHarness, tmp_path: Path):
@@ -135,3 +139,18 @@ def test_a_hopeless_body_is_deleted_and_a_forged_one_left(door: DoorHarness, tmp
     done = rounds(door, url, notify_keys="k")[0]
     assert done.results == {"refused": 2} and done.acknowledged == 1
     assert journaled(url) == 0 and door.waiting() == 1
+
+
+def test_every_bad_signature_is_refused_left_in_the_queue_and_no_sign_kept(door: DoorHarness, tmp_path: Path):
+    """What the HTTP doors answer 401 (``test_door_security.py``) a queue door refuses the same way, and leaves
+    the message for the transport's redelivery and dead-letter queue: a key being rotated in may yet take it."""
+    url = sqlite(tmp_path)
+    genuine = stamp(EOF_BODY, "k")
+    for spoil, _ in SIGNATURE_CASES.values():
+        door.put(orjson.dumps(spoil(genuine, "k")))
+    door.put(orjson.dumps(genuine))
+    [done] = rounds(door, url, notify_keys="k")
+    assert done.results == {"refused": len(SIGNATURE_CASES), "accepted": 1} and done.acknowledged == 1
+    assert journaled(url) == 1 and door.waiting() == len(SIGNATURE_CASES)
+    [body] = query(url, sa.select(notifications.c.body))
+    assert body[0]["Sign"] == "[redacted]" and genuine["Sign"] not in orjson.dumps(body[0]).decode()

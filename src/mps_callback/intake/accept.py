@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from mps_callback.config import Settings
 from mps_callback.errors import Refused
-from mps_callback.intake.envelope import decode, unwrap
+from mps_callback.intake.envelope import MAX_MESSAGE_ID_LENGTH, decode, unwrap
 from mps_callback.journal.entry import JournalEntry, Receipt
 from mps_callback.mps import Envelope, Shape, dedupe_key
 from mps_callback.verify.redact import is_secret_name, redact, scrub_url_params
@@ -200,7 +200,7 @@ class Intake:
             signature=signature,
             confirmation=confirmation,
             channel=delivery.channel,
-            envelope=envelope,
+            envelope=_with_transport_id(envelope, delivery),
             delivery=_delivery_record(delivery, envelope.attributes),
             dedupe_key=key,
             raw_bytes=len(raw),
@@ -218,6 +218,22 @@ class Intake:
         except Refused as refused:
             refused.shape = shape
             raise
+
+
+#: Where a transport names its message when no envelope does: the queue doors' ``message_id``, and the
+#: header a CMQ topic sends with a SIMPLIFIED push (the body is then the bare notification).
+TRANSPORT_MESSAGE_IDS = ("message_id", "x-cmq-message-id")
+
+
+def _with_transport_id(envelope: Envelope, delivery: Delivery) -> Envelope:
+    """The envelope, with the transport's message id when it carries none itself (the journal's
+    ``message_id`` column then says which CMQ or SQS message brought the notification)."""
+    if envelope.message_id is not None:
+        return envelope
+    named = next((delivery.headers[name] for name in TRANSPORT_MESSAGE_IDS if delivery.headers.get(name)), None)
+    if named is None:
+        return envelope
+    return Envelope(envelope.wrapper, named[:MAX_MESSAGE_ID_LENGTH], envelope.attributes)
 
 
 def _delivery_record(delivery: Delivery, envelope_attributes: dict[str, Any]) -> dict[str, Any]:
