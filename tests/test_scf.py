@@ -23,8 +23,10 @@ from mps_callback.send import stamp
 from mps_callback.store.tables import notifications
 from tests.support.bodies import load_fixture
 from tests.support.db import query
+from tests.support.mps_api_standin import mps_api_standin
 
 NOTIFICATION = load_fixture("examples/doc-vod-WorkflowTask-transcode.json")
+API_SECRET_ID, API_SECRET_KEY = "AKIDscfconfirm0001", "scf-confirm-secret-key-9c2e"
 CONTEXT = {"request_id": "scf-request-1", "function_name": "mps-callback"}
 
 
@@ -109,6 +111,48 @@ def test_a_hopeless_notification_from_the_mps_trigger_is_logged_not_raised(
         answer = scf.main_handler(stamp({"Hello": "not a notification"}, "k"), CONTEXT)
     assert answer["code"] == 400 and rows(database_url) == []
     assert any(record.message == "notification refused" for record in caplog.records)
+
+
+def deep(levels: int) -> dict[str, Any]:
+    event: dict[str, Any] = {}
+    for _ in range(levels):
+        event = {"a": event}
+    return event
+
+
+@pytest.mark.parametrize(
+    "event",
+    [deep(300), {**NOTIFICATION, "Timestamp": 10**30}, ["a", "list"], "a string"],
+    ids=["nested-300", "integer-past-64-bits", "list", "string"],
+)
+def test_an_event_that_can_never_be_a_notification_is_answered_400_not_raised(database_url: str, on: Any, event: Any):
+    """Raising would make SCF retry it until its dead-letter queue; nothing can ever make it a notification."""
+    on(database_url)
+    answer = scf.main_handler(event, CONTEXT)
+    assert answer["code"] == 400 and rows(database_url) == []
+
+
+def test_a_gateway_body_that_is_not_utf8_is_a_400(database_url: str, on: Any):
+    on(database_url)
+    answer = scf.main_handler(gateway(b"x") | {"body": '{"TaskId": "\ud800"}'}, CONTEXT)
+    assert answer["statusCode"] == 400 and rows(database_url) == []
+
+
+def test_a_task_mps_does_not_know_is_refused_when_verify_with_api_is_set(
+    database_url: str, on: Any, monkeypatch: pytest.MonkeyPatch
+):
+    """MPS_VERIFY_WITH_API holds at this door as at the HTTP one: a forged body for a task MPS does not have is
+    refused (401) behind the gateway, and a known task is kept marked confirmed."""
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", API_SECRET_ID)
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", API_SECRET_KEY)
+    with mps_api_standin(API_SECRET_ID, API_SECRET_KEY) as standin:
+        on(database_url, verify_with_api="true", api_endpoint=standin.url)
+        forged = scf.main_handler(gateway(orjson.dumps(signed())), CONTEXT)
+        assert forged["statusCode"] == 401 and rows(database_url) == []
+        standin.put({"TaskType": "WorkflowTask", "Status": "FINISH", "WorkflowTask": NOTIFICATION["WorkflowTaskEvent"]})
+        assert scf.main_handler(gateway(orjson.dumps(signed())), CONTEXT)["statusCode"] == 200
+    [confirmation] = query(database_url, sa.select(notifications.c.confirmation))
+    assert confirmation == ("confirmed",)
 
 
 def test_a_forged_notification_from_the_mps_trigger_raises_so_scf_retries(database_url: str, on: Any):

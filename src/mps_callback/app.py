@@ -34,7 +34,6 @@ from mps_callback.journal.limits import RowLimit
 from mps_callback.journal.spool import Spool
 from mps_callback.store.engine import create_engine
 from mps_callback.ui import routes as ui_routes
-from mps_callback.verify.confirm import TaskConfirmer
 
 log = logging.getLogger("mps_callback")
 
@@ -58,7 +57,7 @@ def create_app(settings: Settings | None = None) -> CallbackDoor:
         app.state.engine = engine
         app.state.spool = spool
         app.state.journal = journal
-        app.state.intake = Intake(settings, journal, TaskConfirmer.from_settings(settings))
+        app.state.intake = Intake(settings, journal)
         app.state.projector_status = runtime.projector_status
         warn_if_unsigned(settings)
         warn_if_exposed(settings)

@@ -18,6 +18,7 @@ from mps_callback.storage import OutputUrls, cdn_domains_setting, cdn_entry, sto
 
 MIB = 1024 * 1024
 ENV_FILE = ".env"
+MIN_RECONCILE_INTERVAL_SECONDS = 60
 
 #: Settings renamed (old name -> new name): the old name is still read for one release, with a
 #: warning at start, and then goes. Each new field lists both in its ``validation_alias``.
@@ -57,7 +58,8 @@ class Settings(BaseSettings):
     sqs_queue_url: str = ""
     sqs_endpoint_url: str = ""
     #: Reconciliation through the MPS API inside serve's background process every this many seconds (0: off).
-    #: At most a day apart (the window looked at is 72 h); a negative value is a mistake, not "off".
+    #: 0, or 60 s to a day: each run lists 72 h of tasks, so a shorter interval only spends the API's rate
+    #: limit, and a longer one would leave gaps; a negative value is a mistake, not "off".
     reconcile_interval_seconds: float = Field(0.0, ge=0, le=86400)
     log_level: str = "INFO"
     # Hostile input (bodies that cost more than they are worth; connections that never end).
@@ -101,6 +103,13 @@ class Settings(BaseSettings):
         value = value.strip()
         if value:
             storage_setting(value)
+        return value
+
+    @field_validator("reconcile_interval_seconds")
+    @classmethod
+    def _check_reconcile_interval(cls, value: float) -> float:
+        if 0 < value < MIN_RECONCILE_INTERVAL_SECONDS:
+            raise ValueError(f"0 (off) or at least {MIN_RECONCILE_INTERVAL_SECONDS} seconds")
         return value
 
     @cached_property

@@ -210,15 +210,21 @@ class MpsApi:
         return response
 
     async def tasks(self, status: str, start: datetime, end: datetime) -> AsyncIterator[list[dict[str, Any]]]:
-        """DescribeTasks' pages of ``TaskSimpleInfo`` for ``status`` between ``start`` and ``end``."""
+        """DescribeTasks' pages of ``TaskSimpleInfo`` for ``status`` between ``start`` and ``end``.
+
+        Paging ends on an empty page, a missing token, or a token seen before: an API that hands back the
+        same ScrollToken would otherwise keep a run fetching the same tasks for ever.
+        """
         params: dict[str, Any] = {"Status": status, "Limit": PAGE_LIMIT, "StartTime": iso(start), "EndTime": iso(end)}
+        seen: set[str] = set()
         while True:
             response = await self.call("DescribeTasks", params)
             page = [task for task in response.get("TaskSet") or [] if isinstance(task, dict)]
             yield page
             token = response.get("ScrollToken")
-            if not page or not isinstance(token, str) or not token:
+            if not page or not isinstance(token, str) or not token or token in seen:
                 return
+            seen.add(token)
             params = {**params, "ScrollToken": token}
 
     async def detail(self, task_id: str) -> dict[str, Any]:

@@ -148,7 +148,11 @@ async def _gateway(warm: Warm, event: Mapping[str, Any], context: Any) -> dict[s
 
 
 async def _trigger(warm: Warm, event: Any, context: Any) -> dict[str, Any]:
-    raw = orjson.dumps(event)  # Sign covers Timestamp and the key only: re-encoding the object changes nothing
+    try:
+        raw = _event_bytes(event)
+    except Refused as refused:
+        _log_refusal(refused, "mps")
+        return {"code": refused.status, "message": refused.reason}
     taken = await take(await _intake(warm), raw, Delivery(CHANNEL, None, {"trigger": "mps", **_request_id(context)}))
     if taken.refused is None:
         return _ok(taken)
@@ -175,12 +179,24 @@ def response(status: int, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _event_bytes(event: Any) -> bytes:
+    """The MPS trigger's event as JSON bytes (Sign covers Timestamp and the key only: re-encoding changes nothing).
+
+    An event JSON cannot hold (nested past 255 levels, an integer past 64 bits) can never be a notification:
+    a 400, logged and answered, not an exception SCF would retry until its dead-letter queue.
+    """
+    try:
+        return orjson.dumps(event)
+    except (orjson.JSONEncodeError, TypeError) as error:
+        raise Refused(400, "not_json", f"the event cannot be a notification: {error}") from None
+
+
 def _request_body(event: Mapping[str, Any]) -> bytes:
     body = event.get("body") or ""
     if not isinstance(body, str):
         raise Refused(400, "not_json", "the request has no text body")
     if not event.get("isBase64Encoded"):
-        return body.encode()
+        return body.encode(errors="surrogatepass")  # a lone surrogate: bytes that are not UTF-8, refused as such
     try:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):

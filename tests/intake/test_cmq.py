@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
@@ -26,7 +27,7 @@ from sqlalchemy.pool import NullPool
 
 from mps_callback.intake.cmq import CmqClient, CmqError, CmqQueue, Credentials, signature, string_to_sign
 from mps_callback.intake.doors import Round, pump
-from mps_callback.send import stamp
+from mps_callback.send import stamp, stamp_fields
 from mps_callback.store.engine import create_engine
 from mps_callback.store.migrate import upgrade
 from mps_callback.store.tables import notifications
@@ -212,6 +213,44 @@ def test_cmq_s_metadata_is_kept_with_the_notification(standin: CmqStandIn, tmp_p
     assert channel == "cmq" and body["TaskId"] == EOF_BODY["TaskId"]
     assert headers["message_id"] == message_id and headers["receive_count"] == "1"
     assert headers["enqueue_time"].isdigit() and set(headers) == {"message_id", "receive_count", "enqueue_time"}
+
+
+# ---------------------------------------------------------------- what waited, what is hostile
+
+
+def test_a_notification_that_waited_in_the_queue_past_its_expiry_is_taken(standin: CmqStandIn, tmp_path: Path):
+    """MPS's Timestamp is an expiry time (sent + 600 s). A queue is there for the hours a consumer is down:
+    a notification queued in time is judged by when it was queued, not by when it was received."""
+    url = sqlite(tmp_path)
+    sent_30_minutes_ago = time.time() - 1800  # its Timestamp: expired 20 minutes ago
+    standin.put(
+        orjson.dumps(stamp_fields(EOF_BODY, KEY, sent_30_minutes_ago)).decode(), enqueued_at=sent_30_minutes_ago
+    )
+    [done] = pumped(standin, url)
+    assert isinstance(done, Round) and done.results == {"accepted": 1} and done.acknowledged == 1
+    assert len(rows(url)) == 1 and standin.waiting() == 0
+
+
+def test_an_expired_notification_queued_now_is_still_refused(standin: CmqStandIn, tmp_path: Path):
+    """A replay: an old notification put on the queue today is as expired as it would be over HTTP."""
+    url = sqlite(tmp_path)
+    standin.put(orjson.dumps(stamp_fields(EOF_BODY, KEY, time.time() - 1800)).decode())
+    [done] = pumped(standin, url)
+    assert isinstance(done, Round) and done.results == {"refused": 1} and done.acknowledged == 0
+    assert rows(url) == [] and standin.waiting() == 1
+
+
+def test_a_hostile_message_costs_only_itself_not_its_batch(standin: CmqStandIn, tmp_path: Path):
+    """A lone surrogate in msgBody (valid JSON escaped, not encodable as UTF-8) is one hopeless message: refused
+    and deleted, while the good notification received in the same batch is kept and deleted."""
+    url = sqlite(tmp_path)
+    standin.put(
+        '{"NotificationType": "ProcessEof", "TaskId": "\ud800"}'
+    )  # a str holding a lone surrogate, as JSON text can
+    send(standin, notification())
+    [done] = pumped(standin, url)
+    assert isinstance(done, Round) and done.results == {"refused": 1, "accepted": 1} and done.acknowledged == 2
+    assert len(rows(url)) == 1 and standin.waiting() == 0
 
 
 def test_the_credentials_are_nowhere(standin: CmqStandIn, tmp_path: Path, caplog: pytest.LogCaptureFixture):

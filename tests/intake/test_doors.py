@@ -4,13 +4,14 @@ acknowledge a message only once its notification is durable; leave the rest to c
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from mps_callback.intake.doors import consume, pump
-from mps_callback.send import stamp
+from mps_callback.send import stamp, stamp_fields
 from mps_callback.store.migrate import upgrade
 from mps_callback.store.tables import notifications
 from tests.support.bodies import load_fixture
@@ -119,3 +120,25 @@ def test_consume_waits_out_a_failing_transport_and_goes_on(tmp_path: Path):
 
     run(go())
     assert queue.waiting == 0 and queue.receives >= 3
+
+
+@pytest.mark.parametrize(("queued_minutes_ago", "result"), [(30, "accepted"), (0, "refused")])
+def test_a_queued_notification_s_expiry_is_read_against_when_it_was_queued(
+    tmp_path: Path, queued_minutes_ago: int, result: str
+):
+    """Signed 30 minutes ago (its Timestamp expired 20 minutes ago): taken if the queue took it in then (the
+    consumer was down), refused if it was queued just now (a replay of an old notification)."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/doors.db"
+    upgrade(url)
+    signed_at = datetime.now(UTC) - timedelta(minutes=30)
+    queue = ListQueue()
+    queue.put(
+        stamp_fields(EOF_BODY, "k", signed_at.timestamp()), datetime.now(UTC) - timedelta(minutes=queued_minutes_ago)
+    )
+
+    async def go() -> None:
+        async with door_intake(url, notify_keys="k") as intake:
+            assert (await pump(queue, intake)).results == {result: 1}
+
+    run(go())
+    assert queue.waiting == (0 if result == "accepted" else 1)

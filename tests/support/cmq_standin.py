@@ -86,10 +86,10 @@ class CmqStandIn:
         with self._lock:
             return [request.get("Action", "") for request in self.requests]
 
-    def put(self, body: str) -> str:
-        """A message on the queue (what ``SendMessage`` does); its id."""
+    def put(self, body: str, enqueued_at: float | None = None) -> str:
+        """A message on the queue (what ``SendMessage`` does), now or, for one that waited, at ``enqueued_at``."""
         with self._lock:
-            stored = Stored(uuid.uuid4().hex, body, int(time.time()))
+            stored = Stored(uuid.uuid4().hex, body, int(time.time() if enqueued_at is None else enqueued_at))
             self.messages[stored.msg_id] = stored
             self._lock.notify_all()
             return stored.msg_id

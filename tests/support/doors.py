@@ -33,12 +33,15 @@ class ListQueue:
     name: str = "list"
     batch: int = 10
     bodies: list[bytes] = field(default_factory=list)
+    queued_at: list[datetime] = field(default_factory=list)
     acknowledged: list[int] = field(default_factory=list)
     receives: int = 0
     fail_receives: int = 0  # the next this many receives raise, as a transport that is away
 
-    def put(self, body: dict[str, Any] | bytes) -> None:
+    def put(self, body: dict[str, Any] | bytes, queued_at: datetime | None = None) -> None:
+        """Queue ``body``, now or (to stand for a message that waited) at ``queued_at``."""
         self.bodies.append(body if isinstance(body, bytes) else orjson.dumps(body))
+        self.queued_at.append(queued_at or datetime.now(UTC))
 
     async def receive(self) -> Sequence[Message]:
         self.receives += 1
@@ -49,9 +52,12 @@ class ListQueue:
         return [
             Message(
                 self.bodies[number],
-                Delivery(self.name, headers={"message_id": f"msg-{number}", "receive_count": str(self.receives)}),
+                Delivery(
+                    self.name,
+                    headers={"message_id": f"msg-{number}", "receive_count": str(self.receives)},
+                    sent_at=self.queued_at[number],
+                ),
                 number,
-                datetime.now(UTC),
             )
             for number in waiting
         ]

@@ -16,6 +16,7 @@ from mps_callback.errors import Refused
 from mps_callback.intake.envelope import MAX_MESSAGE_ID_LENGTH, decode, unwrap
 from mps_callback.journal.entry import JournalEntry, Receipt
 from mps_callback.mps import Envelope, Shape, dedupe_key
+from mps_callback.verify.confirm import TaskConfirmer
 from mps_callback.verify.redact import is_secret_name, redact, scrub_url_params
 from mps_callback.verify.shape import check_depth, recognise
 from mps_callback.verify.signature import check_signature
@@ -32,6 +33,11 @@ class Delivery:
     channel: str
     remote_addr: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: When a queue took the message in (CMQ's enqueueTime, SQS's SentTimestamp). A notification's
+    #: Timestamp is its expiry time, so a queued one is judged by when it was queued, not when a
+    #: consumer got round to it: a consumer that was down for an hour must not find them all expired.
+    #: A replay is still caught: whoever queues an old notification queues it now.
+    sent_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,21 +153,18 @@ class Intake:
     of them once ``MPS_NOTIFY_KEYS`` is set) and are marked ``signature='api'``,
     ``confirmation='confirmed'``. It is an argument of the constructor, never something a
     delivery can claim: no door a sender can reach builds its Intake with it.
+
+    Every other Intake confirms with MPS as ``MPS_VERIFY_WITH_API`` says, whichever door it
+    serves: the setting is the defence against a forged body (MPS's Sign does not cover it), so
+    no door may skip it by being built without it.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        journal: Journal,
-        confirmer: Confirmer | None = None,
-        *,
-        fetched_from_api: bool = False,
-    ) -> None:
+    def __init__(self, settings: Settings, journal: Journal, *, fetched_from_api: bool = False) -> None:
         self._fetched = fetched_from_api
         self._keys = () if fetched_from_api else settings.notify_key_values
         self._max_skew = settings.max_skew_seconds
         self._journal = journal
-        self._confirmer = confirmer
+        self._confirmer: Confirmer | None = None if fetched_from_api else TaskConfirmer.from_settings(settings)
         self._large_body_bytes = settings.large_body_bytes
         self._screen = Screen(settings.large_bodies)
 
@@ -176,6 +179,8 @@ class Intake:
         first, then prepared in a thread: junk is refused without touching the event loop.
         """
         now = time.time()
+        if delivery.sent_at is not None:
+            now = min(now, delivery.sent_at.timestamp())
         if len(raw) > self._large_body_bytes:
             await self._screen.check(raw, self._keys, self._max_skew, now)
             prepared = await asyncio.to_thread(prepare, raw, self._keys, self._max_skew, now)

@@ -196,7 +196,7 @@ class CmqQueue:
         )
         if int(answer["code"]) == NO_MESSAGE:
             return []
-        return [message(info) for info in answer.get("msgInfoList") or ()]
+        return messages(answer.get("msgInfoList"))
 
     async def acknowledge(self, handles: Sequence[Any]) -> None:
         """Delete the messages; any not deleted (the call failed, or some handles did) raise: they come again."""
@@ -233,14 +233,33 @@ def reason(error: BaseException) -> str:
 METADATA = {"message_id": "msgId", "receive_count": "dequeueCount", "enqueue_time": "enqueueTime"}
 
 
+def messages(infos: Any) -> list[Message]:
+    """The entries of ``msgInfoList`` that can be acknowledged (have a receipt handle), as `Message` s.
+
+    Built one by one, so that one strange entry (no handle, not an object) costs only itself, never
+    the batch it came in: anyone who may send to the queue can put such a message there.
+    """
+    if not isinstance(infos, list):
+        return []
+    built = [message(info) for info in infos if isinstance(info, Mapping) and info.get("receiptHandle")]
+    if len(built) < len(infos):
+        log.warning(
+            "CMQ entries without a receipt handle skipped", extra={"door": NAME, "skipped": len(infos) - len(built)}
+        )
+    return built
+
+
 def message(info: Mapping[str, Any]) -> Message:
-    """One ``msgInfoList`` entry as the door's `Message`: the ``msgBody`` text's bytes and CMQ's ids."""
+    """One ``msgInfoList`` entry as the door's `Message`: the ``msgBody`` text's bytes and CMQ's ids.
+
+    A lone surrogate (``"\\ud800"`` in the JSON CMQ answered) survives as bytes that are not UTF-8: the
+    notification's decoding refuses it (400), and the message is deleted like any other hopeless one.
+    """
     headers = {name: str(info[field]) for name, field in METADATA.items() if info.get(field) is not None}
     return Message(
-        str(info.get("msgBody", "")).encode(),
-        Delivery(NAME, headers=headers),
+        str(info.get("msgBody", "")).encode(errors="surrogatepass"),
+        Delivery(NAME, headers=headers, sent_at=enqueued_at(info.get("enqueueTime"))),
         info["receiptHandle"],
-        enqueued_at(info.get("enqueueTime")),
     )
 
 

@@ -11,7 +11,9 @@ the dedupe key makes a redelivery a duplicate, never a second row.
 A message whose body can never be accepted (400: not JSON, not a notification, too deep; 413:
 too large to keep) is acknowledged with a log line, so it does not come back for ever; one refused for
 its signature or expiry is left to the transport (its dead-letter queue), because a wrong
-``MPS_NOTIFY_KEYS`` is fixed by the operator and the message is then still there.
+``MPS_NOTIFY_KEYS`` is fixed by the operator and the message is then still there. Its expiry is read
+against when the queue took it in (``Delivery.sent_at``): a queue is there for the hours a consumer is
+down, and must not hand it a backlog of expired notifications.
 
 A door is a `Queue`: ``receive`` (a long poll returning up to a batch of `Message`),
 ``acknowledge`` (their handles), ``close``. `DOORS` is the table of doors, each with what
@@ -97,7 +99,6 @@ class Message:
     body: bytes
     delivery: Delivery  # channel = the door's name; headers = the transport's metadata (message id, receive count)
     handle: Any  # what ``acknowledge`` needs (a receipt handle)
-    sent_at: datetime | None = None  # when the transport took it in, for the door's lag
 
 
 class Queue(Protocol):
@@ -137,10 +138,8 @@ async def pump(queue: Queue, intake: Intake) -> Round:
         taken = await take(intake, message.body, message.delivery)
         done.results[taken.result] = done.results.get(taken.result, 0) + 1
         metrics.DOOR_MESSAGES.labels(queue.name, taken.result).inc()
-        if message.sent_at is not None:
-            metrics.DOOR_LAG_SECONDS.labels(queue.name).set(
-                max((datetime.now(UTC) - message.sent_at).total_seconds(), 0)
-            )
+        if (sent_at := message.delivery.sent_at) is not None:
+            metrics.DOOR_LAG_SECONDS.labels(queue.name).set(max((datetime.now(UTC) - sent_at).total_seconds(), 0))
         _log(queue.name, message, taken, started)
         if taken.settled:
             settled.append(message.handle)

@@ -90,7 +90,7 @@ def configuration_error(settings: Settings) -> str | None:
 
 def notification_bytes(body: str) -> bytes:
     """The notification in a message body: the body itself, or the ``Message`` of an SNS envelope."""
-    raw = body.encode()
+    raw = body.encode(errors="surrogatepass")  # not UTF-8, then: refused as a notification, not a crash here
     if b'"TopicArn"' not in raw:  # the common case costs no parse
         return raw
     with contextlib.suppress(orjson.JSONDecodeError):
@@ -98,7 +98,7 @@ def notification_bytes(body: str) -> bytes:
         if isinstance(envelope, dict) and envelope.get("Type") == "Notification":
             inner = envelope.get("Message")
             if isinstance(inner, str):
-                return inner.encode()
+                return inner.encode(errors="surrogatepass")
     return raw
 
 
@@ -110,7 +110,9 @@ def message_of(received: dict[str, Any]) -> Message:
     sent = attributes.get("SentTimestamp")
     sent_at = datetime.fromtimestamp(int(sent) / 1000, UTC) if sent and sent.isdigit() else None
     return Message(
-        notification_bytes(received["Body"]), Delivery(NAME, headers=headers), received["ReceiptHandle"], sent_at
+        notification_bytes(received["Body"]),
+        Delivery(NAME, headers=headers, sent_at=sent_at),
+        received["ReceiptHandle"],
     )
 
 
