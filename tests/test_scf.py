@@ -24,6 +24,7 @@ from mps_callback.store.tables import notifications
 from tests.support.bodies import load_fixture
 from tests.support.db import query
 from tests.support.mps_api_standin import mps_api_standin
+from tests.support.service import InProcessService
 
 NOTIFICATION = load_fixture("examples/doc-vod-WorkflowTask-transcode.json")
 API_SECRET_ID, API_SECRET_KEY = "AKIDscfconfirm0001", "scf-confirm-secret-key-9c2e"
@@ -68,7 +69,7 @@ def rows(url: str) -> list[Any]:
     return query(url, sa.select(notifications.c.channel, notifications.c.delivery))
 
 
-def test_the_mps_trigger_journals_the_notification_once(database_url: str, on: Any):
+def test_the_mps_trigger_journals_the_notification_once(database_url: str, on: Any, tmp_path: Path):
     on(database_url)
     event = signed()
     first = scf.main_handler(event, CONTEXT)
@@ -76,6 +77,17 @@ def test_the_mps_trigger_journals_the_notification_once(database_url: str, on: A
     assert first["code"] == 0 and not first["duplicate"] and again["duplicate"]
     [(channel, delivery)] = rows(database_url)
     assert channel == "scf" and delivery["headers"] == {"trigger": "mps", "request_id": "scf-request-1"}
+    assert task_as_the_api_shows_it(database_url, tmp_path)["notification_count"] == 1
+
+
+def task_as_the_api_shows_it(url: str, directory: Path) -> dict[str, Any]:
+    """``GET /v1/tasks/{task_id}`` of the notification's task, once the journal is projected."""
+    with InProcessService(url, directory) as service:
+        service.project()
+        answer = service.get(f"/v1/tasks/{NOTIFICATION['WorkflowTaskEvent']['TaskId']}")
+    assert answer.status_code == 200, answer.text
+    task: dict[str, Any] = answer.json()
+    return task
 
 
 @pytest.mark.parametrize("encode", [False, True])

@@ -30,6 +30,7 @@ from tests.support.cmq import cmq_harness
 from tests.support.db import query, run
 from tests.support.doors import DoorHarness, door_intake
 from tests.support.forgeries import SIGNATURE_CASES
+from tests.support.service import InProcessService
 from tests.support.sqs import sqs_door
 
 #: Every door's harness factory; a door adds its own.
@@ -105,6 +106,10 @@ def test_a_message_is_journaled_once_and_deleted(door: DoorHarness, tmp_path: Pa
         url, sa.select(notifications.c.channel, notifications.c.delivery, notifications.c.message_id)
     )
     assert channel == door.name and delivery["headers"]["message_id"] == message_id and message_id
+    with InProcessService(url, tmp_path) as service:
+        service.project()
+        task = service.get(f"/v1/tasks/{TRANSCODE['WorkflowTaskEvent']['TaskId']}")
+    assert task.status_code == 200 and task.json()["notification_count"] == 1
 
 
 def test_a_redelivered_notification_is_a_duplicate(door: DoorHarness, tmp_path: Path):
