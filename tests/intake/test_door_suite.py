@@ -9,26 +9,20 @@ Each door's harness (``tests/support/doors.py`` `DoorHarness`) is a context mana
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 import sqlalchemy as sa
 
-from mps_callback.config import Settings
-from mps_callback.intake.doors import DOORS, Queue, pump
 from mps_callback.send import stamp
-from mps_callback.store.migrate import upgrade
 from mps_callback.store.tables import notifications
-from tests.support.bodies import load_fixture
 from tests.support.checks import wait_until
 from tests.support.cmq import cmq_harness
-from tests.support.db import query, run
-from tests.support.doors import DoorHarness, door_intake
+from tests.support.db import query
+from tests.support.doors import EOF_BODY, TRANSCODE, DoorHarness, journaled, rounds, signed, sqlite
 from tests.support.forgeries import SIGNATURE_CASES
 from tests.support.service import InProcessService
 from tests.support.sqs import sqs_door
@@ -40,60 +34,12 @@ HARNESSES: dict[str, Callable[[], AbstractContextManager[DoorHarness]]] = {
 }
 
 pytestmark = pytest.mark.brokers
-TRANSCODE = load_fixture("examples/doc-vod-WorkflowTask-transcode.json")
-EOF_BODY = load_fixture("examples/doc-live-ProcessEof.json")
 
 
 @pytest.fixture(params=sorted(HARNESSES))
 def door(request: pytest.FixtureRequest) -> Iterator[DoorHarness]:
     with HARNESSES[request.param]() as harness:
         yield harness
-
-
-@contextmanager
-def environment(variables: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-def rounds(door: DoorHarness, url: str, count: int = 1, spool_dir: Path | None = None, **settings: Any) -> list[Any]:
-    """``count`` pump rounds of the door's real queue into ``url``; what each did."""
-
-    async def go() -> list[Any]:
-        with environment(door.environment):
-            configured = Settings(_env_file=None, **door.settings)
-            [entry] = [each for each in DOORS if each.name == door.name]
-            queue: Queue = entry.open(configured)
-            try:
-                async with door_intake(url, spool_dir, **settings) as intake:
-                    return [await pump(queue, intake) for _ in range(count)]
-            finally:
-                await queue.close()
-
-    return run(go())
-
-
-def signed(body: dict[str, Any], key: str) -> bytes:
-    """The notification as MPS puts it on a queue: signed with a fresh Timestamp, JSON text."""
-    return orjson.dumps(stamp(body, key))
-
-
-def journaled(url: str) -> int:
-    return int(query(url, sa.select(sa.func.count()).select_from(notifications))[0][0])
-
-
-def sqlite(tmp_path: Path) -> str:
-    url = f"sqlite+aiosqlite:///{tmp_path}/door.db"
-    upgrade(url)
-    return url
 
 
 def test_a_message_is_journaled_once_and_deleted(door: DoorHarness, tmp_path: Path):

@@ -15,9 +15,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +26,15 @@ import sqlalchemy as sa
 
 from mps_callback import metrics
 from mps_callback.config import Settings
-from mps_callback.intake.accept import Intake
 from mps_callback.intake.doors import pump
 from mps_callback.intake.sqs import configuration_error, notification_bytes, open_queue, region_of
 from mps_callback.journal.entry import JournalEntry, Receipt
 from mps_callback.journal.group_commit import GroupCommitJournal
-from mps_callback.journal.spool import Spool
-from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import notifications
-from tests.intake.test_door_suite import EOF_BODY, TRANSCODE, environment, journaled, rounds, signed, sqlite
 from tests.support.checks import wait_until
 from tests.support.cli import cli, one_line_error
 from tests.support.db import query, run
+from tests.support.doors import EOF_BODY, TRANSCODE, door_intake, environment, journaled, rounds, signed, sqlite
 from tests.support.sqs import ACCESS_KEY_ID, SECRET_ACCESS_KEY, SqsDoor, sqs_door
 
 pytestmark = pytest.mark.brokers
@@ -132,20 +128,6 @@ class SlowJournal:
         return await self.inner.append(entry)
 
 
-@asynccontextmanager
-async def slow_intake(url: str, seconds: float) -> AsyncIterator[Intake]:
-    engine = create_engine(url)
-    journal = GroupCommitJournal(engine, Spool(Path(tempfile.mkdtemp())), 2.0)
-    journal.start()
-    intake = Intake(Settings(_env_file=None), SlowJournal(journal, seconds))
-    try:
-        yield intake
-    finally:
-        await journal.close()
-        intake.close()
-        await engine.dispose()
-
-
 def test_a_slow_batch_stays_invisible_to_another_consumer(door: SqsDoor, tmp_path: Path):
     """Visibility 2 s, the journal 5 s: without the heartbeat the message reappears to the other consumer."""
     url = sqlite(tmp_path)
@@ -156,7 +138,9 @@ def test_a_slow_batch_stays_invisible_to_another_consumer(door: SqsDoor, tmp_pat
         with environment(door.environment):
             queue = open_queue(Settings(_env_file=None, **door.settings), wait_seconds=1)
             try:
-                async with slow_intake(url, seconds=2.5 * door.visibility_seconds) as intake:
+                async with door_intake(
+                    url, wrap=lambda journal: SlowJournal(journal, 2.5 * door.visibility_seconds)
+                ) as intake:
                     taking = asyncio.create_task(pump(queue, intake))
                     await asyncio.to_thread(
                         wait_until, lambda: door.counts() == (0, 1), 10, "our consumer has it first"

@@ -7,22 +7,29 @@ what is durable, leave the rest to come again) apart from any one transport; eve
 
 from __future__ import annotations
 
+import os
 import tempfile
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+import sqlalchemy as sa
 
 from mps_callback.config import Settings
-from mps_callback.intake.accept import Delivery, Intake
-from mps_callback.intake.doors import Message
+from mps_callback.intake.accept import Delivery, Intake, Journal
+from mps_callback.intake.doors import DOORS, Message, Queue, pump
 from mps_callback.journal.group_commit import GroupCommitJournal
 from mps_callback.journal.spool import Spool
+from mps_callback.send import stamp
 from mps_callback.store.engine import create_engine
+from mps_callback.store.migrate import upgrade
+from mps_callback.store.tables import notifications
+from tests.support.bodies import load_fixture
+from tests.support.db import query, run
 
 
 @dataclass
@@ -74,12 +81,18 @@ class ListQueue:
 
 
 @asynccontextmanager
-async def door_intake(url: str, spool_dir: Path | None = None, **settings: Any) -> AsyncIterator[Intake]:
-    """An ``Intake`` over a group-commit journal on ``url`` (a spool in a new temporary directory by default)."""
+async def door_intake(
+    url: str,
+    spool_dir: Path | None = None,
+    wrap: Callable[[GroupCommitJournal], Journal] = lambda journal: journal,
+    **settings: Any,
+) -> AsyncIterator[Intake]:
+    """An ``Intake`` over a group-commit journal on ``url`` (a spool in a new temporary directory by default);
+    ``wrap`` puts something between them (a journal that is slow, say)."""
     engine = create_engine(url)
     journal = GroupCommitJournal(engine, Spool(spool_dir or Path(tempfile.mkdtemp())), journal_budget_seconds(settings))
     journal.start()
-    intake = Intake(Settings(_env_file=None, **settings), journal)
+    intake = Intake(Settings(_env_file=None, **settings), wrap(journal))
     try:
         yield intake
     finally:
@@ -115,3 +128,55 @@ class DoorHarness(Protocol):
     def waiting(self) -> int:
         """Messages still in the queue, visible or in flight."""
         ...
+
+
+# ---------------------------------------------------------------- a real door, round by round
+
+TRANSCODE = load_fixture("examples/doc-vod-WorkflowTask-transcode.json")
+EOF_BODY = load_fixture("examples/doc-live-ProcessEof.json")
+
+
+@contextmanager
+def environment(variables: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def rounds(door: DoorHarness, url: str, count: int = 1, spool_dir: Path | None = None, **settings: Any) -> list[Any]:
+    """``count`` pump rounds of the door's real queue into ``url``; what each did."""
+
+    async def go() -> list[Any]:
+        with environment(door.environment):
+            configured = Settings(_env_file=None, **door.settings)
+            [entry] = [each for each in DOORS if each.name == door.name]
+            queue: Queue = entry.open(configured)
+            try:
+                async with door_intake(url, spool_dir, **settings) as intake:
+                    return [await pump(queue, intake) for _ in range(count)]
+            finally:
+                await queue.close()
+
+    return run(go())
+
+
+def signed(body: dict[str, Any], key: str) -> bytes:
+    """The notification as MPS puts it on a queue: signed with a fresh Timestamp, JSON text."""
+    return orjson.dumps(stamp(body, key))
+
+
+def journaled(url: str) -> int:
+    return int(query(url, sa.select(sa.func.count()).select_from(notifications))[0][0])
+
+
+def sqlite(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path}/door.db"
+    upgrade(url)
+    return url

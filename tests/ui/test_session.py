@@ -6,15 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 
 from mps_callback.send import stamp
 from tests.support.bodies import load_fixture
+from tests.support.pages import FORM, TOKEN, log_in
 from tests.support.service import InProcessService
 
-TOKEN = "ui-secret-1"
-FORM = {"content-type": "application/x-www-form-urlencoded"}
 PAGES = ["/ui/", "/ui/health", "/ui/tasks/anything"]
 
 
@@ -26,19 +24,6 @@ def sqlite(tmp_path: Path) -> str:
 def guarded(tmp_path: Path) -> Iterator[InProcessService]:
     with InProcessService(sqlite(tmp_path), tmp_path, api_token=TOKEN, notify_keys="k") as running:
         yield running
-
-
-def csrf_of(service: InProcessService) -> str:
-    """The CSRF token a page handed this client (its cookie, set by the login page)."""
-    service.get("/ui/login")
-    return str(service._client.cookies.get("mps_csrf"))
-
-
-def log_in(service: InProcessService, token: str = TOKEN, next_path: str = "/ui/health") -> httpx.Response:
-    csrf = csrf_of(service)
-    return service.post(
-        urlencode({"token": token, "next": next_path, "csrf": csrf}).encode(), "/ui/login", headers=FORM
-    )
 
 
 @pytest.mark.parametrize("path", PAGES)

@@ -11,64 +11,36 @@ import copy
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
 
-from mps_callback.send import stamp
 from tests.support import deliveries
 from tests.support.bodies import SECRET_KEY, load_fixture
+from tests.support.pages import (
+    FORM,
+    PLAYABLE,
+    SUBTITLES,
+    TOKEN,
+    TRANSCODE,
+    csrf,
+    log_in,
+    page_path,
+    send,
+    task_id_of,
+    with_cues,
+)
 from tests.support.projection import live_series
 from tests.support.service import InProcessService
-from tests.ui.test_session import FORM, TOKEN, log_in
 
-SUBTITLES = load_fixture("vod/WorkflowTask-SmartSubtitles-TransTextTask.json")
-TRANSCODE = load_fixture("vod/WorkflowTask-MediaProcess-TranscodeTask.json")
 HIGHLIGHT = load_fixture("vod/WorkflowTask-AiAnalysis-HighlightTask.json")
-PLAYABLE = load_fixture("ui/WorkflowTask-Transcode-SmartSubtitles.json")
 SECTIONS = ("header", "subtasks", "outputs", "subtitles", "segments", "notifications", "deliveries")
-
-
-def task_id_of(body: dict[str, Any]) -> str:
-    event = body.get("WorkflowTaskEvent") or body.get("ScheduleTaskEvent") or body
-    return str(event["TaskId"])
-
-
-def page_path(task_id: str) -> str:
-    return "/ui/tasks/" + quote(task_id, safe="")
 
 
 @pytest.fixture
 def service(database_url: str, tmp_path: Path) -> Iterator[InProcessService]:
     with InProcessService(database_url, tmp_path, notify_keys="k") as running:
         yield running
-
-
-def send(service: InProcessService, *bodies: dict[str, Any]) -> None:
-    for body in bodies:
-        assert service.post(stamp(body, "k")).status_code == 200
-    service.project()
-
-
-def csrf(service: InProcessService, task_id: str) -> str:
-    """The token the page handed this client (its cookie; the page's forms carry the same)."""
-    answer = service.get(page_path(task_id))
-    token = re.search(r'name="csrf" value="([0-9a-f]{32})"', answer.text)
-    assert token is not None
-    return token.group(1)
-
-
-def with_cues(task_id: str, count: int) -> dict[str, Any]:
-    """The TransText body with ``count`` cues, one a second."""
-    body = copy.deepcopy(SUBTITLES)
-    body["WorkflowTaskEvent"]["TaskId"] = task_id
-    task = body["WorkflowTaskEvent"]["SmartSubtitlesTaskResult"][0]["TransTextTask"]
-    task["Output"]["SegmentSet"] = [
-        {"StartTimeOffset": float(i), "EndTimeOffset": i + 0.8, "Text": f"cue {i}", "Trans": f"trans {i}"}
-        for i in range(count)
-    ]
-    return body
 
 
 def cue_table(html: str) -> str:

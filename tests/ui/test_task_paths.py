@@ -18,9 +18,8 @@ from urllib.parse import parse_qs, quote, urlencode, urljoin, urlsplit
 
 import pytest
 
+from tests.support.pages import FORM, PLAYABLE, SUBTITLES, TOKEN, TRANSCODE, csrf, log_in, send, task_id_of, with_cues
 from tests.support.service import InProcessService
-from tests.ui.test_session import FORM, TOKEN, log_in
-from tests.ui.test_task_page import PLAYABLE, SUBTITLES, TRANSCODE, csrf, send, task_id_of, with_cues
 
 ORIGIN = "http://mps-callback.test"
 HOSTILE_IDS = ["x/../victim", "../../health", "a%2Fb/../c", "..", ".", "q?cues=1#x&y"]
