@@ -12,15 +12,20 @@ from pathlib import Path
 import orjson
 
 
+def start_command(url: str, log: Path, command: str = "background", **settings: str) -> subprocess.Popen[bytes]:
+    """``mps-callback <command>`` started on ``url`` with ``MPS_<SETTING>`` variables, appending to ``log``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MPS_")}
+    env |= {"MPS_DATABASE_URL": url} | {f"MPS_{name.upper()}": value for name, value in settings.items()}
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mps_callback", command], env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+
+
 @contextmanager
 def background_process(url: str, log: Path, command: str = "background", **settings: str) -> Iterator[None]:
     """``mps-callback background`` (or another command) running on ``url``, logging to ``log``."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MPS_")}
-    env |= {"MPS_DATABASE_URL": url} | {f"MPS_{name.upper()}": value for name, value in settings.items()}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mps_callback", command], env=env, stdout=output, stderr=subprocess.STDOUT
-        )
+    process = start_command(url, log, command, **settings)
     try:
         yield
     finally:

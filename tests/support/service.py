@@ -205,9 +205,9 @@ class Service:
         return self.process.returncode
 
 
-def start_service(database_url: str, directory: Path, **settings: str) -> Service:
-    """Run ``mps-callback serve`` as a user would, on a free port, and wait until it answers."""
-    port = free_port()
+def start_service(database_url: str, directory: Path, port: int | None = None, **settings: str) -> Service:
+    """Run ``mps-callback serve`` as a user would, on ``port`` or a free one, and wait until it answers."""
+    port = port or free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("MPS_")}
     env.update(
         {
