@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -55,6 +56,7 @@ from mps_callback.api.tasks import task_conditions, task_select, type_parts
 from mps_callback.app import create_app
 from mps_callback.config import Settings
 from mps_callback.project.merge import subtask_id
+from mps_callback.retention import purge
 from mps_callback.store.engine import create_engine
 from mps_callback.store.migrate import upgrade
 from mps_callback.store.tables import notifications, outputs, segments, subtasks, tasks
@@ -649,6 +651,93 @@ def timing_table(backend: str, tasks_count: int, requests: int, timings: list[Ti
     return "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------- retention purge under ingest
+
+#: The typical notification the ingest posts (bench/material), unsigned: the bench sets no NotifyKey.
+TYPICAL_BODY = Path(__file__).parent / "material" / "workflow_finish.json.tpl"
+#: How long ingest runs alone before the purge starts: its p99 without a purge, for comparison.
+BASELINE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Purge:
+    removed: dict[str, int]
+    seconds: float
+    before: list[float]
+    during: list[float]
+    errors: int
+
+
+async def purge_under_ingest(url: str, days: int, rate: float) -> Purge:
+    """Post notifications at ``rate``/s (open loop) while ``retention.purge`` forgets what is older than ``days``."""
+    with tempfile.TemporaryDirectory(prefix="mps-scale-") as spool:
+        app = create_app(Settings(_env_file=None, database_url=url, spool_dir=spool, host="127.0.0.1"))
+        async with LifespanManager(app, startup_timeout=60) as manager:  # type: ignore[arg-type]
+            transport = httpx.ASGITransport(manager.app, client=("127.0.0.1", 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://scale.test", timeout=60) as client:
+                return await _purge_while_posting(client, url, days, rate)
+
+
+async def _purge_while_posting(client: httpx.AsyncClient, url: str, days: int, rate: float) -> Purge:
+    template = TYPICAL_BODY.read_text()
+    timings: list[tuple[float, float, int]] = []  # (sent at, ms, status)
+    stop = asyncio.Event()
+
+    async def post(number: int) -> None:
+        body = template.replace("__TASKID__", f"scale-ingest-{os.getpid()}-{number}")
+        body = body.replace("__TS__", str(int(time.time()))).replace("__SIGN__", "")
+        started = time.perf_counter()
+        response = await client.post("/v1/mps/callback", content=body.encode())
+        timings.append((started, (time.perf_counter() - started) * 1000, response.status_code))
+
+    async def ingest() -> None:
+        sent: set[asyncio.Task[None]] = set()
+        number, begun = 0, time.perf_counter()
+        while not stop.is_set():
+            task = asyncio.create_task(post(number))
+            sent.add(task)
+            task.add_done_callback(sent.discard)
+            number += 1
+            await asyncio.sleep(max(0.0, begun + number / rate - time.perf_counter()))
+        await asyncio.gather(*sent)
+
+    posting = asyncio.create_task(ingest())
+    await asyncio.sleep(BASELINE_SECONDS)
+    engine = create_engine(url, pool_size=2)
+    purge_started = time.perf_counter()
+    try:
+        removed = await purge(engine, days)
+    finally:
+        purge_ended = time.perf_counter()
+        stop.set()
+        await posting
+        await engine.dispose()
+    before = [ms for at, ms, _ in timings if at < purge_started]
+    during = [ms for at, ms, _ in timings if purge_started <= at < purge_ended]
+    errors = sum(1 for *_, status in timings if status != 200)
+    return Purge(removed, purge_ended - purge_started, before, during, errors)
+
+
+def purge_table(backend: str, days: int, rate: float, result: Purge) -> str:
+    def figures(values: list[float]) -> str:
+        return f"{statistics.median(values):.1f} | {percentile(values, 0.99):.1f}" if values else "- | -"
+
+    removed = ", ".join(f"{count:,} {name}" for name, count in result.removed.items())
+    return "\n".join(
+        [
+            f"### {backend}: retention purge of the oldest month (MPS_RETENTION_DAYS={days}) under {rate:g}/s ingest",
+            "",
+            f"Purge: {result.seconds:.1f} s, removed {removed}; ingest errors (non-200): {result.errors}",
+            "",
+            "| ingest | posts | p50 ms | p99 ms |",
+            "|---|---:|---:|---:|",
+            f"| before the purge ({BASELINE_SECONDS:g} s) | {len(result.before)} | {figures(result.before)} |",
+            f"| during the purge | {len(result.during)} | {figures(result.during)} |",
+            "",
+        ]
+    )
+
+
 # ---------------------------------------------------------------- why a list missed
 
 
@@ -717,6 +806,9 @@ async def run_backend(backend: str, args: argparse.Namespace) -> None:
     for timing in timings:
         if timing.p99_ms >= timing.scenario.target_ms and timing.scenario.path(0).startswith("/v1/tasks?"):
             print(await explain_list(url, timing.scenario), flush=True)
+    if args.purge:
+        days = (datetime.now(UTC) - (end - YEAR)).days - 30  # the oldest month of the year is past retention
+        print(purge_table(backend, days, args.ingest_rate, await purge_under_ingest(url, days, args.ingest_rate)))
 
 
 async def newest_task(url: str) -> datetime:
@@ -745,6 +837,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2, help="processes generating and inserting rows (default 2)")
     parser.add_argument("--reuse", action="store_true", help=f"measure the {DATABASE} built by an earlier run")
     parser.add_argument("--only", help="measure only the read paths whose name contains this")
+    parser.add_argument("--purge", action="store_true", help="then purge the oldest month under a light ingest")
+    parser.add_argument("--ingest-rate", type=float, default=50.0, help="notifications/s during the purge (50)")
     return parser.parse_args(argv)
 
 
