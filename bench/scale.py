@@ -542,6 +542,8 @@ async def sample(url: str, total: int, end: datetime, seed: int) -> Sample:
     finally:
         await engine.dispose()
     sessions = [session for number in numbers if (session := session_of(number))]
+    if not any_tasks or not subtitled:
+        raise SystemExit(f"{DATABASE} holds none of the sampled tasks: --reuse needs the --tasks it was built with")
     week_start = end - YEAR / 2
     return Sample(
         any_tasks=any_tasks,
