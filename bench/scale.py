@@ -798,6 +798,33 @@ async def explain_list(url: str, scenario: Scenario) -> str:
     return f"#### plan of {scenario.name} ({scenario.path(0)})\n\n```\n" + "\n".join(lines) + "\n```\n"
 
 
+# ---------------------------------------------------------------- what the figures depend on
+
+#: The server's version, its cache for table pages, and the size of the set on disk (data and indexes).
+SERVER_NOTES = {
+    "postgresql": (
+        "SELECT version() AS version, current_setting('shared_buffers') AS shared_buffers,"
+        " pg_size_pretty(pg_database_size(current_database())) AS on_disk"
+    ),
+    "mysql": (
+        "SELECT version() AS version, CONCAT(@@innodb_buffer_pool_size DIV 1048576, ' MB') AS innodb_buffer_pool_size,"
+        " CONCAT(SUM(data_length + index_length) DIV 1048576, ' MB') AS on_disk"
+        " FROM information_schema.tables WHERE table_schema = DATABASE()"
+    ),
+}
+
+
+async def server_notes(url: str) -> str:
+    """One line: a set larger than the server's page cache reads from disk, which the figures then include."""
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            row = (await connection.exec_driver_sql(SERVER_NOTES[connection.dialect.name])).mappings().one()
+    finally:
+        await engine.dispose()
+    return "Server: " + "; ".join(f"{name} {value}" for name, value in row.items()) + "\n"
+
+
 # ---------------------------------------------------------------- the command
 
 
@@ -811,6 +838,7 @@ async def run_backend(backend: str, args: argparse.Namespace) -> None:
         print(build_table(backend, result), flush=True)
     else:
         end = await newest_task(url)
+    print(await server_notes(url), flush=True)
     chosen = [s for s in scenarios(await sample(url, args.tasks, end, args.seed)) if _picked(s, args.only)]
     timings = await measure(url, chosen, args.requests)
     print(timing_table(backend, args.tasks, args.requests, timings), flush=True)
