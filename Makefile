@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 
-.PHONY: serve test test-fast lint format bench
+.PHONY: bench-scale serve test test-fast lint format bench
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,3 +38,6 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 
 bench: $(VENV)/.bench-installed  ## side-by-side benchmark (a few minutes): ceiling, peer, mps-callback on 3 databases
 	$(PY) -m bench
+
+bench-scale: $(VENV)/.installed  ## a year of data (a million tasks) on MariaDB and PostgreSQL, then the read paths' p99 (long)
+	$(PY) -m bench.scale --purge

@@ -71,8 +71,11 @@ SERVERS = {
     "mariadb": os.environ.get("MPS_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306"),
     "postgresql": os.environ.get("MPS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432"),
 }
-#: The database each server gets for this bench (never another one: it is dropped first).
-DATABASE = "mps_bench_scale"
+#: The database each server gets for this bench (never another one: it is dropped first). The test suite's
+#: smoke run names its own (``MPS_BENCH_SCALE_DATABASE``), so running the tests never drops a built set.
+DATABASE = os.environ.get("MPS_BENCH_SCALE_DATABASE", "mps_bench_scale")
+if not DATABASE.isidentifier() or not DATABASE.isascii():
+    raise SystemExit(f"MPS_BENCH_SCALE_DATABASE must be a plain identifier, not {DATABASE!r}")
 #: Where the server's maintenance connection goes to create and drop ours.
 MAINTENANCE_DATABASE = {"mariadb": None, "postgresql": "postgres"}
 API_P99_MS = 50.0
