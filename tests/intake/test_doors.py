@@ -142,3 +142,17 @@ def test_a_queued_notification_s_expiry_is_read_against_when_it_was_queued(
 
     run(go())
     assert queue.waiting == (0 if result == "accepted" else 1)
+
+
+def test_an_enqueue_time_no_queue_could_have_is_not_believed(tmp_path: Path):
+    """A zero enqueue time (1970) would make every notification look a day in the future: the clock is now."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/doors.db"
+    upgrade(url)
+    queue = ListQueue()
+    queue.put(stamp_fields(EOF_BODY, "k"), datetime.fromtimestamp(0, UTC))
+
+    async def go() -> None:
+        async with door_intake(url, notify_keys="k") as intake:
+            assert (await pump(queue, intake)).results == {"accepted": 1}
+
+    run(go())

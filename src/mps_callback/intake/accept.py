@@ -178,9 +178,7 @@ class Intake:
         TaskId of, say, an expired notification. A large body is screened in a child process
         first, then prepared in a thread: junk is refused without touching the event loop.
         """
-        now = time.time()
-        if delivery.sent_at is not None:
-            now = min(now, delivery.sent_at.timestamp())
+        now = _signature_clock(time.time(), delivery.sent_at)
         if len(raw) > self._large_body_bytes:
             await self._screen.check(raw, self._keys, self._max_skew, now)
             prepared = await asyncio.to_thread(prepare, raw, self._keys, self._max_skew, now)
@@ -223,6 +221,18 @@ class Intake:
         except Refused as refused:
             refused.shape = shape
             raise
+
+
+#: The longest a queue keeps a message (CMQ: 15 days, SQS: 14): an older enqueue time (a zero, a bug) is not
+#: believed, or every notification would be judged in 1970.
+MAX_QUEUED_SECONDS = 15 * 86400
+
+
+def _signature_clock(now: float, sent_at: datetime | None) -> float:
+    """The time a notification's expiry is read against: when a queue took it in, or now."""
+    if sent_at is None or not now - MAX_QUEUED_SECONDS <= sent_at.timestamp() <= now:
+        return now
+    return sent_at.timestamp()
 
 
 #: Where a transport names its message when no envelope does: the queue doors' ``message_id``, and the
