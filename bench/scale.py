@@ -58,7 +58,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from mps_callback.api import cursor as cursors
-from mps_callback.api.tasks import task_conditions, task_select, type_parts
+from mps_callback.api.tasks import task_conditions, task_select, text_condition, type_parts
 from mps_callback.app import create_app
 from mps_callback.config import Settings
 from mps_callback.project.merge import subtask_id
@@ -586,8 +586,9 @@ def scenarios(s: Sample) -> list[Scenario]:
         Scenario("event_type=ScheduleTask", fixed("/v1/tasks?event_type=ScheduleTask")),
         Scenario("since/until (a week)", fixed(f"/v1/tasks?since={s.since}&until={s.until}")),
         Scenario("status=failed + kind=vod + week", fixed(f"/v1/tasks?status=failed&kind=vod&since={s.since}")),
-        Scenario("q=<TaskId>", each(s.any_tasks, "/v1/tasks?q={}")),
-        Scenario("q=<SessionId>", each(s.sessions, "/v1/tasks?q={}")),
+        Scenario("q=<TaskId>&match=exact", each(s.any_tasks, "/v1/tasks?q={}&match=exact")),
+        Scenario("q=<SessionId>&match=exact", each(s.sessions, "/v1/tasks?q={}&match=exact")),
+        Scenario("q=<TaskId> (contains, the default)", each(s.any_tasks, "/v1/tasks?q={}")),
         Scenario("q=keynote (contains)", fixed("/v1/tasks?q=keynote")),
         Scenario("detail /v1/tasks/{id}", each(s.any_tasks, "/v1/tasks/{}")),
         Scenario("segments /v1/tasks/{id}/segments", each(s.any_tasks, "/v1/tasks/{}/segments")),
@@ -796,9 +797,10 @@ async def explain_list(url: str, scenario: Scenario) -> str:
         status=params.get("status"),
         kind=params.get("kind"),
         event_type=params.get("event_type"),
-        q=params.get("q"),
         **instants,
     )
+    text = text_condition(params.get("q"), "exact" if params.get("match") == "exact" else "contains")
+    conditions += [text] if text is not None else []
     query = task_select(conditions, 50, params.get("cursor"), type_parts(params.get("type")))
     engine = create_engine(url, pool_size=1)
     try:

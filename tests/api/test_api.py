@@ -92,6 +92,29 @@ def test_filters(service: InProcessService):
     assert ids("since=2000-01-01T00:00:00Z&until=2100-01-01T00:00:00Z") == ids("")
     assert ids("until=2000-01-01T00:00:00Z") == set()
     assert ids("status=finish") == ids("status=FINISH")  # the filter always took any case
+    assert ids(f"q={TRANSCODE_ID}&match=exact") == {TRANSCODE_ID}
+    assert ids(f"q={TRANSCODE_ID[:-3]}&match=exact") == set()  # a TaskId or SessionId whole, not a part
+    assert ids("q=user-7&match=exact") == set()  # SessionContext is searched only by contains
+    assert service.get("/v1/tasks?q=dianping&match=bogus", headers=TOKEN).status_code == 422
+
+
+def test_a_contains_search_reads_a_bounded_window_per_page_and_its_cursor_searches_further_back(
+    service: InProcessService, monkeypatch: pytest.MonkeyPatch
+):
+    """No index serves a substring: a page reads at most SCAN_CAP tasks (newest first), and one that found less
+    than ``limit`` there still hands out a cursor, from which the next page searches on."""
+    from mps_callback.api import tasks as api_tasks
+
+    monkeypatch.setattr(api_tasks, "SCAN_CAP", 2)
+    found, cursor = [], ""
+    for _ in range(10):
+        page = service.get(f"/v1/tasks?q=dianping&limit=50{cursor}", headers=TOKEN).json()
+        found.append([task["task_id"] for task in page["items"]])
+        if page["next_cursor"] is None:
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+    assert [task_id for items in found for task_id in items] == [TRANSCODE_ID]
+    assert len(found) > 1 and all(len(items) <= 1 for items in found)
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from mps_callback.api import cursor as cursors
-from mps_callback.api.tasks import task_select
+from mps_callback.api.tasks import task_select, within_window
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import subtasks, tasks
 from mps_callback.ui.pages import tasks as tasks_page
@@ -35,7 +35,6 @@ from mps_callback.ui.pages.tasks import (
     status_count_select,
     subtask_count_select,
     window_end_select,
-    within_window,
 )
 from tests.support.db import run
 

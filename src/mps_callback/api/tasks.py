@@ -52,6 +52,12 @@ Cursor = Annotated[
 ]
 
 
+Match = Literal["exact", "contains"]
+#: A ``contains`` search reads at most this many tasks per page (the other filters applied), then its next
+#: cursor says where to search on: no B-tree index serves a substring, and a rare one must not read every task.
+SCAN_CAP = 50_000
+
+
 @router.get("/tasks", response_model=TaskPage, summary="Tasks, newest first")
 async def list_tasks(
     engine: EngineDep,
@@ -79,11 +85,81 @@ async def list_tasks(
     q: Annotated[
         str | None, Query(max_length=200, description="text in TaskId, SessionId, SessionContext or input")
     ] = None,
+    match: Annotated[
+        Match,
+        Query(
+            description=(
+                "how q matches: `contains` (anywhere in TaskId, SessionId, SessionContext or input; a page reads at "
+                f"most {SCAN_CAP:,} tasks, newest first, and may hold fewer than `limit` items: follow next_cursor) "
+                "or `exact` (a TaskId or SessionId, through their indexes at any table size)"
+            )
+        ),
+    ] = "contains",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Cursor = None,
 ) -> TaskPage:
-    conditions = task_conditions(status=status, kind=kind, event_type=event_type, since=since, until=until, q=q)
-    return await task_page(engine, conditions, limit, cursor, type_parts(type))
+    plain = task_conditions(status=status, kind=kind, event_type=event_type, since=since, until=until)
+    page, _ = await searched_page(engine, plain, q, match, limit, cursor, type_parts(type), SCAN_CAP)
+    return page
+
+
+def text_condition(q: str | None, match: Match) -> sa.ColumnElement[bool] | None:
+    """``exact``: a TaskId or SessionId (their indexes); ``contains``: the text anywhere in five columns."""
+    if not q:
+        return None
+    if match == "exact":
+        return sa.or_(tasks.c.task_id == q, tasks.c.session_id == q)
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    columns = (tasks.c.task_id, tasks.c.session_id, tasks.c.session_context, tasks.c.input_location, tasks.c.video_name)
+    return sa.or_(*(column.like(pattern, escape="\\") for column in columns))
+
+
+async def searched_page(
+    engine: AsyncEngine,
+    plain: list[sa.ColumnElement[bool]],
+    q: str | None,
+    match: Match,
+    limit: int,
+    cursor: str | None,
+    parts: Parts = WHOLE,
+    scan_cap: int = SCAN_CAP,
+) -> tuple[TaskPage, datetime | None]:
+    """The page of tasks matching ``plain`` and the text ``q``, and for a search that stopped at ``scan_cap``, where.
+
+    For a ``contains`` search the window's end is the ``scan_cap``-th task under
+    the other filters (an index walk, no row read); the search reads no further, and when it found less than a
+    page there, its next cursor is the window's end: the next page searches on from there.
+    """
+    text = text_condition(q, match)
+    conditions = [*plain, *([text] if text is not None else [])]
+    end = None
+    if text is not None and match == "contains":
+        async with engine.connect() as connection:
+            end = (await connection.execute(window_end_select(plain, cursor, parts, scan_cap))).first()
+        if end is not None:
+            conditions.append(within_window(end.first_received_at, end.task_id))
+    page = await task_page(engine, conditions, limit, cursor, parts)
+    if end is None or page.next_cursor is not None:
+        return page, None
+    next_cursor = cursors.encode("tasks", end.first_received_at, end.task_id)
+    return TaskPage(items=page.items, next_cursor=next_cursor), end.first_received_at
+
+
+def within_window(end_time: datetime, end_id: str) -> sa.ColumnElement[bool]:
+    """Tasks up to the window's last one, in the list's order (newest first): it and those before it."""
+    return sa.or_(
+        tasks.c.first_received_at > end_time,
+        sa.and_(tasks.c.first_received_at == end_time, tasks.c.task_id >= end_id),
+    )
+
+
+def window_end_select(
+    plain: list[sa.ColumnElement[bool]], cursor: str | None, parts: Parts, scan_cap: int
+) -> sa.Select[Any]:
+    """The last task a ``contains`` page may read: the ``scan_cap``-th, newest first, under the other filters."""
+    after = [after_cursor(cursor)] if cursor is not None else []
+    queries = [sa.select(tasks.c.first_received_at, tasks.c.task_id).where(*plain, *after, *part) for part in parts]
+    return newest_first(queries, 1, offset=scan_cap - 1)
 
 
 def task_conditions(
@@ -93,9 +169,9 @@ def task_conditions(
     event_type: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    q: str | None = None,
 ) -> list[sa.ColumnElement[bool]]:
-    """The WHERE terms of the task list's filters (validated values) but ``type`` (see :func:`type_parts`).
+    """The WHERE terms of the task list's filters (validated values) but ``type`` (see :func:`type_parts`) and
+    the text (:func:`text_condition`).
 
     Shared with the dashboard's list and counts."""
     conditions: list[sa.ColumnElement[bool]] = []
@@ -109,16 +185,6 @@ def task_conditions(
         conditions.append(tasks.c.first_received_at >= since)
     if until is not None:
         conditions.append(tasks.c.first_received_at < until)
-    if q:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        columns = (
-            tasks.c.task_id,
-            tasks.c.session_id,
-            tasks.c.session_context,
-            tasks.c.input_location,
-            tasks.c.video_name,
-        )
-        conditions.append(sa.or_(*(column.like(pattern, escape="\\") for column in columns)))
     return conditions
 
 

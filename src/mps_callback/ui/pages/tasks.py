@@ -38,12 +38,19 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from mps_callback.api import cursor as cursors
 from mps_callback.api.cursor import MAX_CURSOR_CHARS
 from mps_callback.api.deps import EngineDep
 from mps_callback.api.params import StatusFilter, UtcInstant
 from mps_callback.api.schemas import TaskPage
-from mps_callback.api.tasks import Parts, after_cursor, newest_first, task_conditions, task_page, type_parts
+from mps_callback.api.tasks import (
+    SCAN_CAP,
+    Parts,
+    searched_page,
+    task_conditions,
+    text_condition,
+    type_parts,
+)
+from mps_callback.api.tasks import window_end_select as api_window_end_select
 from mps_callback.store.tables import notifications, subtasks, tasks
 from mps_callback.ui.web import render
 
@@ -51,8 +58,6 @@ router = APIRouter()
 
 #: A status count stops here: the chip then says "10,000+".
 COUNT_CAP = 10_000
-#: A ``contains`` search reads at most this many tasks per page, then offers to search further back.
-SCAN_CAP = 50_000
 #: How often the open page asks whether anything changed (static/tasks.js reads it from the page).
 POLL_MS = 5_000
 #: The status chips, in order: the filter value and what each counts.
@@ -99,15 +104,10 @@ class TaskFilters(BaseModel):
     def conditions(self, *, with_status: bool = True, with_text: bool = True) -> list[sa.ColumnElement[bool]]:
         """The SQL terms of these filters (the API's) but the type (:attr:`parts`); the text as :attr:`match` says."""
         found = task_conditions(
-            status=self.status if with_status else None,
-            kind=self.kind,
-            since=self.since,
-            until=self.until,
-            q=self.q if self.contains and with_text else None,
+            status=self.status if with_status else None, kind=self.kind, since=self.since, until=self.until
         )
-        if self.q and self.match == "exact" and with_text:
-            found.append(sa.or_(tasks.c.task_id == self.q, tasks.c.session_id == self.q))
-        return found
+        text = text_condition(self.q, self.match) if with_text else None
+        return [*found, *([text] if text is not None else [])]
 
     @property
     def parts(self) -> Parts:
@@ -201,40 +201,17 @@ def _form_context(form: Mapping[str, str]) -> dict[str, Any]:
 
 
 async def search_page(engine: AsyncEngine, filters: TaskFilters) -> tuple[TaskPage, datetime | None]:
-    """The page of tasks, and for a ``contains`` search that stopped at :data:`SCAN_CAP`, where it stopped.
-
-    The window's end is the SCAN_CAP-th task under the other filters (an index walk, no row
-    read); the search reads no further, and when it found less than a page there, its next
-    cursor is the window's end: the next page searches on from there.
-    """
-    conditions = filters.conditions()
-    end = None
-    if filters.contains:
-        async with engine.connect() as connection:
-            end = (await connection.execute(window_end_select(filters))).first()
-        if end is not None:
-            conditions.append(within_window(end.first_received_at, end.task_id))
-    page = await task_page(engine, conditions, filters.limit, filters.cursor, filters.parts)
-    if end is None or page.next_cursor is not None:
-        return page, None
-    next_cursor = cursors.encode("tasks", end.first_received_at, end.task_id)
-    return TaskPage(items=page.items, next_cursor=next_cursor), end.first_received_at
-
-
-def within_window(end_time: datetime, end_id: str) -> sa.ColumnElement[bool]:
-    """Tasks up to the window's last one, in the list's order (newest first): it and those before it."""
-    return sa.or_(
-        tasks.c.first_received_at > end_time,
-        sa.and_(tasks.c.first_received_at == end_time, tasks.c.task_id >= end_id),
+    """The page of tasks, and for a ``contains`` search that stopped at :data:`SCAN_CAP`, where it stopped
+    (``api.tasks.searched_page``, as the query API searches)."""
+    plain = filters.conditions(with_text=False)
+    return await searched_page(
+        engine, plain, filters.q, filters.match, filters.limit, filters.cursor, filters.parts, SCAN_CAP
     )
 
 
 def window_end_select(filters: TaskFilters) -> sa.Select[Any]:
     """The last task a ``contains`` page may read: the SCAN_CAP-th, newest first, under the other filters."""
-    after = [after_cursor(filters.cursor)] if filters.cursor is not None else []
-    terms = [*filters.conditions(with_text=False), *after]
-    queries = [sa.select(tasks.c.first_received_at, tasks.c.task_id).where(*terms, *part) for part in filters.parts]
-    return newest_first(queries, 1, offset=SCAN_CAP - 1)
+    return api_window_end_select(filters.conditions(with_text=False), filters.cursor, filters.parts, SCAN_CAP)
 
 
 def parse_filters(params: list[tuple[str, str]]) -> TaskFilters:
