@@ -6,7 +6,8 @@ answered notifications are durable. Then the 300 KB body run (with worker memory
 the projection run (sustained rate, lag p50/p99, backlog), and the forwarding run
 (deliveries/s and delivery lag to a webhook receiver and to RabbitMQ, bench/forwarding.py).
 ``--quick`` is the smoke run the test suite uses: a few seconds, SQLite only, no peer;
-``--forwarding-only`` skips everything but the machine and the forwarding run.
+``--forwarding-only`` skips everything but the machine and the forwarding run;
+``--projection-only`` everything but the machine and the projection run.
 """
 
 from __future__ import annotations
@@ -205,11 +206,16 @@ def main() -> None:
     parser.add_argument("--forwarding-rate", type=float, default=100, help="notifications/s (2 events each)")
     parser.add_argument("--forwarding-backend", choices=["sqlite", "mariadb", "postgresql"], default="sqlite")
     parser.add_argument("--forwarding-only", action="store_true", help="only the machine and the forwarding run")
+    parser.add_argument("--projection-only", action="store_true", help="only the machine and the projection run")
     parser.add_argument("--quick", action="store_true", help="smoke run: a few seconds, SQLite only, no peer")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mps-bench-"))
     templates = write_templates(work, MATERIAL / "workflow_finish.json.tpl")
     print(machine(MYSQL, POSTGRES), flush=True)
+    if args.projection_only:
+        projection(args, templates, work)
+        print(f"\nwork directory (logs): {work}; python {platform.python_version()}; {sys.executable}")
+        return
     if not args.forwarding_only:
         ingest_and_projection(args, templates, work)
     rate = 20 if args.quick else args.forwarding_rate
@@ -265,7 +271,11 @@ def ingest_and_projection(args: argparse.Namespace, templates: dict[str, Path], 
         )
     print("\n## Large body (300 KB ScheduleTask with word-level ASR), wrk -t2 -c32: journal ingest\n")
     print(markdown(large_rows, ceiling=None))
+    projection(args, templates, work)
 
+
+def projection(args: argparse.Namespace, templates: dict[str, Path], work: Path) -> None:
+    """The projection run: a fixed rate of typical notifications while serve's projector keeps up (or not)."""
     rate = 100 if args.quick else args.projection_rate
     duration = 3 if args.quick else args.projection_seconds
     backend = "sqlite" if args.quick else "mariadb"
