@@ -6,7 +6,8 @@ answered notifications are durable. Then the 300 KB body run (with worker memory
 the projection run (sustained rate, lag p50/p99, backlog), and the forwarding run
 (deliveries/s and delivery lag to a webhook receiver and to RabbitMQ, bench/forwarding.py).
 ``--quick`` is the smoke run the test suite uses: a few seconds, SQLite only, no peer;
-``--forwarding-only`` skips everything but the machine and the forwarding run.
+``--forwarding-only`` skips everything but the machine and the forwarding run;
+``--projection-only`` everything but the machine and the projection run.
 """
 
 from __future__ import annotations
@@ -172,6 +173,41 @@ def projection_run(
     }
 
 
+def projection_burst(url_backend: str, count: int, template: Path, work: Path) -> dict[str, float]:
+    """``count`` notifications posted as fast as the open-loop client sends them, serve's projector on:
+    first received to last projected, end to end."""
+    url = fresh_database(url_backend, "mps_bench_burst", work)
+    contender = contenders.ours(url_backend, url, 2, work / "spool-burst", projector=True)
+    process = contender.start(PORT, work / "burst.log")
+    try:
+        started = time.monotonic()
+        accepted = asyncio.run(
+            open_loop(f"http://127.0.0.1:{PORT}{contender.path}", template, 1e6, count / 1e6, "burst", 32)
+        )
+        sent = time.monotonic() - started
+        pending = "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL"
+        deadline = time.monotonic() + 300
+        while asyncio.run(_scalar(url, pending)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        contenders.stop(process)
+    first, last, projected = asyncio.run(_span(url))
+    seconds = (last - first).total_seconds()
+    return {"accepted": accepted, "projected": projected, "sent_s": sent, "end_to_end_s": seconds}
+
+
+async def _span(url: str) -> tuple[datetime, datetime, int]:
+    engine = create_engine(url, poolclass=sa.pool.NullPool)
+    async with engine.connect() as connection:
+        first, last, projected = (
+            await connection.execute(
+                sa.text("SELECT MIN(received_at), MAX(projected_at), COUNT(projected_at) FROM notifications")
+            )
+        ).one()
+    await engine.dispose()
+    return _as_datetime(first), _as_datetime(last), int(projected)
+
+
 def _as_datetime(value: datetime | str) -> datetime:
     """SQLite hands back text; the servers hand back datetimes."""
     return datetime.fromisoformat(value) if isinstance(value, str) else value
@@ -201,15 +237,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="each wrk run")
     parser.add_argument("--projection-seconds", type=float, default=60)
     parser.add_argument("--projection-rate", type=float, default=1000)
+    parser.add_argument("--projection-burst", type=int, default=20000, help="notifications in the burst run (0: none)")
     parser.add_argument("--forwarding-seconds", type=float, default=30)
     parser.add_argument("--forwarding-rate", type=float, default=100, help="notifications/s (2 events each)")
     parser.add_argument("--forwarding-backend", choices=["sqlite", "mariadb", "postgresql"], default="sqlite")
     parser.add_argument("--forwarding-only", action="store_true", help="only the machine and the forwarding run")
+    parser.add_argument("--projection-only", action="store_true", help="only the machine and the projection run")
     parser.add_argument("--quick", action="store_true", help="smoke run: a few seconds, SQLite only, no peer")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mps-bench-"))
     templates = write_templates(work, MATERIAL / "workflow_finish.json.tpl")
     print(machine(MYSQL, POSTGRES), flush=True)
+    if args.projection_only:
+        projection(args, templates, work)
+        print(f"\nwork directory (logs): {work}; python {platform.python_version()}; {sys.executable}")
+        return
     if not args.forwarding_only:
         ingest_and_projection(args, templates, work)
     rate = 20 if args.quick else args.forwarding_rate
@@ -265,7 +307,11 @@ def ingest_and_projection(args: argparse.Namespace, templates: dict[str, Path], 
         )
     print("\n## Large body (300 KB ScheduleTask with word-level ASR), wrk -t2 -c32: journal ingest\n")
     print(markdown(large_rows, ceiling=None))
+    projection(args, templates, work)
 
+
+def projection(args: argparse.Namespace, templates: dict[str, Path], work: Path) -> None:
+    """The projection run: a fixed rate of typical notifications while serve's projector keeps up (or not)."""
     rate = 100 if args.quick else args.projection_rate
     duration = 3 if args.quick else args.projection_seconds
     backend = "sqlite" if args.quick else "mariadb"
@@ -275,6 +321,17 @@ def ingest_and_projection(args: argparse.Namespace, templates: dict[str, Path], 
     print(
         f"| {result['accepted']} | {result['projected']} | {result['lag_p50_s']:.3f} s | {result['lag_p99_s']:.3f} s "
         f"| {result['lag_max_s']:.3f} s | {result['backlog_samples']} |",
+        flush=True,
+    )
+    count = 200 if args.quick else args.projection_burst
+    if not count:
+        return
+    burst = projection_burst(backend, count, templates["typical"], work)
+    print(f"\n## Projection of a burst of {count} ({backend}, typical body, sent as fast as the client goes)\n")
+    print("| accepted | projected | sent in | first received to last projected | end to end |\n|---|---|---|---|---|")
+    print(
+        f"| {burst['accepted']} | {burst['projected']} | {burst['sent_s']:.1f} s | {burst['end_to_end_s']:.1f} s "
+        f"| {burst['projected'] / max(burst['end_to_end_s'], 1e-9):.0f}/s |",
         flush=True,
     )
 

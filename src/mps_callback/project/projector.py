@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ from mps_callback.project.merge import Claimed, StoredSubtask, TaskMerge, merge_
 from mps_callback.project.parse import parse
 from mps_callback.project.rank import Provenance
 from mps_callback.storage import OutputUrls
+from mps_callback.store.bulk import insert_many, overwrite_many
 from mps_callback.store.engine import for_writing
 from mps_callback.store.errors import database_fault, describe
 from mps_callback.store.outbox import NO_OUTBOX, Outbox, TaskChange
@@ -47,6 +49,13 @@ MAX_ATTEMPTS = 6
 MAX_RETRY_DELAY = timedelta(hours=1)
 #: How long the loop waits between passes while the database is away: doubling up to this.
 MAX_OUTAGE_WAIT_SECONDS = 30.0
+#: While a backlog fills whole batches, how often a pass looks for failures due again: that look
+#: reads every pending journal row (no index serves it), ~10 µs each, so with 20,000 pending it
+#: cost more than the batch itself. A retry then waits at most this much past its back-off.
+RETRY_LOOK_SECONDS = 5.0
+#: Passes one projector runs side by side on MariaDB/MySQL and PostgreSQL (SQLite has one writer).
+#: Two keep both the parser and the database busy; more only queue for the one core Python uses.
+LOOPS = 2
 
 
 class DatabaseAway(Exception):
@@ -67,13 +76,21 @@ class Projector:
         self._max_attempts = max_attempts
         self._urls = urls or OutputUrls()
         self._batch_size = batch_size
+        self._retries_looked_at = -RETRY_LOOK_SECONDS  # monotonic seconds: the first pass looks
 
     async def run_once(self) -> int:
         """Project one batch of new notifications and the failed ones due again; return how many were taken.
 
+        The failed ones are looked for whenever the batch was not full (nothing is waiting behind
+        it), and every ``RETRY_LOOK_SECONDS`` while a backlog is worked through.
+
         Raises ``DatabaseAway`` when the database does not take writes.
         """
-        return await self._fresh_batch() + await self._due_retries()
+        fresh = await self._fresh_batch()
+        if fresh >= self._batch_size and time.monotonic() - self._retries_looked_at < RETRY_LOOK_SECONDS:
+            return fresh
+        self._retries_looked_at = time.monotonic()
+        return fresh + await self._due_retries()
 
     async def drain(self, progress: Callable[[int], None] | None = None) -> int:
         """Project until nothing is pending (or only failures waiting for their retry time)."""
@@ -84,12 +101,19 @@ class Projector:
                 progress(count)
         return total
 
-    async def run_forever(self, idle_seconds: float = 0.2) -> None:
+    async def run_forever(self, idle_seconds: float = 0.2, loops: int | None = None) -> None:
         """Project batch after batch; when nothing is pending, look again after ``idle_seconds``.
 
-        While the database is away the wait doubles up to ``MAX_OUTAGE_WAIT_SECONDS``, with
-        one log line when the outage starts and one when it ends.
+        ``loops`` passes run side by side (default: ``LOOPS``, one on SQLite), each with its own
+        connection: while one waits for the database, another parses and merges. They share the
+        journal as separate projectors do (``SKIP LOCKED``, task locks in task-id order).
         """
+        count = loops or (1 if self._engine.dialect.name == "sqlite" else LOOPS)
+        await asyncio.gather(*(self._loop(idle_seconds) for _ in range(count)))
+
+    async def _loop(self, idle_seconds: float) -> None:
+        """One projecting loop. While the database is away the wait doubles up to
+        ``MAX_OUTAGE_WAIT_SECONDS``, with one log line when the outage starts and one when it ends."""
         wait, away = idle_seconds, False
         while True:
             try:
@@ -298,29 +322,23 @@ async def _write(
     as written."""
     for task_id, sequence in outbox.sequences(changes).items():
         merges[task_id].row["event_sequence"] = sequence
-    await connection.execute(
-        tasks.update().where(tasks.c.task_id == sa.bindparam("b_task_id")),
-        [{**rows.task_values(merge.row), "b_task_id": task_id} for task_id, merge in merges.items()],
-    )
+    task_rows = [{**rows.task_values(merge.row), "task_id": task_id} for task_id, merge in merges.items()]
+    await overwrite_many(connection, tasks, "task_id", task_rows)
     new = [rows.subtask_row(task_id, win) for task_id, m in merges.items() for win in m.new_subtasks.values()]
     replaced = [rows.subtask_row(task_id, win) for task_id, m in merges.items() for win in m.replaced_subtasks.values()]
-    if new:
-        await connection.execute(subtasks.insert(), new)
+    await insert_many(connection, subtasks, new)
     if replaced:
-        await connection.execute(
-            subtasks.update().where(subtasks.c.id == sa.bindparam("b_id")),
-            [{**{k: v for k, v in row.items() if k != "id"}, "b_id": row["id"]} for row in replaced],
-        )
+        await overwrite_many(connection, subtasks, "id", replaced)
         stale = [row["id"] for row in replaced]
         await connection.execute(outputs.delete().where(outputs.c.subtask_id.in_(stale)))
         await connection.execute(segments.delete().where(segments.c.subtask_id.in_(stale)))
     producers = [(task_id, win) for task_id, merge in merges.items() for win in merge.producers()]
-    output_rows = [row for task_id, win in producers for row in rows.output_rows(task_id, win)]
-    segment_rows = [row for task_id, win in producers for row in rows.segment_rows(task_id, win)]
-    if output_rows:
-        await connection.execute(outputs.insert(), output_rows)
-    if segment_rows:
-        await connection.execute(segments.insert(), segment_rows)
+    await insert_many(
+        connection, outputs, [row for task_id, win in producers for row in rows.output_rows(task_id, win)]
+    )
+    await insert_many(
+        connection, segments, [row for task_id, win in producers for row in rows.segment_rows(task_id, win)]
+    )
     await outbox.task_events(connection, changes)
 
 

@@ -24,7 +24,7 @@ def clip(value: Any, column: sa.Column[Any]) -> str | None:
 
 
 def task_values(row: dict[str, Any]) -> dict[str, Any]:
-    """A merged task row as the UPDATE writes it (the key, ``task_id``, is the WHERE)."""
+    """A merged task row as it is written back, its key (``task_id``) aside."""
     values = {key: value for key, value in row.items() if key != "task_id"}
     values.update(status=clip(row["status"], tasks.c.status), err_code=saturated(row["err_code"], INT32))
     return values

@@ -33,6 +33,7 @@ POINT_SET_KEYS = ("TimestampSet",)
 WALL_START_KEYS = ("BeginTime", "StartTime", "DateTime")
 WALL_END_KEYS = ("EndTime",)
 WALL_SET_KEYS = ("DateTimeSet",)
+WALL_KEYS = frozenset(WALL_START_KEYS + WALL_END_KEYS + WALL_SET_KEYS)
 TEXT_KEYS = ("Text", "Word", "Description", "Content", "TransSrc")
 TRANSLATION_KEYS = ("Trans", "TransDst")
 LABEL_KEYS = ("Label", "Name", "Tag", "Classification", "Type", "Category", "Id")
@@ -224,6 +225,8 @@ class _Picker:
         self.used: set[str] = set()
 
     def number(self, keys: tuple[str, ...]) -> float | None:
+        if self.item.keys().isdisjoint(keys):  # the usual case, settled in C: a segment has a few fields
+            return None
         for key in keys:
             number = _number(self.item.get(key))
             if number is not None:
@@ -241,6 +244,8 @@ class _Picker:
 
     def _first(self, keys: tuple[str, ...], kind: type) -> Any:
         """The first non-empty value of ``kind`` under ``keys``, marked used."""
+        if self.item.keys().isdisjoint(keys):
+            return None
         for key in keys:
             value = self.item.get(key)
             if isinstance(value, kind) and value:
@@ -314,6 +319,8 @@ def _times(item: dict[str, Any], pick: _Picker) -> tuple[float | None, float | N
 def _wall_clock(item: dict[str, Any]) -> dict[str, str]:
     """``start_at``/``end_at``: the item's wall-clock times as ISO 8601 UTC (as given when without a zone)."""
     found: dict[str, str] = {}
+    if item.keys().isdisjoint(WALL_KEYS):
+        return found
     start = next((at for key in WALL_START_KEYS if (at := iso_instant(item.get(key)))), None)
     end = next((at for key in WALL_END_KEYS if (at := iso_instant(item.get(key)))), None)
     points = sorted(at for key in WALL_SET_KEYS for value in _list(item.get(key)) if (at := iso_instant(value)))
