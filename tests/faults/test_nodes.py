@@ -78,6 +78,7 @@ def forward_config(directory: Path, receiver: Receiver) -> Path:
     config = directory / "forward.toml"
     config.write_text(
         f'[[sink]]\nname = "app"\nurl = "{receiver.url()}"\nsecret = "{SECRET}"\nevents = ["notification.received"]\n'
+        "retry_schedule = [1, 1, 2, 5, 10]\n"  # an attempt cut by a kill comes again within the test's wait
     )
     return config
 
@@ -111,7 +112,10 @@ def test_two_of_each_with_one_of_each_killed_lose_nothing(server_database: str, 
             loads = under_load(nodes, ports)
             wait_until(lambda: all(spool_empty(service) for service in nodes.serves), 60, "both spools to drain")
             wait_until(lambda: unprojected(url) == 0, 90, "every notification to be projected")
-            wait_until(lambda: undelivered(url) == 0, 90, "every event to be delivered")
+            try:
+                wait_until(lambda: undelivered(url) == 0, 90, "every event to be delivered")
+            except AssertionError as timeout:
+                raise AssertionError(f"{timeout}: {delivery_states(url)}\n{forwarder_logs(tmp_path)}") from None
         finally:
             nodes.stop()
         received = Counter(event["id"] for event in receiver.verified)
@@ -146,6 +150,18 @@ def spool_empty(service: Service) -> bool:
 def unprojected(url: str) -> int:
     statement = sa.select(sa.func.count()).select_from(notifications).where(notifications.c.projected_at.is_(None))
     return int(query(url, statement)[0][0])
+
+
+def delivery_states(url: str) -> list[tuple[str, int, int]]:
+    """(status, attempts, how many) of the deliveries: what a forwarding that never finished left."""
+    statement = sa.select(deliveries.c.status, deliveries.c.attempts, sa.func.count()).group_by(
+        deliveries.c.status, deliveries.c.attempts
+    )
+    return [tuple(row) for row in query(url, statement)]
+
+
+def forwarder_logs(directory: Path) -> str:
+    return "\n".join(path.read_text(errors="replace")[-2000:] for path in sorted(directory.glob("forwarder-*.log")))
 
 
 def undelivered(url: str) -> int:

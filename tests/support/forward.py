@@ -163,6 +163,12 @@ class Receiver:
         return [orjson.loads(request.body) for request in self.requests if request.verified]
 
 
+class _Listening(ThreadingHTTPServer):
+    """A listen backlog for forwarders sending a batch at once (the standard library's 5 resets the rest)."""
+
+    request_queue_size = 256
+
+
 @contextlib.contextmanager
 def running_receiver() -> Iterator[Receiver]:
     """A `Receiver` listening on a free port until the block ends."""
@@ -190,7 +196,7 @@ def running_receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = _Listening(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     state.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
