@@ -41,15 +41,23 @@ async def write_rows(
 async def _insert(
     connection: AsyncConnection, unique: dict[str, dict[str, Any]], outbox: Outbox
 ) -> dict[str, tuple[int, str]]:
-    """The rows in, then (id, writer batch) of every key, whoever wrote it; the new ones' events."""
+    """The rows in, then (id, writer batch) of every key, whoever wrote it; the new ones' events.
+
+    The INSERT returns what it wrote (MariaDB also the rows its no-op update touched), so the
+    SELECT is only for keys it did not return: duplicates, which are rare.
+    """
     statement = insert_skipping_duplicates(connection.dialect.name, notifications, "dedupe_key")
-    await connection.execute(statement, list(unique.values()))
-    found = await connection.execute(
-        sa.select(notifications.c.dedupe_key, notifications.c.id, notifications.c.batch_id).where(
-            notifications.c.dedupe_key.in_(list(unique))
-        )
-    )
-    stored = {row.dedupe_key: (row.id, row.batch_id) for row in found}
+    columns = (notifications.c.dedupe_key, notifications.c.id, notifications.c.batch_id)
+    stored: dict[str, tuple[int, str]] = {}
+    if connection.dialect.insert_executemany_returning:
+        written = await connection.execute(statement.returning(*columns), list(unique.values()))
+        stored = {row.dedupe_key: (row.id, row.batch_id) for row in written}
+    else:
+        await connection.execute(statement, list(unique.values()))
+    missing = [key for key in unique if key not in stored]
+    if missing:
+        found = await connection.execute(sa.select(*columns).where(notifications.c.dedupe_key.in_(missing)))
+        stored.update({row.dedupe_key: (row.id, row.batch_id) for row in found})
     if outbox:
         await outbox.notifications_received(
             connection,
