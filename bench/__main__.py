@@ -238,9 +238,14 @@ def main() -> None:
     parser.add_argument("--projection-seconds", type=float, default=60)
     parser.add_argument("--projection-rate", type=float, default=1000)
     parser.add_argument("--projection-burst", type=int, default=20000, help="notifications in the burst run (0: none)")
-    parser.add_argument("--forwarding-seconds", type=float, default=30)
-    parser.add_argument("--forwarding-rate", type=float, default=100, help="notifications/s (2 events each)")
-    parser.add_argument("--forwarding-backend", choices=["sqlite", "mariadb", "postgresql"], default="sqlite")
+    parser.add_argument("--forwarding-seconds", type=float, default=20)
+    parser.add_argument(
+        "--forwarding-rate",
+        type=float,
+        default=500,
+        help="notifications/s (2 events each: 1,000 deliveries/s per sink)",
+    )
+    parser.add_argument("--forwarding-backend", choices=["sqlite", "mariadb", "postgresql"], default="mariadb")
     parser.add_argument("--forwarding-only", action="store_true", help="only the machine and the forwarding run")
     parser.add_argument("--projection-only", action="store_true", help="only the machine and the projection run")
     parser.add_argument("--quick", action="store_true", help="smoke run: a few seconds, SQLite only, no peer")
