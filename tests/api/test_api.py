@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from mps_callback.api import tasks as tasks_api
 from mps_callback.send import stamp
 from tests.support.bodies import load_fixture
 from tests.support.projection import live_series, processing_version
@@ -137,7 +138,13 @@ def test_unknown_filter_values_answer_422_naming_the_allowed_ones(
     assert all(value in problem["msg"] for value in allowed), problem["msg"]
 
 
-def test_live_tasks_have_a_type_and_are_found_by_it(service: InProcessService):
+@pytest.mark.parametrize("common_from", [tasks_api.COMMON_TYPE_HOLDERS, 0], ids=["rare types", "common types"])
+def test_live_tasks_have_a_type_and_are_found_by_it(
+    service: InProcessService, common_from: int, monkeypatch: pytest.MonkeyPatch
+):
+    """The same answers whichever way the live part is asked (``type_parts``: EXISTS, or a walk in list order)."""
+    monkeypatch.setattr(tasks_api, "COMMON_TYPE_HOLDERS", common_from)
+
     def ids(query: str) -> set[str]:
         return {t["task_id"] for t in service.get(f"/v1/tasks?{query}", headers=TOKEN).json()["items"]}
 

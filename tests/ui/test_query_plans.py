@@ -322,3 +322,17 @@ def test_the_poll_asks_two_indexes_for_their_last_entry(filled: str):
         assert sum(plan.text.count(message) for message in answered) == 2, plan.text
     else:
         assert {"ix_tasks_last_received_at", "ix_notifications_projected_at_id"} <= plan.indexes, plan.text
+
+
+def test_a_common_live_type_walks_the_live_tasks_in_list_order(filled: str):
+    """A type many live tasks hold (``api.tasks.is_common_type``) is asked task by task along the live tasks'
+    index, newest first, so a page stops after a few probes; MariaDB would otherwise read every holder."""
+    chosen = filters("type=ProcessEof").model_copy(update={"common_type": True})
+    plan = explain(filled, task_select(chosen.conditions(), chosen.limit, chosen.cursor, chosen.parts))
+    print(f"\n--- common live type: indexes {sorted(plan.indexes)}\n{plan.text}")
+    assert not plan.full_scans, plan.text
+    assert "ix_tasks_kind_first_received_at_task_id" in plan.indexes, plan.text
+
+
+def test_whether_a_type_is_common_is_never_read_from_the_url():
+    assert filters("type=ProcessEof&common_type=true").common_type is False

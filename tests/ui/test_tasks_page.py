@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 
 from mps_callback.api import cursor as cursors
+from mps_callback.api import tasks as tasks_api
 from mps_callback.send import stamp
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import subtasks, tasks
@@ -349,8 +350,13 @@ def test_pages_of_a_type_walk_what_the_api_lists(service: InProcessService, type
     )
 
 
-def test_a_type_both_file_and_live_tasks_have_merges_in_list_order(database_url: str, tmp_path: Path):
-    """The type filter reads file and live tasks apart (each through its index): pages merge them newest first."""
+@pytest.mark.parametrize("common_from", [tasks_api.COMMON_TYPE_HOLDERS, 0], ids=["rare type", "common type"])
+def test_a_type_both_file_and_live_tasks_have_merges_in_list_order(
+    database_url: str, tmp_path: Path, common_from: int, monkeypatch: pytest.MonkeyPatch
+):
+    """The type filter reads file and live tasks apart (each through its index): pages merge them newest first,
+    and the chips count the same, whichever way the live part asks the subtasks."""
+    monkeypatch.setattr(tasks_api, "COMMON_TYPE_HOLDERS", common_from)
     start = datetime(2026, 3, 1, tzinfo=UTC)
     rows = [_task("file" if n % 3 else "live", n, start + timedelta(minutes=n)) for n in range(7)]
     run(_insert(database_url, rows))

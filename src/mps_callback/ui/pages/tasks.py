@@ -45,6 +45,7 @@ from mps_callback.api.schemas import TaskPage
 from mps_callback.api.tasks import (
     SCAN_CAP,
     Parts,
+    is_common_type,
     searched_page,
     task_conditions,
     text_condition,
@@ -95,6 +96,8 @@ class TaskFilters(BaseModel):
     match: Literal["exact", "contains"] = "exact"
     limit: Annotated[int, Field(ge=1, le=500)] = 50
     cursor: Annotated[str | None, Field(max_length=MAX_CURSOR_CHARS)] = None
+    #: Set by the page from a count (``api.tasks.is_common_type``), never from the URL: not in FILTER_NAMES.
+    common_type: bool = False
 
     @property
     def contains(self) -> bool:
@@ -112,7 +115,7 @@ class TaskFilters(BaseModel):
     @property
     def parts(self) -> Parts:
         """The type filter's disjoint parts (``api.tasks.type_parts``), each read through its own index."""
-        return type_parts(self.type)
+        return type_parts(self.type, self.common_type)
 
     def form(self) -> dict[str, str]:
         """The form fields' text for these filters."""
@@ -166,6 +169,7 @@ async def tasks_page(request: Request, engine: EngineDep) -> Response:
         filters = parse_filters(request.query_params.multi_items())
     except BadFilter as bad:
         return _refused(request, bad.status_code, bad.reasons)
+    filters = filters.model_copy(update={"common_type": await is_common_type(engine, filters.type)})
     version = await newest_change(engine)
     if polled and request.query_params.get("seen") == version:
         return Response(status_code=204)
