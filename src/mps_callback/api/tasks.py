@@ -41,6 +41,9 @@ TASK_TYPE = sa.case(
     ),
     else_=tasks.c.event_type,
 ).label("type")
+#: A failed task, as an equality: MariaDB reads ``failed IS TRUE`` as a scan of the whole (failed, ...)
+#: index from its ``false`` end (1.35 s to count 10,000 failed tasks of a million), ``failed = true`` as a range.
+FAILED = tasks.c.failed == sa.true()
 #: A filter as disjoint parts of ``tasks``, each a sequence of WHERE terms; the list reads each through its index.
 Parts = Sequence[Sequence[sa.ColumnElement[bool]]]
 #: No split: one part with no terms.
@@ -177,7 +180,7 @@ def task_conditions(
     Shared with the dashboard's list and counts."""
     conditions: list[sa.ColumnElement[bool]] = []
     if status is not None:
-        conditions.append(tasks.c.failed.is_(True) if status == "failed" else tasks.c.status == status)
+        conditions.append(FAILED if status == "failed" else tasks.c.status == status)
     if kind is not None:
         conditions.append(tasks.c.kind == kind)
     if event_type is not None:

@@ -9,7 +9,7 @@ Built for a million tasks (migration 0009 gives every filter an index in list or
 
 - the list is one keyset page (``cursor``), a range scan of the filter's index;
 - the per-status counts are bounded: each counts at most :data:`COUNT_CAP` + 1 rows and shows
-  "10,000+" beyond, rather than reading every matching task on each poll;
+  "1,000+" beyond, rather than reading every matching task on each poll;
 - the text search has two modes. ``exact`` (the default) finds a TaskId or SessionId through
   their indexes at any table size. ``contains`` looks for the text anywhere in TaskId, SessionId,
   SessionContext or input, which no B-tree index can serve: it walks the tasks newest first and
@@ -43,6 +43,7 @@ from mps_callback.api.deps import EngineDep
 from mps_callback.api.params import StatusFilter, UtcInstant
 from mps_callback.api.schemas import TaskPage
 from mps_callback.api.tasks import (
+    FAILED,
     SCAN_CAP,
     Parts,
     is_common_type,
@@ -57,15 +58,15 @@ from mps_callback.ui.web import render
 
 router = APIRouter()
 
-#: A status count stops here: the chip then says "10,000+".
-COUNT_CAP = 10_000
+#: A status count stops here: the chip then says "1,000+".
+COUNT_CAP = 1_000
 #: How often the open page asks whether anything changed (static/tasks.js reads it from the page).
 POLL_MS = 5_000
 #: The status chips, in order: the filter value and what each counts.
 STATUSES: dict[str, sa.ColumnElement[bool]] = {
     "PROCESSING": tasks.c.status == "PROCESSING",
     "FINISH": tasks.c.status == "FINISH",
-    "failed": tasks.c.failed.is_(True),
+    "failed": FAILED,
 }
 #: A subtask failed: FAIL, or SUCCESS carrying an error (``project.model.subtask_failed``, in SQL).
 SUBTASK_FAILED = sa.or_(
