@@ -280,7 +280,7 @@ WINDOW_CASES = {
 def test_the_end_of_a_contains_search_window_is_found_on_an_index(
     filled: str, case: str, monkeypatch: pytest.MonkeyPatch
 ):
-    """The window in the same proportion to these 20,000 tasks as 50,000 to a million: 1,000."""
+    """The window in the same proportion to these 20,000 tasks as SCAN_CAP to a million."""
     monkeypatch.setattr(tasks_page, "SCAN_CAP", ROWS * tasks_page.SCAN_CAP // 1_000_000)
     plan = explain(filled, window_end_select(filters(WINDOW_CASES[case])))
     print(f"\n--- window end, {case}: indexes {sorted(plan.indexes)}\n{plan.text}")

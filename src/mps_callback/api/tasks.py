@@ -58,7 +58,7 @@ Cursor = Annotated[
 Match = Literal["exact", "contains"]
 #: A ``contains`` search reads at most this many tasks per page (the other filters applied), then its next
 #: cursor says where to search on: no B-tree index serves a substring, and a rare one must not read every task.
-SCAN_CAP = 50_000
+SCAN_CAP = 20_000
 
 
 @router.get("/tasks", response_model=TaskPage, summary="Tasks, newest first")
