@@ -143,7 +143,7 @@ def forwarding_run(
         process = await asyncio.to_thread(contender.start, port, work / "forwarding.log")
         try:
             accepted = await open_loop(f"http://127.0.0.1:{port}{contender.path}", template, rate, seconds, "fwd")
-            deadline = time.monotonic() + 600  # a backlog of 20,000 deliveries at a few hundred/s
+            deadline = time.monotonic() + 600  # a backlog of 20,000 deliveries per sink at a few hundred/s
             while time.monotonic() < deadline:  # polling the database: no event to wait on
                 if await _settled(url, accepted * len(EVENTS) * len(consumers)):
                     break

@@ -58,7 +58,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from mps_callback.api import cursor as cursors
-from mps_callback.api.tasks import task_conditions, task_select, text_condition, type_parts
+from mps_callback.api.tasks import is_common_type, task_conditions, task_select, text_condition, type_parts
 from mps_callback.app import create_app
 from mps_callback.config import Settings
 from mps_callback.project.merge import subtask_id
@@ -801,9 +801,10 @@ async def explain_list(url: str, scenario: Scenario) -> str:
     )
     text = text_condition(params.get("q"), "exact" if params.get("match") == "exact" else "contains")
     conditions += [text] if text is not None else []
-    query = task_select(conditions, 50, params.get("cursor"), type_parts(params.get("type")))
     engine = create_engine(url, pool_size=1)
     try:
+        common = await is_common_type(engine, params.get("type"))  # as the API chooses
+        query = task_select(conditions, 50, params.get("cursor"), type_parts(params.get("type"), common))
         async with engine.connect() as connection:
             result = await connection.execute(Explain(query))
             header, plan = list(result.keys()), result.all()

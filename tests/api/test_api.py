@@ -144,6 +144,14 @@ def test_live_tasks_have_a_type_and_are_found_by_it(
 ):
     """The same answers whichever way the live part is asked (``type_parts``: EXISTS, or a walk in list order)."""
     monkeypatch.setattr(tasks_api, "COMMON_TYPE_HOLDERS", common_from)
+    asked: list[bool] = []
+    type_parts = tasks_api.type_parts
+
+    def noting(type_name: str | None, common: bool = False) -> tasks_api.Parts:
+        asked.append(common)
+        return type_parts(type_name, common)
+
+    monkeypatch.setattr(tasks_api, "type_parts", noting)
 
     def ids(query: str) -> set[str]:
         return {t["task_id"] for t in service.get(f"/v1/tasks?{query}", headers=TOKEN).json()["items"]}
@@ -152,6 +160,7 @@ def test_live_tasks_have_a_type_and_are_found_by_it(
     assert ids("type=ProcessEof") == {LIVE_ID} == ids("type=AiSmartSubtitleResult") == ids("type=AiReviewResult")
     assert ids("type=WorkflowTask") == {TRANSCODE_ID, SUBTITLES_ID, delogo_id}
     assert ids("type=ImagePorn") == set() == ids("type=LiveStreamProcessTask")  # a result Type, not a NotificationType
+    assert asked[:3] == [common_from == 0] * 3  # the types the live task holds, each asked the way chosen
     types = {t["task_id"]: t["type"] for t in service.get("/v1/tasks", headers=TOKEN).json()["items"]}
     assert types == {
         LIVE_ID: "ProcessEof",

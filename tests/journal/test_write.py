@@ -13,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from mps_callback.journal.write import write_rows
+from mps_callback.journal.write import statements_of, write_rows
 from mps_callback.store.engine import create_engine
 from mps_callback.store.tables import notifications
 from tests.support.bodies import journal_row
@@ -59,3 +59,31 @@ def test_a_batch_larger_than_one_statement_page_gets_every_receipt(database_url:
 
     assert stored == table(database_url) and len(stored) == 2500
     assert sum(writer == batch for _, writer in stored.values()) == 1250
+
+
+def test_rows_larger_together_than_a_packet_go_in_separate_statements(database_url: str):
+    """Two 9 MB bodies in one batch: one multi-row INSERT would be 18 MB, past MariaDB's default 16 MiB packet."""
+    keys = ["d" * 64, "e" * 64]
+
+    async def run() -> dict[str, tuple[int, str]]:
+        engine = create_engine(database_url, poolclass=NullPool)
+        try:
+            rows = [
+                {**journal_row(key), "received_at": datetime(2026, 11, 1), "body": {"Text": key[0] * 9_000_000}}
+                for key in keys
+            ]
+            return (await write_rows(engine, [{**row, "body_bytes": 9_000_020} for row in rows]))[1]
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(run()) == table(database_url) and len(table(database_url)) == 2
+
+
+def test_statements_hold_about_a_megabyte_of_bodies_or_one_larger_row():
+    rows = [{"body_bytes": size, "body": {}} for size in (400_000, 400_000, 400_000, 3_000_000, 10, 0)]
+    assert [[row["body_bytes"] for row in group] for group in statements_of(rows)] == [
+        [400_000, 400_000],
+        [400_000],
+        [3_000_000],
+        [10, 0],
+    ]

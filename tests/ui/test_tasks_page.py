@@ -357,6 +357,14 @@ def test_a_type_both_file_and_live_tasks_have_merges_in_list_order(
     """The type filter reads file and live tasks apart (each through its index): pages merge them newest first,
     and the chips count the same, whichever way the live part asks the subtasks."""
     monkeypatch.setattr(tasks_api, "COMMON_TYPE_HOLDERS", common_from)
+    asked: list[bool] = []
+    type_parts = tasks_page.type_parts
+
+    def noting(type_name: str | None, common: bool = False) -> tasks_api.Parts:
+        asked.append(common)
+        return type_parts(type_name, common)
+
+    monkeypatch.setattr(tasks_page, "type_parts", noting)
     start = datetime(2026, 3, 1, tzinfo=UTC)
     rows = [_task("file" if n % 3 else "live", n, start + timedelta(minutes=n)) for n in range(7)]
     run(_insert(database_url, rows))
@@ -369,6 +377,7 @@ def test_a_type_both_file_and_live_tasks_have_merges_in_list_order(
             link = next_link(html)
         assert seen == [row["task_id"] for row in reversed(rows)]
         assert chips(service.get("/ui/?type=Mixed").text) == {"PROCESSING": "0", "FINISH": "7", "failed": "0"}
+        assert set(asked) == {common_from == 0}  # every list and count query asked the live part the way chosen
 
 
 def _task(kind: str, number: int, received: datetime) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -13,6 +14,9 @@ from mps_callback.store.outbox import NO_OUTBOX, Outbox
 from mps_callback.store.tables import notifications
 from mps_callback.store.upsert import insert_skipping_duplicates
 
+#: Bodies per INSERT statement, as asyncmy's executemany splits (``max_stmt_length``): well inside the smallest
+#: ``max_allowed_packet`` a MariaDB server ships with.
+STATEMENT_BYTES = 1_024_000
 #: Spool files written by an older release lack these: one INSERT needs the same keys in every row.
 COLUMNS_ADDED_SINCE_0001 = {"confirmation": None, "body_bytes": 0}
 
@@ -50,8 +54,9 @@ async def _insert(
     columns = (notifications.c.dedupe_key, notifications.c.id, notifications.c.batch_id)
     stored: dict[str, tuple[int, str]] = {}
     if connection.dialect.insert_executemany_returning:
-        written = await connection.execute(statement.returning(*columns), list(unique.values()))
-        stored = {row.dedupe_key: (row.id, row.batch_id) for row in written}
+        for rows in statements_of(list(unique.values())):
+            written = await connection.execute(statement.returning(*columns), rows)
+            stored.update({row.dedupe_key: (row.id, row.batch_id) for row in written})
     else:
         await connection.execute(statement, list(unique.values()))
     missing = [key for key in unique if key not in stored]
@@ -64,6 +69,25 @@ async def _insert(
             [{**row, "id": stored[key][0]} for key, row in unique.items() if stored[key][1] == row["batch_id"]],
         )
     return stored
+
+
+def statements_of(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``rows`` in groups of at most :data:`STATEMENT_BYTES` of bodies (a larger row alone), in order.
+
+    A multi-row ``INSERT ... RETURNING`` is one statement, and one statement must fit MariaDB's
+    ``max_allowed_packet``, which ``RowLimit`` checks row by row only; asyncmy's own executemany
+    splits the same way. Spool records older than ``body_bytes`` are measured.
+    """
+    groups: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for row in rows:
+        row_bytes = row["body_bytes"] or len(orjson.dumps(row["body"]))
+        if groups[-1] and size + row_bytes > STATEMENT_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(row)
+        size += row_bytes
+    return groups
 
 
 async def write_batch(

@@ -170,10 +170,10 @@ async def tasks_page(request: Request, engine: EngineDep) -> Response:
         filters = parse_filters(request.query_params.multi_items())
     except BadFilter as bad:
         return _refused(request, bad.status_code, bad.reasons)
-    filters = filters.model_copy(update={"common_type": await is_common_type(engine, filters.type)})
     version = await newest_change(engine)
     if polled and request.query_params.get("seen") == version:
         return Response(status_code=204)
+    filters = filters.model_copy(update={"common_type": await is_common_type(engine, filters.type)})
     try:
         page, searched_to = await search_page(engine, filters)
     except HTTPException as refused:  # a cursor this list did not give out
