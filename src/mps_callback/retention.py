@@ -1,11 +1,15 @@
 """``MPS_RETENTION_DAYS``: forget notifications, tasks and settled deliveries older than this, a small batch at a time.
 
-Small batches keep each transaction short, so ingest never waits long behind a purge.
+Small batches keep each transaction short, and after each one the purge rests as long as it took, so
+ingest has the database to itself half the time: a month of a million-task year took MariaDB (128 MB
+buffer pool) 168 s without a rest, with ingest's p99 at 389 ms meanwhile (docs/performance.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -17,6 +21,8 @@ from mps_callback.store.tables import deliveries, delivery_attempts, notificatio
 log = logging.getLogger(__name__)
 
 BATCH = 500
+#: The rest after a batch, as a share of the time the batch took.
+REST = 1.0
 
 
 async def purge(engine: AsyncEngine, days: int) -> dict[str, int]:
@@ -29,28 +35,39 @@ async def purge(engine: AsyncEngine, days: int) -> dict[str, int]:
     writer = for_writing(engine)
     removed = {"notifications": 0, "tasks": 0, "deliveries": 0}
     while ids := await _ids(writer, sa.select(tasks.c.task_id).where(tasks.c.last_received_at < cutoff)):
+        started = time.monotonic()
         async with writer.begin() as connection:
             for table in (segments, outputs, subtasks):
                 await connection.execute(table.delete().where(table.c.task_id.in_(ids)))
             await connection.execute(tasks.delete().where(tasks.c.task_id.in_(ids)))
         removed["tasks"] += len(ids)
+        await _rest(started)
     owed = sa.exists().where(deliveries.c.notification_id == notifications.c.id, deliveries.c.status == "pending")
     expired = sa.select(notifications.c.id).where(notifications.c.received_at < cutoff, ~owed)
     while ids := await _ids(writer, expired):
+        started = time.monotonic()
         async with writer.begin() as connection:
             await connection.execute(notifications.delete().where(notifications.c.id.in_(ids)))
         removed["notifications"] += len(ids)
+        await _rest(started)
     settled = sa.select(deliveries.c.id).where(
         deliveries.c.created_at < cutoff, deliveries.c.status.in_(("delivered", "dead"))
     )
     while ids := await _ids(writer, settled):
+        started = time.monotonic()
         async with writer.begin() as connection:
             await connection.execute(delivery_attempts.delete().where(delivery_attempts.c.delivery_id.in_(ids)))
             await connection.execute(deliveries.delete().where(deliveries.c.id.in_(ids)))
         removed["deliveries"] += len(ids)
+        await _rest(started)
     if any(removed.values()):
         log.info("retention purge", extra={"days": days, **removed})
     return removed
+
+
+async def _rest(started: float) -> None:
+    """Leave the database to ingest for as long as the last batch held it (times :data:`REST`)."""
+    await asyncio.sleep((time.monotonic() - started) * REST)
 
 
 async def _ids(engine: AsyncEngine, query: sa.Select) -> list:  # type: ignore[type-arg]
