@@ -134,6 +134,22 @@ def test_sigterm_to_serve_leaves_no_background_process(tmp_path: Path) -> None:
     assert not directory.exists()
 
 
+def test_a_stop_signal_to_the_whole_group_is_not_reported_as_a_death(tmp_path: Path) -> None:
+    """Ctrl-C and ``systemctl stop`` signal every process of serve's group; the background process may end first."""
+    service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path)
+    try:
+        child = only_background(service.process.pid)
+        wait_until(lambda: state(runtime_dir_of(child)) == "running", 15, "the background process's heartbeat")
+        os.kill(child, signal.SIGTERM)
+        time.sleep(0.8)  # serve notices the exit (it looks every 0.5 s) before its own signal arrives
+        os.kill(service.process.pid, signal.SIGTERM)
+        assert service.process.wait(30) == 0
+    finally:
+        service.stop()
+    assert "background process died" not in service.logs()
+    assert background_pids(service.process.pid) == []
+
+
 def test_status_is_external_when_serve_runs_no_background_process(tmp_path: Path) -> None:
     assert projector_status(tmp_path / "no-runtime-dir")["projector"] == "external"
     service = start_service(f"sqlite:///{tmp_path / 'j.db'}", tmp_path, serve_background="false", web_workers="2")

@@ -80,6 +80,9 @@ STARTING_SECONDS = 30.0
 #: How long one reachability probe may take before the database counts as unreachable.
 PROBE_TIMEOUT_SECONDS = 10.0
 STOP_TIMEOUT_SECONDS = 30.0
+#: How long serve waits, after its background process ends, for its own stop signal: a signal sent to the whole
+#: process group (Ctrl-C, `systemctl stop`) can reach the child first, and that is not a death to report.
+GROUP_SIGNAL_GRACE_SECONDS = 2.0
 PR_SET_PDEATHSIG = 1
 
 ProjectorState = Literal["running", "starting", "down", "external"]
@@ -648,7 +651,8 @@ class Supervisor:
             code = self._wait_for_exit(process)
             (self._directory / HEARTBEAT_FILE).unlink(missing_ok=True)  # its heartbeat died with it
             (self._directory / DIED_FILE).touch()
-            if code is None:  # serve is stopping
+            # serve is stopping; a Ctrl-C or a systemd stop signals the whole group, so the child may end first
+            if code is None or self._stopping.wait(GROUP_SIGNAL_GRACE_SECONDS):
                 self._terminate(process)
                 return
             ran_for = time.monotonic() - started
