@@ -864,8 +864,19 @@ async def run_backend(backend: str, args: argparse.Namespace) -> None:
         if timing.p99_ms >= timing.scenario.target_ms and timing.scenario.path(0).startswith("/v1/tasks?"):
             print(await explain_list(url, timing.scenario), flush=True)
     if args.purge:
-        days = (datetime.now(UTC) - (end - YEAR)).days - 30  # the oldest month of the year is past retention
+        days = (datetime.now(UTC) - await oldest_task(url)).days - 30  # the oldest month left is past retention
         print(purge_table(backend, days, args.ingest_rate, await purge_under_ingest(url, days, args.ingest_rate)))
+
+
+async def oldest_task(url: str) -> datetime:
+    """When the oldest task left arrived (a month of an earlier run's set may have been purged already)."""
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            oldest = (await connection.execute(sa.select(sa.func.min(tasks.c.first_received_at)))).scalar_one()
+    finally:
+        await engine.dispose()
+    return (oldest or datetime.now(UTC)).replace(tzinfo=UTC)  # the columns hold UTC without an offset
 
 
 async def newest_task(url: str) -> datetime:

@@ -6,10 +6,13 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from mps_callback.api import tasks as tasks_api
 from mps_callback.send import stamp
+from mps_callback.store.engine import create_engine
 from tests.support.bodies import load_fixture
+from tests.support.db import run
 from tests.support.projection import live_series, processing_version
 from tests.support.service import InProcessService
 
@@ -138,12 +141,26 @@ def test_unknown_filter_values_answer_422_naming_the_allowed_ones(
     assert all(value in problem["msg"] for value in allowed), problem["msg"]
 
 
+def test_only_a_semi_joining_planner_has_a_types_holders_counted(
+    service: InProcessService, monkeypatch: pytest.MonkeyPatch
+):
+    """MariaDB's planner is told (``is_common_type``); PostgreSQL's and SQLite's choose by their own statistics."""
+    monkeypatch.setattr(tasks_api, "COMMON_TYPE_HOLDERS", 0)
+    engine = create_engine(service.database_url)
+    try:
+        common = run(tasks_api.is_common_type(engine, "ProcessEof"))
+    finally:
+        run(engine.dispose())
+    assert common is (make_url(service.database_url).get_backend_name() == "mysql")
+
+
 @pytest.mark.parametrize("common_from", [tasks_api.COMMON_TYPE_HOLDERS, 0], ids=["rare types", "common types"])
 def test_live_tasks_have_a_type_and_are_found_by_it(
     service: InProcessService, common_from: int, monkeypatch: pytest.MonkeyPatch
 ):
     """The same answers whichever way the live part is asked (``type_parts``: EXISTS, or a walk in list order)."""
     monkeypatch.setattr(tasks_api, "COMMON_TYPE_HOLDERS", common_from)
+    monkeypatch.setattr(tasks_api, "COUNTED_BY", frozenset({"mysql", "postgresql", "sqlite"}))  # both ways everywhere
     asked: list[bool] = []
     type_parts = tasks_api.type_parts
 
