@@ -870,26 +870,27 @@ async def run_backend(backend: str, args: argparse.Namespace) -> None:
 
 async def oldest_task(url: str) -> datetime:
     """When the oldest task left arrived (a month of an earlier run's set may have been purged already)."""
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with engine.connect() as connection:
-            oldest = (await connection.execute(sa.select(sa.func.min(tasks.c.first_received_at)))).scalar_one()
-    finally:
-        await engine.dispose()
+    oldest = await _arrival(url, sa.func.min)
     return (oldest or datetime.now(UTC)).replace(tzinfo=UTC)  # the columns hold UTC without an offset
 
 
 async def newest_task(url: str) -> datetime:
     """The year's end of a set built earlier (``--reuse``): when its newest task arrived."""
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with engine.connect() as connection:
-            newest = (await connection.execute(sa.select(sa.func.max(tasks.c.first_received_at)))).scalar_one()
-    finally:
-        await engine.dispose()
+    newest = await _arrival(url, sa.func.max)
     if newest is None:
         raise SystemExit(f"--reuse: {DATABASE} holds no tasks; build it first")
     return datetime(newest.year, newest.month, newest.day, tzinfo=UTC) + timedelta(days=1)
+
+
+async def _arrival(url: str, pick: Any) -> datetime | None:
+    """``pick`` (``sa.func.min`` or ``max``) of the tasks' first arrivals."""
+    engine = create_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            value: datetime | None = (await connection.execute(sa.select(pick(tasks.c.first_received_at)))).scalar_one()
+            return value
+    finally:
+        await engine.dispose()
 
 
 def _picked(scenario: Scenario, only: str | None) -> bool:

@@ -15,6 +15,7 @@ from tests.support.bodies import load_fixture
 from tests.support.db import run
 from tests.support.projection import live_series, processing_version
 from tests.support.service import InProcessService
+from tests.support.task_types import ask_both_ways
 
 TOKEN = {"Authorization": "Bearer api-secret-1"}
 TRANSCODE = load_fixture("examples/doc-vod-WorkflowTask-transcode.json")
@@ -159,16 +160,7 @@ def test_live_tasks_have_a_type_and_are_found_by_it(
     service: InProcessService, common_from: int, monkeypatch: pytest.MonkeyPatch
 ):
     """The same answers whichever way the live part is asked (``type_parts``: EXISTS, or a walk in list order)."""
-    monkeypatch.setattr(tasks_api, "COMMON_TYPE_HOLDERS", common_from)
-    monkeypatch.setattr(tasks_api, "COUNTED_BY", frozenset({"mysql", "postgresql", "sqlite"}))  # both ways everywhere
-    asked: list[bool] = []
-    type_parts = tasks_api.type_parts
-
-    def noting(type_name: str | None, common: bool = False) -> tasks_api.Parts:
-        asked.append(common)
-        return type_parts(type_name, common)
-
-    monkeypatch.setattr(tasks_api, "type_parts", noting)
+    asked = ask_both_ways(monkeypatch, common_from, tasks_api)
 
     def ids(query: str) -> set[str]:
         return {t["task_id"] for t in service.get(f"/v1/tasks?{query}", headers=TOKEN).json()["items"]}

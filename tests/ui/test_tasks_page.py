@@ -27,6 +27,7 @@ from tests.support.bodies import load_fixture
 from tests.support.db import run
 from tests.support.projection import live_series, processing_version
 from tests.support.service import InProcessService
+from tests.support.task_types import ask_both_ways
 
 TRANSCODE = load_fixture("examples/doc-vod-WorkflowTask-transcode.json")
 TRANSCODE_ID = TRANSCODE["WorkflowTaskEvent"]["TaskId"]
@@ -356,16 +357,7 @@ def test_a_type_both_file_and_live_tasks_have_merges_in_list_order(
 ):
     """The type filter reads file and live tasks apart (each through its index): pages merge them newest first,
     and the chips count the same, whichever way the live part asks the subtasks."""
-    monkeypatch.setattr(tasks_api, "COMMON_TYPE_HOLDERS", common_from)
-    monkeypatch.setattr(tasks_api, "COUNTED_BY", frozenset({"mysql", "postgresql", "sqlite"}))  # both ways everywhere
-    asked: list[bool] = []
-    type_parts = tasks_page.type_parts
-
-    def noting(type_name: str | None, common: bool = False) -> tasks_api.Parts:
-        asked.append(common)
-        return type_parts(type_name, common)
-
-    monkeypatch.setattr(tasks_page, "type_parts", noting)
+    asked = ask_both_ways(monkeypatch, common_from, tasks_page)
     start = datetime(2026, 3, 1, tzinfo=UTC)
     rows = [_task("file" if n % 3 else "live", n, start + timedelta(minutes=n)) for n in range(7)]
     run(_insert(database_url, rows))
