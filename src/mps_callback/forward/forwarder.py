@@ -36,7 +36,7 @@ from mps_callback.forward.config import MAX_RETRY_DELAY_SECONDS, SinkConfig
 from mps_callback.forward.event import Event, EventName, Kind, rfc3339
 from mps_callback.forward.sinks import Delivered, Disable, Outcome, Retry, Sink
 from mps_callback.store.engine import for_writing
-from mps_callback.store.errors import describe
+from mps_callback.store.errors import again_after_conflicts, describe
 from mps_callback.store.outbox import NOTIFICATION_RECEIVED, Outbox, Subscription
 from mps_callback.store.tables import deliveries, delivery_attempts, notifications
 
@@ -179,6 +179,12 @@ class Forwarder:
     async def _claim(self, sink: str) -> list[Claimed]:
         if sink in self._disabled:
             return []
+        async for trying in again_after_conflicts():  # two forwarders' claims can deadlock on MariaDB
+            with trying:
+                return await self._claim_once(sink)
+        raise AssertionError("unreachable: again_after_conflicts reraises")
+
+    async def _claim_once(self, sink: str) -> list[Claimed]:
         now = datetime.now(UTC)
         async with self._engine.begin() as connection:
             rows = (
@@ -249,10 +255,12 @@ class Forwarder:
         pending_one = deliveries.update().where(
             deliveries.c.id == sa.bindparam("b_id"), deliveries.c.status == "pending"
         )
-        async with self._engine.begin() as connection:
-            await connection.execute(delivery_attempts.insert(), [attempt.row for attempt in done])
-            for rows in changes.values():
-                await connection.execute(pending_one, rows)
+        async for trying in again_after_conflicts():  # as the claims: a deadlock is run again
+            with trying:
+                async with self._engine.begin() as connection:
+                    await connection.execute(delivery_attempts.insert(), [attempt.row for attempt in done])
+                    for rows in changes.values():
+                        await connection.execute(pending_one, rows)
         for attempt in done:
             _count(attempt)
             if attempt.values.get("status") == "dead":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random
 
 from mps_callback.store.tables import notifications
 
@@ -124,6 +125,37 @@ def is_database_state(error: BaseException) -> bool:
     if isinstance(name, str) and name.startswith(SQLITE_DATABASE_STATE):
         return True
     return any(text in str(original) for text in ("no such table", "has no column named"))
+
+
+#: A transaction that lost to another one over row locks (a deadlock, a serialization failure): both
+#: servers' manuals say to run it again. Forwarders claiming side by side with SKIP LOCKED meet this on
+#: MariaDB, whose index locks can cross between two claims of different rows.
+MYSQL_CONFLICTS = frozenset({1213})
+POSTGRES_CONFLICTS = ("40P01", "40001")
+#: How many times such a transaction runs in all, a few random milliseconds apart.
+CONFLICT_ATTEMPTS = 5
+
+
+def is_conflict(error: BaseException) -> bool:
+    """True when the database chose this transaction as a deadlock's victim: running it again is the cure."""
+    if not isinstance(error, sa.exc.DBAPIError) or error.orig is None:
+        return False
+    code = error.orig.args[0] if error.orig.args else None
+    if isinstance(code, int):
+        return code in MYSQL_CONFLICTS
+    state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+    return isinstance(state, str) and state in POSTGRES_CONFLICTS
+
+
+def again_after_conflicts() -> AsyncRetrying:
+    """``async for attempt in again_after_conflicts(): with attempt: <one transaction>``: the transaction
+    again while it loses to another over locks (:func:`is_conflict`), then its error."""
+    return AsyncRetrying(
+        retry=retry_if_exception(is_conflict),
+        stop=stop_after_attempt(CONFLICT_ATTEMPTS),
+        wait=wait_random(0, 0.05),
+        reraise=True,
+    )
 
 
 def is_record_refusal(error: BaseException) -> bool:
