@@ -19,7 +19,7 @@ test: $(VENV)/.installed  ## the whole suite: SQLite always, MariaDB and Postgre
 
 # The inner loop: the in-process service on SQLite; no faults, no benchmark, no test that
 # needs a real process (serve, the CLI). `make test` (and CI) runs all of it, on all three databases.
-test-fast: $(VENV)/.installed  ## the inner loop, under a minute: SQLite only, no faults, bench, brokers or real processes
+test-fast: $(VENV)/.installed  ## the inner loop (2.5 min here): SQLite only, no faults, bench, brokers or real processes
 	MPS_TEST_BACKENDS=sqlite $(PY) -m pytest -q -m "not faults and not bench and not process and not brokers"
 
 lint: $(VENV)/.installed  ## ruff (lint and format check) and mypy --strict, as CI runs them
