@@ -207,6 +207,13 @@ FORGED_CURSORS = [
     (f"/v1/tasks/{HOSTILE_ID}/segments", cursors.encode("segments", "1.0", 1)),
     (f"/v1/tasks/{HOSTILE_ID}/segments", cursors.encode("notifications", 1)),  # another list's cursor
     ("/v1/tasks", "x" * 5000),
+    # a NULL where the list's key column never is (only a segment's start may be)
+    ("/v1/tasks", cursors.encode("tasks", None, None)),
+    ("/v1/tasks", cursors.encode("tasks", None, "a")),
+    ("/v1/tasks", cursors.encode("tasks", "2026-11-24T22:51:38", None)),
+    (f"/v1/tasks/{HOSTILE_ID}/notifications", cursors.encode("notifications", None)),
+    (f"/v1/tasks/{HOSTILE_ID}/segments", cursors.encode("segments", 1.0, None)),
+    ("/v1/deliveries", cursors.encode("deliveries", None)),
 ]
 
 

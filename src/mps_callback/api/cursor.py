@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 from fastapi import HTTPException
@@ -33,8 +33,9 @@ def encode(list_name: str, *key: Any) -> str:
     return base64.urlsafe_b64encode(orjson.dumps([list_name, *values])).decode()
 
 
-def decode(list_name: str, cursor: str, *types: type) -> tuple[Any, ...]:
-    """The key packed by :func:`encode` for ``list_name``, each value of the type given; else 400."""
+def decode(list_name: str, cursor: str, *types: Any) -> tuple[Any, ...]:
+    """The key packed by :func:`encode` for ``list_name``, each value of the type given (``float | None``
+    where the key column may be NULL); else 400."""
     try:
         tag, *values = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
         if tag != list_name or len(values) != len(types):
@@ -44,9 +45,12 @@ def decode(list_name: str, cursor: str, *types: type) -> tuple[Any, ...]:
         raise HTTPException(400, "cursor is not one this API gave out") from None
 
 
-def _typed(value: Any, kind: type) -> Any:
+def _typed(value: Any, kind: Any) -> Any:
     if value is None:
-        return None  # an item whose key column is NULL (a segment without a start)
+        if isinstance(None, kind):  # an item whose key column is NULL (a segment without a start)
+            return None
+        raise BadCursor
+    kind = next((named for named in get_args(kind) if named is not type(None)), kind)
     if kind is datetime and isinstance(value, str):
         instant = utc_or_none(datetime.fromisoformat(value))
         if instant is None:

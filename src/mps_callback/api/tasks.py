@@ -355,7 +355,7 @@ async def list_segments(
     if kind is not None:
         query = query.where(segments.c.kind == kind)
     if cursor is not None:
-        query = query.where(_after_segment(*cursors.decode("segments", cursor, float, int)))
+        query = query.where(_after_segment(*cursors.decode("segments", cursor, float | None, int)))
     query = query.order_by(segments.c.start_s.is_(None), segments.c.start_s, segments.c.id).limit(limit + 1)
     async with engine.connect() as connection:
         rows = (await connection.execute(query)).mappings().all()
