@@ -144,7 +144,7 @@ def projection_run(
             async def watch() -> None:
                 while True:
                     await asyncio.sleep(5)
-                    backlog.append(await _scalar(url, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL"))
+                    backlog.append(await _scalar(url, UNPROJECTED))
 
             watcher = asyncio.create_task(watch())
             accepted = await open_loop(f"http://127.0.0.1:{PORT}{contender.path}", template, rate, seconds, "proj")
@@ -152,12 +152,7 @@ def projection_run(
             return accepted
 
         accepted = asyncio.run(run())
-        deadline = time.monotonic() + 60
-        while (
-            asyncio.run(_scalar(url, "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL"))
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.5)
+        _wait_until_projected(url, 60, 0.5)
     finally:
         contenders.stop(process)
     lags = asyncio.run(_lags(url))
@@ -173,6 +168,17 @@ def projection_run(
     }
 
 
+#: The journal rows the projector has yet to take.
+UNPROJECTED = "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL"
+
+
+def _wait_until_projected(url: str, seconds: float, step: float) -> None:
+    """Until the projector has taken every journal row, or ``seconds`` have passed (the figures say which)."""
+    deadline = time.monotonic() + seconds
+    while asyncio.run(_scalar(url, UNPROJECTED)) and time.monotonic() < deadline:
+        time.sleep(step)
+
+
 def projection_burst(url_backend: str, count: int, template: Path, work: Path) -> dict[str, float]:
     """``count`` notifications posted as fast as the open-loop client sends them, serve's projector on:
     first received to last projected, end to end."""
@@ -185,10 +191,7 @@ def projection_burst(url_backend: str, count: int, template: Path, work: Path) -
             open_loop(f"http://127.0.0.1:{PORT}{contender.path}", template, 1e6, count / 1e6, "burst", 32)
         )
         sent = time.monotonic() - started
-        pending = "SELECT COUNT(*) FROM notifications WHERE projected_at IS NULL"
-        deadline = time.monotonic() + 300
-        while asyncio.run(_scalar(url, pending)) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        _wait_until_projected(url, 300, 0.2)
     finally:
         contenders.stop(process)
     first, last, projected = asyncio.run(_span(url))

@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from mps_callback.store.engine import for_writing
 from mps_callback.store.tables import deliveries, delivery_attempts, notifications, outputs, segments, subtasks, tasks
@@ -33,41 +35,50 @@ async def purge(engine: AsyncEngine, days: int) -> dict[str, int]:
     """
     cutoff = datetime.now(UTC) - timedelta(days=days)
     writer = for_writing(engine)
-    removed = {"notifications": 0, "tasks": 0, "deliveries": 0}
-    while ids := await _ids(writer, sa.select(tasks.c.task_id).where(tasks.c.last_received_at < cutoff)):
-        started = time.monotonic()
-        async with writer.begin() as connection:
-            for table in (segments, outputs, subtasks):
-                await connection.execute(table.delete().where(table.c.task_id.in_(ids)))
-            await connection.execute(tasks.delete().where(tasks.c.task_id.in_(ids)))
-        removed["tasks"] += len(ids)
-        await _rest(started)
+
+    async def task_rows(connection: AsyncConnection, ids: list[Any]) -> None:
+        for table in (segments, outputs, subtasks, tasks):
+            await connection.execute(table.delete().where(table.c.task_id.in_(ids)))
+
+    async def journal_rows(connection: AsyncConnection, ids: list[Any]) -> None:
+        await connection.execute(notifications.delete().where(notifications.c.id.in_(ids)))
+
+    async def delivery_rows(connection: AsyncConnection, ids: list[Any]) -> None:
+        await connection.execute(delivery_attempts.delete().where(delivery_attempts.c.delivery_id.in_(ids)))
+        await connection.execute(deliveries.delete().where(deliveries.c.id.in_(ids)))
+
     owed = sa.exists().where(deliveries.c.notification_id == notifications.c.id, deliveries.c.status == "pending")
+    expired_tasks = sa.select(tasks.c.task_id).where(tasks.c.last_received_at < cutoff)
     expired = sa.select(notifications.c.id).where(notifications.c.received_at < cutoff, ~owed)
-    while ids := await _ids(writer, expired):
-        started = time.monotonic()
-        async with writer.begin() as connection:
-            await connection.execute(notifications.delete().where(notifications.c.id.in_(ids)))
-        removed["notifications"] += len(ids)
-        await _rest(started)
     settled = sa.select(deliveries.c.id).where(
         deliveries.c.created_at < cutoff, deliveries.c.status.in_(("delivered", "dead"))
     )
-    while ids := await _ids(writer, settled):
-        started = time.monotonic()
-        async with writer.begin() as connection:
-            await connection.execute(delivery_attempts.delete().where(delivery_attempts.c.delivery_id.in_(ids)))
-            await connection.execute(deliveries.delete().where(deliveries.c.id.in_(ids)))
-        removed["deliveries"] += len(ids)
-        await _rest(started)
+    removed_tasks = await _in_batches(writer, expired_tasks, task_rows)
+    removed = {
+        "notifications": await _in_batches(writer, expired, journal_rows),
+        "tasks": removed_tasks,
+        "deliveries": await _in_batches(writer, settled, delivery_rows),
+    }
     if any(removed.values()):
         log.info("retention purge", extra={"days": days, **removed})
     return removed
 
 
-async def _rest(started: float) -> None:
-    """Leave the database to ingest for as long as the last batch held it (times :data:`REST`)."""
-    await asyncio.sleep((time.monotonic() - started) * REST)
+async def _in_batches(
+    writer: AsyncEngine,
+    found: sa.Select,  # type: ignore[type-arg]
+    delete: Callable[[AsyncConnection, list[Any]], Awaitable[None]],
+) -> int:
+    """``delete`` what ``found`` selects, :data:`BATCH` ids a transaction, resting after each as long as it
+    held the database (times :data:`REST`); how many ids in all."""
+    removed = 0
+    while ids := await _ids(writer, found):
+        started = time.monotonic()
+        async with writer.begin() as connection:
+            await delete(connection, ids)
+        removed += len(ids)
+        await asyncio.sleep((time.monotonic() - started) * REST)
+    return removed
 
 
 async def _ids(engine: AsyncEngine, query: sa.Select) -> list:  # type: ignore[type-arg]

@@ -59,13 +59,13 @@ def test_a_conflict_is_run_again_and_anything_else_is_raised_at_once():
     calls: list[int] = []
 
     async def flaky(failures: int, error: BaseException) -> str:
-        async for trying in again_after_conflicts():
-            with trying:
-                calls.append(1)
-                if len(calls) <= failures:
-                    raise error
-                return "done"
-        raise AssertionError("unreachable")
+        async def transaction() -> str:
+            calls.append(1)
+            if len(calls) <= failures:
+                raise error
+            return "done"
+
+        return await again_after_conflicts(transaction)
 
     assert run(flaky(2, conflict)) == "done" and len(calls) == 3
     calls.clear()

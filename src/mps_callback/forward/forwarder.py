@@ -179,10 +179,7 @@ class Forwarder:
     async def _claim(self, sink: str) -> list[Claimed]:
         if sink in self._disabled:
             return []
-        async for trying in again_after_conflicts():  # two forwarders' claims can deadlock on MariaDB
-            with trying:
-                return await self._claim_once(sink)
-        raise AssertionError("unreachable: again_after_conflicts reraises")
+        return await again_after_conflicts(lambda: self._claim_once(sink))  # two claims can deadlock on MariaDB
 
     async def _claim_once(self, sink: str) -> list[Claimed]:
         now = datetime.now(UTC)
@@ -255,12 +252,14 @@ class Forwarder:
         pending_one = deliveries.update().where(
             deliveries.c.id == sa.bindparam("b_id"), deliveries.c.status == "pending"
         )
-        async for trying in again_after_conflicts():  # as the claims: a deadlock is run again
-            with trying:
-                async with self._engine.begin() as connection:
-                    await connection.execute(delivery_attempts.insert(), [attempt.row for attempt in done])
-                    for rows in changes.values():
-                        await connection.execute(pending_one, rows)
+
+        async def write() -> None:
+            async with self._engine.begin() as connection:
+                await connection.execute(delivery_attempts.insert(), [attempt.row for attempt in done])
+                for rows in changes.values():
+                    await connection.execute(pending_one, rows)
+
+        await again_after_conflicts(write)  # as the claims: a deadlock is run again
         for attempt in done:
             _count(attempt)
             if attempt.values.get("status") == "dead":

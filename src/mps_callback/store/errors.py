@@ -16,11 +16,16 @@ error alone does not tell; the journal's drain and the projector both ask it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random
 
 from mps_callback.store.tables import notifications
+
+T = TypeVar("T")
 
 #: MySQL/MariaDB error codes that refuse the row sent: NULL in a NOT NULL column, duplicate key,
 #: out of range, truncated, incorrect value or string, too long, foreign key, invalid JSON,
@@ -115,11 +120,10 @@ def is_database_state(error: BaseException) -> bool:
     if not isinstance(error, sa.exc.DBAPIError):
         return False
     original = error.orig
-    code = original.args[0] if original is not None and original.args else None
-    if isinstance(code, int):
+    code, state = _codes(original)
+    if code is not None:
         return code in MYSQL_DATABASE_STATE
-    state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
-    if isinstance(state, str):
+    if state is not None:
         return state.startswith(POSTGRES_DATABASE_STATE_PREFIXES)
     name = getattr(original, "sqlite_errorname", None)
     if isinstance(name, str) and name.startswith(SQLITE_DATABASE_STATE):
@@ -138,24 +142,28 @@ CONFLICT_ATTEMPTS = 5
 
 def is_conflict(error: BaseException) -> bool:
     """True when the database chose this transaction as a deadlock's victim: running it again is the cure."""
-    if not isinstance(error, sa.exc.DBAPIError) or error.orig is None:
+    if not isinstance(error, sa.exc.DBAPIError):
         return False
-    code = error.orig.args[0] if error.orig.args else None
-    if isinstance(code, int):
+    code, state = _codes(error.orig)
+    if code is not None:
         return code in MYSQL_CONFLICTS
-    state = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
-    return isinstance(state, str) and state in POSTGRES_CONFLICTS
+    return state in POSTGRES_CONFLICTS
 
 
-def again_after_conflicts() -> AsyncRetrying:
-    """``async for attempt in again_after_conflicts(): with attempt: <one transaction>``: the transaction
-    again while it loses to another over locks (:func:`is_conflict`), then its error."""
-    return AsyncRetrying(
+async def again_after_conflicts(transaction: Callable[[], Awaitable[T]]) -> T:
+    """``transaction()`` (one whole transaction), run again while it loses to another over locks
+    (:func:`is_conflict`), up to :data:`CONFLICT_ATTEMPTS` times in all; then its error."""
+    retrying = AsyncRetrying(
         retry=retry_if_exception(is_conflict),
         stop=stop_after_attempt(CONFLICT_ATTEMPTS),
         wait=wait_random(0, 0.05),
         reraise=True,
     )
+
+    async def once() -> T:  # a coroutine function: tenacity calls any other kind without awaiting it
+        return await transaction()
+
+    return await retrying(once)
 
 
 def is_record_refusal(error: BaseException) -> bool:
@@ -165,11 +173,10 @@ def is_record_refusal(error: BaseException) -> bool:
     original = error.orig
     if original is None or isinstance(original, (OSError, TimeoutError)):
         return False
-    code = original.args[0] if original.args else None
-    if isinstance(code, int):  # MySQL drivers: (code, message); asyncmy also sets a sqlstate, less precise
+    code, state = _codes(original)
+    if code is not None:
         return code in MYSQL_RECORD_REFUSALS
-    state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
-    if isinstance(state, str):
+    if state is not None:
         return state.startswith(POSTGRES_RECORD_REFUSAL_PREFIXES)
     name = getattr(original, "sqlite_errorname", None)
     return isinstance(name, str) and name.startswith(SQLITE_RECORD_REFUSALS)
@@ -198,6 +205,18 @@ async def probe_write(engine: AsyncEngine) -> None:
         await connection.execute(
             notifications.update().where(notifications.c.id == 0).values(batch_id=notifications.c.batch_id)
         )
+
+
+def _codes(original: BaseException | None) -> tuple[int | None, str | None]:
+    """The driver's error code: MySQL drivers raise (code, message), and asyncmy also sets a sqlstate, less
+    precise, so a number wins; PostgreSQL drivers set a SQLSTATE (asyncpg ``sqlstate``, psycopg ``pgcode``)."""
+    if original is None:
+        return None, None
+    code = original.args[0] if original.args else None
+    if isinstance(code, int):
+        return code, None
+    state = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    return None, state if isinstance(state, str) else None
 
 
 def describe(error: BaseException) -> str:
